@@ -1,0 +1,204 @@
+import { z } from 'zod';
+
+/**
+ * The environment Ponte reads, validated once at start-up. Names are the
+ * operators' own (see `.env.example`, which documents each with its default
+ * and unit). `compileConfig` turns the raw variables into {@link Config}.
+ */
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+const secret = (minLength: number) =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .min(minLength, `must be at least ${minLength} characters`);
+const httpUrl = z
+  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+  .url('must be an http(s) URL')
+  .refine((v) => /^https?:\/\//i.test(v), 'must be an http(s) URL')
+  .transform((v) => v.replace(/\/+$/, ''));
+
+/** Phone numbers as digits only; `+55 (21) 99876-5432` and `5521998765432` are the same entry. */
+const phoneList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(/[,;\n]+/)
+      .map((p) => p.replace(/\D/g, ''))
+      .filter((p) => p.length > 0),
+  );
+
+export const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+
+  SERVER_PORT: int(0, 65535).default(3000),
+  SERVER_HOST: z.string().default('0.0.0.0'),
+  SERVER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  PUBLIC_URL: httpUrl.optional(),
+  MAX_WORKERS: int(0, 256).default(0),
+  SHUTDOWN_TIMEOUT_MS: int(1000).default(25_000),
+
+  WHATSAPP_DRIVER: z.enum(['baileys', 'sandbox']).default('baileys'),
+  BAILEYS_AUTH_SESSIONS_PARENT_DIR: z.string().min(1).default('sessions'),
+  BAILEYS_BROWSER_NAME: z.string().min(1).default('Ponte'),
+  BAILEYS_LOG_LEVEL_INSTANCE: z.enum(LOG_LEVELS).default('warn'),
+  BAILEYS_RECONNECT_DELAY_MS: int(0).default(2000),
+  BAILEYS_MAX_QR_SEND_ATTEMPTS: int(1, 50).default(5),
+  RELAY_HISTORY_SYNC: bool.default(false),
+
+  CHATWOOT_BASE_URL: httpUrl,
+  CHATWOOT_API_ACCESS_TOKEN: secret(1),
+  CHATWOOT_API_TIMEOUT: int(100).default(15_000),
+  DEFAULT_CHATWOOT_ACCOUNT_ID: int(1).optional(),
+  DEFAULT_RELAY_CHATWOOT_INBOX_ID: int(0).default(0),
+  CHATWOOT_ACCOUNT_WEBHOOK_SECRET: optionalString,
+
+  WEBHOOK_SECRET: secret(16),
+  WEBHOOK_COMMAND_KEYWORD: z
+    .string()
+    .default('erga')
+    .transform((v) => v.trim().toLowerCase())
+    .pipe(z.string().regex(/^\S+$/, 'must be one word')),
+  WEBHOOK_AUTHORIZED_PHONE_NUMBERS: phoneList,
+  WEBHOOK_SIGNATURE_MAX_AGE_S: int(1).default(300),
+  STATUS_TOKEN: optionalString,
+  ADMIN_TOKEN: optionalString,
+
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  REDIS_USER: optionalString,
+  REDIS_PASSWORD: optionalString,
+  REDIS_PREFIX: z
+    .string()
+    .default('ponte:')
+    .refine((v) => /^[A-Za-z0-9_.:-]+$/.test(v), 'may hold only letters, digits and _ . : -'),
+
+  CHATWOOT_QUEUE_WORKER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  CHATWOOT_QUEUE_CONCURRENCY: int(1, 1000).default(10),
+  BULLMQ_JOB_ATTEMPTS: int(1, 100).default(5),
+  BULLMQ_JOB_BACKOFF_DELAY: int(0).default(2000),
+  BULLMQ_LOCK_DURATION_MS: int(1000).default(30_000),
+  BULLMQ_STALLED_INTERVAL_MS: int(1000).default(30_000),
+  OUTAGE_PROBE_MAX_DELAY_MS: int(100).default(60_000),
+});
+
+export type RawEnv = z.input<typeof EnvSchema>;
+export type ParsedEnv = z.output<typeof EnvSchema>;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Validated, compiled configuration. Frozen by `loadConfig` and passed down; nothing else reads `process.env`. */
+export interface Config {
+  env: ParsedEnv['NODE_ENV'];
+  server: {
+    port: number;
+    host: string;
+    logLevel: LogLevel;
+    /** Where Chatwoot reaches Ponte, used to tell operators the inbox webhook URL. */
+    publicUrl: string | undefined;
+    /** Cluster workers; 0 means one per available core. */
+    maxWorkers: number;
+    shutdownTimeoutMs: number;
+  };
+  whatsapp: {
+    driver: 'baileys' | 'sandbox';
+    sessionsDir: string;
+    browserName: string;
+    logLevel: LogLevel;
+    reconnectDelayMs: number;
+    maxQrSendAttempts: number;
+    relayHistorySync: boolean;
+  };
+  chatwoot: {
+    baseUrl: string;
+    apiAccessToken: string;
+    timeoutMs: number;
+    defaultAccountId: number | undefined;
+    /** The inbox commands are read from; 0 means any inbox of the account. */
+    commandInboxId: number;
+    accountWebhookSecret: string | undefined;
+  };
+  webhook: {
+    secret: string;
+    commandKeyword: string;
+    authorizedPhones: readonly string[];
+    signatureMaxAgeS: number;
+  };
+  auth: {
+    statusToken: string | undefined;
+    adminToken: string | undefined;
+  };
+  redis: {
+    url: string | undefined;
+    username: string | undefined;
+    password: string | undefined;
+    prefix: string;
+  };
+  queue: {
+    logLevel: LogLevel;
+    concurrency: number;
+    attempts: number;
+    backoffDelayMs: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    outageProbeMaxDelayMs: number;
+  };
+}
+
+export function compileConfig(e: ParsedEnv): Config {
+  return {
+    env: e.NODE_ENV,
+    server: {
+      port: e.SERVER_PORT,
+      host: e.SERVER_HOST,
+      logLevel: e.SERVER_LOG_LEVEL,
+      publicUrl: e.PUBLIC_URL,
+      maxWorkers: e.MAX_WORKERS,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    },
+    whatsapp: {
+      driver: e.WHATSAPP_DRIVER,
+      sessionsDir: e.BAILEYS_AUTH_SESSIONS_PARENT_DIR,
+      browserName: e.BAILEYS_BROWSER_NAME,
+      logLevel: e.BAILEYS_LOG_LEVEL_INSTANCE,
+      reconnectDelayMs: e.BAILEYS_RECONNECT_DELAY_MS,
+      maxQrSendAttempts: e.BAILEYS_MAX_QR_SEND_ATTEMPTS,
+      relayHistorySync: e.RELAY_HISTORY_SYNC,
+    },
+    chatwoot: {
+      baseUrl: e.CHATWOOT_BASE_URL,
+      apiAccessToken: e.CHATWOOT_API_ACCESS_TOKEN,
+      timeoutMs: e.CHATWOOT_API_TIMEOUT,
+      defaultAccountId: e.DEFAULT_CHATWOOT_ACCOUNT_ID,
+      commandInboxId: e.DEFAULT_RELAY_CHATWOOT_INBOX_ID,
+      accountWebhookSecret: e.CHATWOOT_ACCOUNT_WEBHOOK_SECRET,
+    },
+    webhook: {
+      secret: e.WEBHOOK_SECRET,
+      commandKeyword: e.WEBHOOK_COMMAND_KEYWORD,
+      authorizedPhones: e.WEBHOOK_AUTHORIZED_PHONE_NUMBERS,
+      signatureMaxAgeS: e.WEBHOOK_SIGNATURE_MAX_AGE_S,
+    },
+    auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
+    redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
+    queue: {
+      logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
+      concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,
+      attempts: e.BULLMQ_JOB_ATTEMPTS,
+      backoffDelayMs: e.BULLMQ_JOB_BACKOFF_DELAY,
+      lockDurationMs: e.BULLMQ_LOCK_DURATION_MS,
+      stalledIntervalMs: e.BULLMQ_STALLED_INTERVAL_MS,
+      outageProbeMaxDelayMs: e.OUTAGE_PROBE_MAX_DELAY_MS,
+    },
+  };
+}
