@@ -1,0 +1,55 @@
+/**
+ * The message model between a WhatsApp session and Chatwoot delivery.
+ *
+ * A session turns each Baileys `WAMessage` into an {@link InboundMessage}
+ * (`whatsapp/normalize.ts`, pure); the instance's inbound queue carries it as
+ * JSON; the delivery consumer turns it into Chatwoot calls. Nothing here
+ * depends on Baileys or on Chatwoot.
+ */
+
+/** A person as WhatsApp addressed them. At least one of `pnJid` / `lidJid` is set. */
+export interface WaPerson {
+  /** Phone-number JID without device suffix, e.g. `5511987654321@s.whatsapp.net`. */
+  pnJid?: string;
+  /** LID JID without device suffix, e.g. `123456789012345@lid`. */
+  lidJid?: string;
+  /** The name the person set on WhatsApp (`pushName`), when known. */
+  pushName?: string;
+}
+
+/** What the message says, by kind. Text is the only kind the delivery path needs today; more kinds extend this union. */
+export type InboundContent =
+  | { kind: 'text'; text: string }
+  | { kind: 'unsupported'; waType: string; text?: string };
+
+export interface InboundMessage {
+  /** WhatsApp message id (`key.id`); Chatwoot's `source_id` is `WAID:<waId>`. */
+  waId: string;
+  /**
+   * The chat's ordering key: the normalized `remoteJid` of a group, or for a
+   * direct chat the peer's canonical JID (phone-number JID when known, else the LID).
+   */
+  chatId: string;
+  chatKind: 'direct' | 'group';
+  /** The other party of a direct chat (also for messages sent from the owner's phone). */
+  peer: WaPerson;
+  /** Who wrote it, in a group: the participant. Absent in direct chats. */
+  participant?: WaPerson;
+  /** Sent from the owner's phone (Chatwoot: outgoing, `external_echo`). */
+  fromMe: boolean;
+  /** Seconds since the epoch, from `messageTimestamp`. */
+  timestampS: number;
+  /** `notify` (live) or `append` (offline backlog, history). */
+  upsertType: 'notify' | 'append';
+  content: InboundContent;
+  /** The quoted message's WhatsApp id, when this is a reply. */
+  quotedWaId?: string;
+}
+
+/** A job of the inbound queue: one event for one chat of one instance. */
+export interface InboundEvent {
+  instanceKey: string;
+  /** Milliseconds since the epoch when the session handed the message over (for latency figures). */
+  receivedAtMs: number;
+  message: InboundMessage;
+}
