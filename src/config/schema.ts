@@ -90,7 +90,9 @@ export const EnvSchema = z.object({
   BULLMQ_JOB_BACKOFF_DELAY: int(0).default(2000),
   BULLMQ_LOCK_DURATION_MS: int(1000).default(30_000),
   BULLMQ_STALLED_INTERVAL_MS: int(1000).default(30_000),
+  OUTAGE_PROBE_MIN_DELAY_MS: int(10).default(1000),
   OUTAGE_PROBE_MAX_DELAY_MS: int(100).default(60_000),
+  RATE_LIMIT_BACKOFF_MS: int(10).default(15_000),
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -151,7 +153,11 @@ export interface Config {
     backoffDelayMs: number;
     lockDurationMs: number;
     stalledIntervalMs: number;
+    /** First pause after an outage; doubles per failed probe. */
+    outageProbeMinDelayMs: number;
     outageProbeMaxDelayMs: number;
+    /** First pause after a 429 without Retry-After. */
+    rateLimitDelayMs: number;
   };
 }
 
@@ -198,7 +204,9 @@ export function compileConfig(e: ParsedEnv): Config {
       backoffDelayMs: e.BULLMQ_JOB_BACKOFF_DELAY,
       lockDurationMs: e.BULLMQ_LOCK_DURATION_MS,
       stalledIntervalMs: e.BULLMQ_STALLED_INTERVAL_MS,
+      outageProbeMinDelayMs: e.OUTAGE_PROBE_MIN_DELAY_MS,
       outageProbeMaxDelayMs: e.OUTAGE_PROBE_MAX_DELAY_MS,
+      rateLimitDelayMs: e.RATE_LIMIT_BACKOFF_MS,
     },
   };
 }
