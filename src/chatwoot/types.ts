@@ -88,6 +88,8 @@ export interface CreateMessageBody {
   source_id?: string;
   content_attributes?: Record<string, unknown>;
   external_created_at?: number;
+  /** Multipart only: show an `audio/*` attachment as a voice note. */
+  is_voice_message?: boolean;
 }
 
 export interface MessageAttachment {
