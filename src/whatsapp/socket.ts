@@ -1,0 +1,35 @@
+import type {
+  AnyMessageContent,
+  AuthenticationState,
+  BaileysEventEmitter,
+  Contact,
+  MiscMessageGenerationOptions,
+  WAMessage,
+} from '@whiskeysockets/baileys';
+import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+
+/**
+ * The part of a Baileys socket Ponte uses. A live socket (`makeWASocket`)
+ * and the sandbox socket both implement it, so everything after the socket
+ * (sessions, queues, delivery) is one code path whatever the driver.
+ */
+export interface WaSocket {
+  /** Baileys' event emitter: `connection.update`, `creds.update`, `messages.upsert`, `messages.update`, … */
+  readonly ev: BaileysEventEmitter;
+  readonly user: Contact | undefined;
+  sendMessage(jid: string, content: AnyMessageContent, options?: MiscMessageGenerationOptions): Promise<WAMessage | undefined>;
+  /** Closes the connection without unlinking the phone (never `logout()` on shutdown). */
+  end(error: Error | undefined): Promise<void> | void;
+}
+
+export interface SocketFactoryOptions {
+  instanceKey: string;
+  auth: AuthenticationState;
+  /** The instance's Baileys logger (`BAILEYS_LOG_LEVEL_INSTANCE`). */
+  logger: ILogger;
+  /** `[platform, browser, version]` as Baileys expects it (`BAILEYS_BROWSER_NAME`). */
+  browser: [string, string, string];
+}
+
+/** Opens one socket for one instance: the Baileys driver or the sandbox driver (`WHATSAPP_DRIVER`). */
+export type SocketFactory = (options: SocketFactoryOptions) => WaSocket;
