@@ -103,7 +103,8 @@ export interface CwFilterClause {
   attribute_key: string;
   filter_operator: 'equal_to' | 'not_equal_to' | 'contains' | 'does_not_contain' | 'starts_with';
   values: Array<string | number>;
-  query_operator: 'AND' | 'OR' | null;
+  /** Joins this clause to the next; leave it out on the last clause. */
+  query_operator?: 'AND' | 'OR';
 }
 
 /**

@@ -42,6 +42,8 @@ export interface InboundConsumerDeps {
   classify: FailureClassifier;
   log: Logger;
   options: InboundConsumerOptions;
+  /** Called after each event reached Chatwoot (metrics, latency figures). */
+  onDelivered?(event: InboundEvent, target: { conversationId: number; messageId: number }): void;
 }
 
 /**
@@ -126,8 +128,12 @@ export class InboundConsumer {
     try {
       const outcome = await deliver(head.event);
       this.breaker.success();
-      if (outcome.kind === 'delivered') await store.ack(chatId, head, outcome);
-      else await store.skip(chatId, head, 'ignored');
+      if (outcome.kind === 'delivered') {
+        await store.ack(chatId, head, outcome);
+        this.deps.onDelivered?.(head.event, outcome);
+      } else {
+        await store.skip(chatId, head, 'ignored');
+      }
       return;
     } catch (thrown) {
       const failure = classify(thrown);

@@ -272,10 +272,23 @@ export class InboundStore {
     return v === null ? undefined : parseTarget(v);
   }
 
-  async stats(): Promise<Record<string, number>> {
+  /** Counters of this instance's inbound path (zero when never incremented). */
+  async stats(): Promise<InboundStats> {
     const raw = await this.redis.hgetall(this.opts.keys.stats(this.instanceKey));
-    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+    const n = (k: keyof InboundStats): number => Number(raw[k] ?? 0);
+    return { received: n('received'), relayed: n('relayed'), duplicates: n('duplicates'), ignored: n('ignored'), parked: n('parked'), retried: n('retried') };
   }
+}
+
+export interface InboundStats {
+  received: number;
+  relayed: number;
+  /** Already delivered (found by its WhatsApp id) and skipped. */
+  duplicates: number;
+  /** Not relayable and skipped. */
+  ignored: number;
+  parked: number;
+  retried: number;
 }
 
 function parseTarget(v: string): { conversationId: number; messageId: number } {

@@ -189,7 +189,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
   }
 
   function messageEvent(account: AccountRecord, m: CwMessageRecord, event: 'message_created' | 'message_updated'): void {
-    if (m.message_type === 'activity') return;
+    if (!webhooksEnabled || m.message_type === 'activity') return;
     const { event: _e, ...payload } = store.messageWebhookJson(account, m, event);
     emit(account, m.inbox_id, event, payload, m);
   }
@@ -201,8 +201,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
 
   function createMessage(account: AccountRecord, conv: CwConversationRecord, body: Record<string, unknown>, files: Ctx['files']): CwMessageRecord {
     const type = (body.message_type ?? 'outgoing') as MessageType;
-    const recent = store.conversationMessages(account, conv.id).filter((m) => m.created_at >= Math.floor(Date.now() / 1000) - 60);
-    if (recent.length >= perMinute) throw new HttpAnswer(422, { error: 'Validation failed: Too many messages' });
+    if (store.messagesSince(account, conv.id, Math.floor(Date.now() / 1000) - 60) >= perMinute) throw new HttpAnswer(422, { error: 'Validation failed: Too many messages' });
     const content = typeof body.content === 'string' ? body.content : null;
     if (content !== null && content.length > 150_000) throw new HttpAnswer(422, { error: 'Validation failed: Content is too long (maximum is 150000 characters)' });
     if (files.length > 15) throw new HttpAnswer(422, { error: 'Validation failed: Attachments Too many attachments. Maximum allowed is 15' });
@@ -344,7 +343,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
         const conv = store.createConversation(account, inbox, ci, body.status as ConversationStatus | undefined);
         const first = body.message as Record<string, unknown> | undefined;
         if (first && typeof first === 'object') createMessage(account, conv, first, []);
-        emit(account, conv.inbox_id, 'conversation_created', store.conversationWebhookJson(account, conv));
+        if (webhooksEnabled) emit(account, conv.inbox_id, 'conversation_created', store.conversationWebhookJson(account, conv));
         return { body: store.conversationJson(account, conv) };
       },
     ],
@@ -356,7 +355,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
         const conv = store.conversation(account, num(params.conversation_id));
         const next = (body.status as ConversationStatus | undefined) ?? (conv.status === 'open' ? 'resolved' : 'open');
         conv.status = next;
-        emit(account, conv.inbox_id, 'conversation_status_changed', { ...store.conversationWebhookJson(account, conv), changed_attributes: null });
+        if (webhooksEnabled) emit(account, conv.inbox_id, 'conversation_status_changed', { ...store.conversationWebhookJson(account, conv), changed_attributes: null });
         return { body: { meta: {}, payload: { success: true, conversation_id: conv.id, current_status: conv.status, snoozed_until: null } } };
       },
     ],

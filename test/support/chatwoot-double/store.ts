@@ -87,7 +87,8 @@ export interface AccountRecord {
   contacts: Map<number, CwContactRecord>;
   contactInboxes: ContactInboxRecord[];
   conversations: Map<number, CwConversationRecord>;
-  messages: CwMessageRecord[];
+  /** Messages per conversation (display id), ascending by id. */
+  messages: Map<number, CwMessageRecord[]>;
   nextDisplayId: number;
   webhooks: Array<{ id: number; url: string; subscriptions: string[]; secret?: string }>;
 }
@@ -124,7 +125,7 @@ export class Store {
 
   addAccount(): AccountRecord {
     const id = ++this.seq.account;
-    const a: AccountRecord = { id, name: `Conta ${id}`, contacts: new Map(), contactInboxes: [], conversations: new Map(), messages: [], nextDisplayId: 1, webhooks: [] };
+    const a: AccountRecord = { id, name: `Conta ${id}`, contacts: new Map(), contactInboxes: [], conversations: new Map(), messages: new Map(), nextDisplayId: 1, webhooks: [] };
     this.accounts.set(id, a);
     return a;
   }
@@ -287,14 +288,16 @@ export class Store {
   deleteConversation(account: AccountRecord, displayId: number): void {
     this.conversation(account, displayId);
     account.conversations.delete(displayId);
-    account.messages = account.messages.filter((m) => m.conversation_id !== displayId);
+    account.messages.delete(displayId);
   }
 
   // ── messages ───────────────────────────────────────────────────────────────
 
   addMessage(account: AccountRecord, conv: CwConversationRecord, m: Omit<CwMessageRecord, 'id' | 'account_id' | 'inbox_id' | 'conversation_id' | 'created_at' | 'status'>): CwMessageRecord {
     const msg: CwMessageRecord = { ...m, id: ++this.seq.message, account_id: account.id, inbox_id: conv.inbox_id, conversation_id: conv.id, created_at: nowS(), status: 'sent' };
-    account.messages.push(msg);
+    const list = account.messages.get(conv.id);
+    if (list) list.push(msg);
+    else account.messages.set(conv.id, [msg]);
     conv.last_activity_at = msg.created_at;
     // Message#reopen_conversation
     if (msg.message_type === 'incoming' && (conv.status === 'resolved' || conv.status === 'snoozed')) conv.status = 'open';
@@ -307,13 +310,27 @@ export class Store {
   }
 
   conversationMessages(account: AccountRecord, displayId: number): CwMessageRecord[] {
-    return account.messages.filter((m) => m.conversation_id === displayId);
+    return account.messages.get(displayId) ?? [];
+  }
+
+  /** How many messages the conversation got since `sinceS` (its per-minute limit). */
+  messagesSince(account: AccountRecord, displayId: number, sinceS: number): number {
+    const list = this.conversationMessages(account, displayId);
+    let n = 0;
+    for (let i = list.length - 1; i >= 0 && list[i]!.created_at >= sinceS; i--) n++;
+    return n;
   }
 
   message(account: AccountRecord, displayId: number, messageId: number): CwMessageRecord {
-    const m = account.messages.find((x) => x.id === messageId && x.conversation_id === displayId);
+    const m = this.conversationMessages(account, displayId).find((x) => x.id === messageId);
     if (!m) throw new NotFound();
     return m;
+  }
+
+  private lastPublic(account: AccountRecord, displayId: number): CwMessageRecord | undefined {
+    const list = this.conversationMessages(account, displayId);
+    for (let i = list.length - 1; i >= 0; i--) if (!list[i]!.private && list[i]!.message_type !== 'activity') return list[i];
+    return undefined;
   }
 
   // ── JSON shapes ────────────────────────────────────────────────────────────
@@ -410,7 +427,7 @@ export class Store {
   conversationJson(account: AccountRecord, conv: CwConversationRecord): Record<string, unknown> {
     const contact = account.contacts.get(conv.contact_id);
     const ci = account.contactInboxes.find((x) => x.id === conv.contact_inbox_id);
-    const last = this.conversationMessages(account, conv.id).filter((m) => !m.private && m.message_type !== 'activity').at(-1);
+    const last = this.lastPublic(account, conv.id);
     return {
       meta: { sender: contact ? { ...this.contactJson(account, contact, false), type: 'contact' } : null, channel: 'Channel::Api', hmac_verified: false },
       id: conv.id,
@@ -439,7 +456,7 @@ export class Store {
   conversationWebhookJson(account: AccountRecord, conv: CwConversationRecord): Record<string, unknown> {
     const contact = account.contacts.get(conv.contact_id);
     const ci = account.contactInboxes.find((x) => x.id === conv.contact_inbox_id);
-    const last = this.conversationMessages(account, conv.id).filter((m) => !m.private && m.message_type !== 'activity').at(-1);
+    const last = this.lastPublic(account, conv.id);
     return {
       additional_attributes: conv.additional_attributes,
       can_reply: true,

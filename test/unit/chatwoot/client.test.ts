@@ -74,13 +74,13 @@ afterEach(async () => {
 describe('ChatwootClient', () => {
   it('sends the token, expands the route, and returns the payload', async () => {
     const { url, seen } = await serve((_req, res) => json(res, 200, { payload: [{ id: 4, name: 'Ana' }], meta: {} }));
-    const contacts = await client(url).filterContacts(3, [{ attribute_key: 'phone_number', filter_operator: 'equal_to', values: ['+5511987654321'], query_operator: null }]);
+    const contacts = await client(url).filterContacts(3, [{ attribute_key: 'phone_number', filter_operator: 'equal_to', values: ['+5511987654321'] }]);
     expect(contacts).toEqual([{ id: 4, name: 'Ana' }]);
     expect(seen[0]?.method).toBe('POST');
     expect(seen[0]?.url).toBe('/api/v1/accounts/3/contacts/filter?page=1');
     expect(seen[0]?.headers.api_access_token).toBe('secret-token');
     expect(JSON.parse(seen[0]!.body.toString())).toEqual({
-      payload: [{ attribute_key: 'phone_number', filter_operator: 'equal_to', values: ['+5511987654321'], query_operator: null }],
+      payload: [{ attribute_key: 'phone_number', filter_operator: 'equal_to', values: ['+5511987654321'] }],
     });
   });
 
