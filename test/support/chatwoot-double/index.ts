@@ -74,6 +74,8 @@ export interface ChatwootDouble {
   setConversationStatus(accountId: number, conversationId: number, status: ConversationStatus): void;
   /** An agent's reply written in the dashboard (fires `message_created`). */
   createAgentMessage(accountId: number, conversationId: number, o: { content: string; private?: boolean }): CwMessageRecord;
+  /** Every route served, as `METHOD /spec/template`. */
+  readonly routes: string[];
   /** Requests Chatwoot would refuse (unknown route, bad parameters, body against the spec), one line each. */
   readonly violations: string[];
   calls: { count(): number; reset(): void; byRoute(): Record<string, number> };
@@ -147,6 +149,8 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
   let loseFaults: LoseOptions[] = [];
   let latencies: number[] = [];
   const injected = { failed: 0, rateLimited: 0, lost: 0 };
+  /** Pending `slow` delays, cleared on close so no timer outlives the double. */
+  const delays = new Set<NodeJS.Timeout>();
 
   // ── webhooks ───────────────────────────────────────────────────────────────
 
@@ -529,7 +533,15 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     const key = found ? `${method} ${found.route.template}` : `${method} ${url.pathname}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const delay = latencies.reduce((s, l) => s + l, 0);
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (delay > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          delays.delete(timer);
+          resolve();
+        }, delay);
+        delays.add(timer);
+      });
+    }
 
     if (!found) return refuse(res, 404, `${method} ${url.pathname}: no such route in Chatwoot's API`);
     if (req.headers.api_access_token !== token) return send(res, 401, { error: 'Invalid Access Token' });
@@ -606,6 +618,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
       const account = accountOf(accountId);
       return createMessage(account, store.conversation(account, conversationId), { content: o.content, message_type: 'outgoing', private: o.private ?? false }, []);
     },
+    routes: routes.map((r) => `${r.method} ${r.template}`),
     violations,
     calls: {
       count: () => [...counts.values()].reduce((s, n) => s + n, 0),
@@ -646,6 +659,8 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     webhookDeliveries: () => [...deliveries],
     close: async () => {
       await Promise.allSettled([...pendingWebhooks]);
+      for (const t of delays) clearTimeout(t);
+      delays.clear();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
