@@ -42,6 +42,21 @@ export class RedisKeys {
     return `${this.prefix}stats:${instanceKey}`;
   }
 
+  /** Which process owns an instance's socket (DESIGN.md, Decisions 6). */
+  lease(instanceKey: string): string {
+    return `${this.prefix}lease:${instanceKey}`;
+  }
+
+  /** The instance registry: one hash, instance key → JSON record. */
+  get instances(): string {
+    return `${this.prefix}instances`;
+  }
+
+  /** The sandbox driver's outbox of one instance (every message Ponte sent), a list. */
+  sandboxOutbox(instanceKey: string): string {
+    return `${this.prefix}sandbox:${instanceKey}:outbox`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }

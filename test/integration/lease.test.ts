@@ -1,0 +1,70 @@
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InstanceLease } from '../../src/instances/lease.js';
+import { RedisKeys } from '../../src/queue/keys.js';
+import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
+
+let redis: Redis;
+let keys: RedisKeys;
+let prefix: string;
+
+beforeEach(() => {
+  redis = testRedis();
+  prefix = randomPrefix();
+  keys = new RedisKeys(prefix);
+});
+
+afterEach(async () => {
+  await deleteKeys(redis, prefix);
+  await redis.quit();
+});
+
+describe('InstanceLease', () => {
+  it('one holder at a time; the same holder may re-acquire; release frees it', async () => {
+    const a = new InstanceLease(redis, keys, '1-2', 'host-a', () => undefined);
+    const b = new InstanceLease(redis, keys, '1-2', 'host-b', () => undefined);
+    expect(await a.acquire()).toBe(true);
+    expect(await b.acquire()).toBe(false);
+    expect(await a.acquire()).toBe(true);
+    expect(await InstanceLease.holderOf(redis, keys, '1-2')).toBe('host-a');
+    await a.release();
+    expect(await b.acquire()).toBe(true);
+    expect(await a.verify()).toBe(false);
+    expect(await b.verify()).toBe(true);
+    await b.release();
+  });
+
+  it('release by a holder that lost the lease leaves the new holder alone', async () => {
+    const a = new InstanceLease(redis, keys, '3-4', 'host-a', () => undefined);
+    await a.acquire();
+    await redis.set(keys.lease('3-4'), 'host-b');
+    await a.release();
+    expect(await InstanceLease.holderOf(redis, keys, '3-4')).toBe('host-b');
+  });
+
+  it('a lease taken over is noticed at the next renewal', async () => {
+    let lost = false;
+    const a = new InstanceLease(redis, keys, '5-6', 'host-a', () => (lost = true), { ttlMs: 3000, renewEveryMs: 20 });
+    await a.acquire();
+    await redis.set(keys.lease('5-6'), 'host-b');
+    while (!lost) await new Promise((r) => setTimeout(r, 10));
+    expect(a.isHeld).toBe(false);
+    await a.release();
+  });
+
+  it('renewal keeps a lease alive past its TTL', async () => {
+    const a = new InstanceLease(redis, keys, '7-8', 'host-a', () => undefined, { ttlMs: 200, renewEveryMs: 50 });
+    await a.acquire();
+    // Wait for several renewals by watching the TTL being pushed back up.
+    let renewals = 0;
+    let last = await redis.pttl(keys.lease('7-8'));
+    while (renewals < 5) {
+      await new Promise((r) => setTimeout(r, 20));
+      const ttl = await redis.pttl(keys.lease('7-8'));
+      if (ttl > last) renewals++;
+      last = ttl;
+    }
+    expect(await a.verify()).toBe(true);
+    await a.release();
+  });
+});
