@@ -20,6 +20,10 @@ export interface WaSocket {
   sendMessage(jid: string, content: AnyMessageContent, options?: MiscMessageGenerationOptions): Promise<WAMessage | undefined>;
   /** Closes the connection without unlinking the phone (never `logout()` on shutdown). */
   end(error: Error | undefined): Promise<void> | void;
+  /** Unlinks this device from the phone (an operator's explicit logout only). */
+  logout(msg?: string): Promise<void>;
+  /** Asks WhatsApp for an 8-character pairing code for `phoneDigits` (only once connected). */
+  requestPairingCode(phoneDigits: string): Promise<string>;
 }
 
 export interface SocketFactoryOptions {

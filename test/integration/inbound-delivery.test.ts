@@ -14,7 +14,7 @@ import { RedisKeys } from '../../src/queue/keys.js';
 import { InboundPipeline } from '../../src/worker/inbound-pipeline.js';
 import { SessionInbound } from '../../src/worker/session-inbound.js';
 import { buildTextMessage } from '../../src/whatsapp/sandbox/message-builder.js';
-import { memoryAuthState, SandboxSocket, silentBaileysLogger } from '../../src/whatsapp/sandbox/sandbox-socket.js';
+import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
 
@@ -65,7 +65,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
   const instanceKey = `${account.id}-${inbox.id}`;
   const newPipeline = () => new InboundPipeline({ config, redis, keys: new RedisKeys(prefix), chatwoot, log, instanceKey, sweepIntervalMs: 500 });
   const pipeline = newPipeline();
-  const socket = new SandboxSocket({ instanceKey, auth: memoryAuthState(), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
+  const socket = new SandboxSocket({ instanceKey, auth: linkedMemoryAuthState('5511900000000'), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
   const h: Harness = {
     double,
     redis,

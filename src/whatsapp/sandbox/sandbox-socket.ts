@@ -1,31 +1,92 @@
-import { type AuthenticationCreds, type AuthenticationState, type Contact, type WAMessage, initAuthCreds, makeEventBuffer, proto } from '@whiskeysockets/baileys';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type AnyMessageContent,
+  type AuthenticationCreds,
+  type AuthenticationState,
+  type Contact,
+  type WAMessage,
+  initAuthCreds,
+  makeEventBuffer,
+  proto,
+} from '@whiskeysockets/baileys';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+import { closeError } from '../disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from '../socket.js';
 import { buildMessage, newWaMessageId } from './message-builder.js';
 
+/** What the sandbox records of every message Ponte sends (the outbox). */
+export interface OutboxEntry {
+  id: string;
+  to: string;
+  type: string;
+  text?: string;
+  caption?: string;
+  fileName?: string;
+  mimetype?: string;
+  mediaSha256?: string;
+  quotedId?: string;
+  /** Set when Ponte deleted (revoked) it afterwards. */
+  deleted?: boolean;
+  /** For a delete or an edit: the message it applies to. */
+  targetId?: string;
+  atMs: number;
+}
+
+export interface SandboxOptions {
+  /** Time between QR codes (WhatsApp: 60 s for the first, 20 s after). */
+  qrIntervalMs?: number;
+  /** QR codes per attempt before the socket closes with 408 "QR refs attempts ended" (WhatsApp sends 6). */
+  qrRefs?: number;
+  /** Called with each message this socket sends. */
+  onSend?(entry: OutboxEntry): void;
+}
+
+/** Disconnect reasons the control API can simulate, with their status codes. */
+export const SANDBOX_DISCONNECTS = {
+  restartRequired: 515,
+  connectionClosed: 428,
+  connectionLost: 408,
+  loggedOut: 401,
+  connectionReplaced: 440,
+  badSession: 500,
+  forbidden: 403,
+} as const;
+export type SandboxDisconnect = keyof typeof SANDBOX_DISCONNECTS;
+
 /**
- * A simulated WhatsApp account behind the {@link WaSocket} interface: it
- * emits what a live rc14 socket emits (Baileys' own event emitter, real
- * `proto.WebMessageInfo` objects), so the rest of Ponte cannot tell it from
- * a phone. Tests, the benchmark and operators' rehearsals drive it through
- * {@link SandboxSocket.receive} and friends.
+ * A simulated WhatsApp account behind the {@link WaSocket} interface. It
+ * emits what a live rc14 socket emits, through Baileys' own event emitter
+ * and with real `proto.WebMessageInfo` objects, so the rest of Ponte cannot
+ * tell it from a phone:
+ * - not linked (`creds.me` unset): `connecting`, then a QR every
+ *   `qrIntervalMs`, then a 408 "QR refs attempts ended" close; a `scan`
+ *   links it the way WhatsApp does (credentials updated, then a 515 close
+ *   that asks for a new socket);
+ * - linked: `connecting`, then `open`;
+ * - `receive` delivers `messages.upsert`, `receipt` a `messages.update`,
+ *   `disconnect` closes with a chosen `DisconnectReason`.
  */
 export class SandboxSocket implements WaSocket {
   readonly ev;
   private closed = false;
   private readonly creds: AuthenticationCreds;
-  /** Messages this socket sent, by id (a live socket echoes them as `append`). */
-  readonly sent: WAMessage[] = [];
+  private qrTimer: NodeJS.Timeout | undefined;
+  private refs = 0;
+  private readonly sentIndex = new Map<string, WAMessage>();
 
-  constructor(private readonly options: SocketFactoryOptions) {
+  constructor(
+    private readonly options: SocketFactoryOptions,
+    private readonly sandbox: SandboxOptions = {},
+  ) {
     this.ev = makeEventBuffer(options.logger);
     this.creds = options.auth.creds;
-    // A live socket reports `connecting` right after construction, then
-    // `open` for a linked account; listeners attach synchronously before it.
+    // A live socket reports `connecting` right after construction; listeners
+    // attach synchronously before that.
     queueMicrotask(() => {
       if (this.closed) return;
       this.ev.emit('connection.update', { connection: 'connecting' });
-      if (this.creds.registered && this.creds.me) this.ev.emit('connection.update', { connection: 'open', isNewLogin: false });
+      if (this.creds.me?.id) this.ev.emit('connection.update', { connection: 'open', isNewLogin: false });
+      else this.nextQr();
     });
   }
 
@@ -33,37 +94,150 @@ export class SandboxSocket implements WaSocket {
     return this.creds.me ?? undefined;
   }
 
+  get linked(): boolean {
+    return Boolean(this.creds.me?.id) && !this.closed;
+  }
+
+  get awaitingScan(): boolean {
+    return !this.closed && !this.creds.me?.id && this.refs > 0;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private nextQr(): void {
+    if (this.closed) return;
+    if (this.refs >= (this.sandbox.qrRefs ?? 6)) {
+      this.end(closeError(408, 'QR refs attempts ended'));
+      return;
+    }
+    this.refs += 1;
+    const ref = randomBytes(12).toString('base64');
+    const noise = Buffer.from(this.creds.noiseKey.public).toString('base64');
+    const identity = Buffer.from(this.creds.signedIdentityKey.public).toString('base64');
+    this.ev.emit('connection.update', { qr: `${ref},${noise},${identity},${this.creds.advSecretKey},sandbox` });
+    this.qrTimer = setTimeout(() => this.nextQr(), this.sandbox.qrIntervalMs ?? 20_000);
+    this.qrTimer.unref();
+  }
+
+  /** The phone scanned the QR (or confirmed a pairing code): link as `phone`, then restart like WhatsApp (515). */
+  scan(phone: string): void {
+    if (this.closed) throw new SandboxStateError('the socket is closed');
+    if (this.creds.me?.id && !this.creds.pairingCode) throw new SandboxStateError('already linked');
+    if (this.qrTimer) clearTimeout(this.qrTimer);
+    const digits = phone.replace(/\D/g, '');
+    this.creds.me = { id: `${digits}:1@s.whatsapp.net`, name: '~', lid: `${lidOf(digits)}:1@lid` };
+    this.creds.pairingCode = undefined;
+    this.ev.emit('creds.update', { me: this.creds.me, pairingCode: undefined });
+    this.ev.emit('connection.update', { isNewLogin: true, qr: undefined });
+    queueMicrotask(() => this.end(closeError(515, 'Stream Errored (restart required)')));
+  }
+
   /** Messages arriving from WhatsApp, as one `messages.upsert`. */
   receive(messages: WAMessage[], type: 'notify' | 'append' = 'notify'): void {
-    if (this.closed) throw new Error(`sandbox socket of ${this.options.instanceKey} is closed`);
+    if (!this.linked) throw new SandboxStateError('the instance is not connected');
     this.ev.emit('messages.upsert', { messages, type });
   }
 
+  /** The recipient's phone acknowledged a message Ponte sent. */
+  receipt(id: string, status: 'delivered' | 'read'): void {
+    if (!this.linked) throw new SandboxStateError('the instance is not connected');
+    const sent = this.sentIndex.get(id);
+    const remoteJid = sent?.key.remoteJid;
+    if (!remoteJid) throw new SandboxStateError(`no sent message ${id}`);
+    const value = status === 'read' ? proto.WebMessageInfo.Status.READ : proto.WebMessageInfo.Status.DELIVERY_ACK;
+    this.ev.emit('messages.update', [{ key: { remoteJid, id, fromMe: true }, update: { status: value } }]);
+  }
+
+  disconnect(reason: SandboxDisconnect): void {
+    this.end(closeError(SANDBOX_DISCONNECTS[reason], `sandbox: ${reason}`));
+  }
+
   sendMessage: WaSocket['sendMessage'] = (jid, content) => {
-    if (this.closed) return Promise.reject(new Error('Connection Closed'));
-    const text = 'text' in content && typeof content.text === 'string' ? content.text : '';
+    if (!this.linked) return Promise.reject(closeError(428, 'Connection Closed'));
+    const id = newWaMessageId();
     const user = jid.split('@')[0] ?? jid;
-    const msg = buildMessage({ fromMe: true, id: newWaMessageId(), ...(jid.endsWith('@lid') ? { fromLid: user } : { fromPn: user }) }, { conversation: text });
+    const entry = outboxEntry(id, jid, content);
+    const message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
+    const msg = buildMessage({ fromMe: true, id, ...(jid.endsWith('@lid') ? { fromLid: user } : { fromPn: user }) }, message);
     msg.status = proto.WebMessageInfo.Status.SERVER_ACK;
-    this.sent.push(msg);
+    this.sentIndex.set(id, msg);
+    if (entry.targetId) {
+      const target = this.sentIndex.get(entry.targetId);
+      if (target && entry.type === 'revoke') target.message = null;
+    }
+    this.sandbox.onSend?.(entry);
     // The echo of an own send, as a live socket delivers it.
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
     return Promise.resolve(msg);
   };
 
+  logout(): Promise<void> {
+    this.end(closeError(401, 'Intentional Logout'));
+    return Promise.resolve();
+  }
+
+  requestPairingCode(phoneDigits: string): Promise<string> {
+    if (this.closed) return Promise.reject(closeError(428, 'Connection Closed'));
+    const code = randomBytes(5).toString('hex').slice(0, 8).toUpperCase();
+    this.creds.pairingCode = code;
+    this.creds.me = { id: `${phoneDigits.replace(/\D/g, '')}@s.whatsapp.net`, name: '~' };
+    this.ev.emit('creds.update', { pairingCode: code, me: this.creds.me });
+    return Promise.resolve(code);
+  }
+
   end(error: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.qrTimer) clearTimeout(this.qrTimer);
     this.ev.emit('connection.update', { connection: 'close', lastDisconnect: { error, date: new Date() } });
     this.ev.removeAllListeners('connection.update');
   }
 }
 
+export class SandboxStateError extends Error {
+  readonly code = 'SANDBOX_STATE';
+}
+
+/** A stable fake LID for a phone number (sandbox accounts need one). */
+export function lidOf(phoneDigits: string): string {
+  const n = BigInt(`0x${createHash('sha256').update(phoneDigits).digest('hex').slice(0, 12)}`) % 10n ** 14n;
+  return `2${n.toString().padStart(14, '0')}`;
+}
+
+function outboxEntry(id: string, to: string, content: AnyMessageContent): OutboxEntry {
+  const c = content as Record<string, unknown>;
+  const entry: OutboxEntry = { id, to, type: 'text', atMs: Date.now() };
+  if (typeof c.text === 'string') entry.text = c.text;
+  for (const type of ['image', 'video', 'audio', 'document', 'sticker'] as const) {
+    const media = c[type];
+    if (media === undefined) continue;
+    entry.type = type === 'audio' && c.ptt === true ? 'ptt' : type;
+    if (Buffer.isBuffer(media)) entry.mediaSha256 = createHash('sha256').update(media).digest('hex');
+  }
+  if (typeof c.caption === 'string') entry.caption = c.caption;
+  if (typeof c.fileName === 'string') entry.fileName = c.fileName;
+  if (typeof c.mimetype === 'string') entry.mimetype = c.mimetype;
+  if (c.delete && typeof c.delete === 'object') {
+    entry.type = 'revoke';
+    const id = (c.delete as { id?: unknown }).id;
+    entry.targetId = typeof id === 'string' ? id : '';
+  }
+  if (c.react && typeof c.react === 'object') {
+    entry.type = 'reaction';
+    const react = c.react as { text?: unknown; key?: { id?: unknown } };
+    entry.text = typeof react.text === 'string' ? react.text : '';
+    entry.targetId = typeof react.key?.id === 'string' ? react.key.id : '';
+  }
+  return entry;
+}
+
 /** The sandbox driver's socket factory (`WHATSAPP_DRIVER=sandbox`). */
-export function sandboxSocketFactory(onSocket?: (socket: SandboxSocket) => void): SocketFactory {
+export function sandboxSocketFactory(sandbox: SandboxOptions & { onSocket?(socket: SandboxSocket, instanceKey: string): void } = {}): SocketFactory {
   return (options) => {
-    const socket = new SandboxSocket(options);
-    onSocket?.(socket);
+    const socket = new SandboxSocket(options, sandbox);
+    sandbox.onSocket?.(socket, options.instanceKey);
     return socket;
   };
 }
@@ -79,7 +253,7 @@ export const silentBaileysLogger: ILogger = {
   error: () => undefined,
 };
 
-/** Fresh, unlinked auth state kept in memory (the sandbox has no Signal sessions to persist). */
+/** Fresh, unlinked auth state kept in memory (for tests and benchmarks). */
 export function memoryAuthState(): AuthenticationState {
   const data = new Map<string, unknown>();
   return {
@@ -104,4 +278,11 @@ export function memoryAuthState(): AuthenticationState {
       },
     },
   };
+}
+
+/** Linked, in-memory auth state (the sandbox treats `creds.me` as linked). */
+export function linkedMemoryAuthState(phoneDigits: string): AuthenticationState {
+  const state = memoryAuthState();
+  state.creds.me = { id: `${phoneDigits}:1@s.whatsapp.net`, name: '~' };
+  return state;
 }
