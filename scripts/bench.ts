@@ -23,7 +23,7 @@ import { resolveRedisUrl } from '../src/redis/connection.js';
 import { InboundPipeline } from '../src/worker/inbound-pipeline.js';
 import { SessionInbound } from '../src/worker/session-inbound.js';
 import { buildTextMessage } from '../src/whatsapp/sandbox/message-builder.js';
-import { memoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
+import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwoot-double/index.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
@@ -117,7 +117,7 @@ async function ponteInbound(redisUrl: string, double: ChatwootDouble, label: str
     },
   });
 
-  const socket = new SandboxSocket({ instanceKey, auth: memoryAuthState(), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
+  const socket = new SandboxSocket({ instanceKey, auth: linkedMemoryAuthState('5511900000000'), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
   const session = new SessionInbound(socket.ev, { enqueue: (m, t) => pipeline.producer.enqueue(m, t), log });
   await pipeline.start();
   double.calls.reset();

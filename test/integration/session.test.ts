@@ -52,9 +52,9 @@ interface Harness {
 function harness(o: { holder?: string; maxQrs?: number; qrIntervalMs?: number; qrRefs?: number } = {}): Harness {
   const sockets: SandboxSocket[] = [];
   const instanceKey = '1-12';
-  let session!: WhatsAppSession;
-  const lease = new InstanceLease(redis, keys, instanceKey, o.holder ?? 'holder-a', () => session.leaseLost(), { ttlMs: 2000 });
-  session = new WhatsAppSession({
+  const onLost = { fire: (): void => undefined };
+  const lease = new InstanceLease(redis, keys, instanceKey, o.holder ?? 'holder-a', () => onLost.fire(), { ttlMs: 2000 });
+  const session = new WhatsAppSession({
     instanceKey,
     factory: sandboxSocketFactory({ qrIntervalMs: o.qrIntervalMs ?? 60_000, qrRefs: o.qrRefs ?? 6, onSocket: (s) => sockets.push(s) }),
     auth,
@@ -67,6 +67,7 @@ function harness(o: { holder?: string; maxQrs?: number; qrIntervalMs?: number; q
     maxQrs: o.maxQrs ?? 5,
     leaseRetryMs: 20,
   });
+  onLost.fire = () => session.leaseLost();
   sessions.push(session);
   const h: Harness = {
     session,
