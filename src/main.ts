@@ -1,12 +1,9 @@
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import { ConfigError, loadConfig, loadDotenv, redactConfig } from './config/load.js';
+import cluster from 'node:cluster';
+import { ConfigError, loadConfig, loadDotenv } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createApp } from './http/app.js';
 import { coerceError } from './lib/errors.js';
-import { createLogger } from './observability/logger.js';
-import { createRedis, resolveRedisUrl } from './redis/connection.js';
-import { VERSION } from './version.js';
+import { runPrimary } from './primary/primary-main.js';
+import { runWorker } from './worker/worker-main.js';
 
 function explainConfigError(error: ConfigError, dotenvFound: boolean): string {
   const lines = [
@@ -22,52 +19,6 @@ function explainConfigError(error: ConfigError, dotenvFound: boolean): string {
   return lines.join('\n');
 }
 
-async function run(config: Readonly<Config>): Promise<void> {
-  const log = createLogger({ level: config.server.logLevel, base: { module: 'main' } });
-  log.info({ version: VERSION, config: redactConfig(config) }, 'starting Ponte');
-
-  const redisUrl = await resolveRedisUrl(config, log);
-  const redis = createRedis(redisUrl, config, { maxRetriesPerRequest: 1 });
-  redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
-
-  let shuttingDown = false;
-  const app = createApp({
-    log,
-    version: VERSION,
-    readiness: async () => {
-      const redisUp = await redis.ping().then(
-        (r) => r === 'PONG',
-        () => false,
-      );
-      const checks = { redis: redisUp, notShuttingDown: !shuttingDown };
-      return { ready: Object.values(checks).every(Boolean), checks };
-    },
-  });
-  const server: Server = app.listen(config.server.port, config.server.host);
-  await once(server, 'listening');
-  log.info({ port: config.server.port, host: config.server.host }, 'HTTP listening');
-
-  const shutdown = async (signal: string) => {
-    if (shuttingDown) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    shuttingDown = true;
-    log.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => {
-      log.error('shutdown deadline passed: exiting');
-      process.exit(1);
-    }, config.server.shutdownTimeoutMs);
-    deadline.unref();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await redis.quit().catch(() => undefined);
-    log.info('stopped');
-    log.flush();
-  };
-  process.on('SIGTERM', (s) => void shutdown(s));
-  process.on('SIGINT', (s) => void shutdown(s));
-}
-
 const dotenvFound = loadDotenv();
 let config: Readonly<Config>;
 try {
@@ -79,7 +30,9 @@ try {
   }
   throw err;
 }
-run(config).catch((err: unknown) => {
+// One entry point: the primary forks workers of this same file (node:cluster).
+const role = cluster.isPrimary ? runPrimary(config) : runWorker(config, process.ppid);
+role.catch((err: unknown) => {
   const e = coerceError(err);
   process.stderr.write(`Ponte failed to start: ${e.message}\n`);
   if (e.cause) process.stderr.write(`  cause: ${coerceError(e.cause).message}\n`);

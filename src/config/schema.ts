@@ -54,6 +54,11 @@ export const EnvSchema = z.object({
   BAILEYS_RECONNECT_DELAY_MS: int(0).default(2000),
   BAILEYS_MAX_QR_SEND_ATTEMPTS: int(1, 50).default(5),
   RELAY_HISTORY_SYNC: bool.default(false),
+  INSTANCE_LEASE_TTL_MS: int(1000).default(15_000),
+  RESTORE_STAGGER_MS: int(0).default(200),
+  SANDBOX_QR_INTERVAL_MS: int(50).default(20_000),
+  /** Internal: set by the primary on the workers it forks. */
+  PONTE_WORKER_SLOT: int(0, 1024).optional(),
 
   CHATWOOT_BASE_URL: httpUrl,
   CHATWOOT_API_ACCESS_TOKEN: secret(1),
@@ -111,6 +116,8 @@ export interface Config {
     /** Cluster workers; 0 means one per available core. */
     maxWorkers: number;
     shutdownTimeoutMs: number;
+    /** Set in workers only: which worker slot this process is. */
+    workerSlot: number | undefined;
   };
   whatsapp: {
     driver: 'baileys' | 'sandbox';
@@ -120,6 +127,12 @@ export interface Config {
     reconnectDelayMs: number;
     maxQrSendAttempts: number;
     relayHistorySync: boolean;
+    /** How long an instance's lease outlives a dead owner. */
+    leaseTtlMs: number;
+    /** Delay between instance starts when many are restored at once. */
+    restoreStaggerMs: number;
+    /** Sandbox driver: time between QR codes. */
+    sandboxQrIntervalMs: number;
   };
   chatwoot: {
     baseUrl: string;
@@ -171,6 +184,7 @@ export function compileConfig(e: ParsedEnv): Config {
       publicUrl: e.PUBLIC_URL,
       maxWorkers: e.MAX_WORKERS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      workerSlot: e.PONTE_WORKER_SLOT,
     },
     whatsapp: {
       driver: e.WHATSAPP_DRIVER,
@@ -180,6 +194,9 @@ export function compileConfig(e: ParsedEnv): Config {
       reconnectDelayMs: e.BAILEYS_RECONNECT_DELAY_MS,
       maxQrSendAttempts: e.BAILEYS_MAX_QR_SEND_ATTEMPTS,
       relayHistorySync: e.RELAY_HISTORY_SYNC,
+      leaseTtlMs: e.INSTANCE_LEASE_TTL_MS,
+      restoreStaggerMs: e.RESTORE_STAGGER_MS,
+      sandboxQrIntervalMs: e.SANDBOX_QR_INTERVAL_MS,
     },
     chatwoot: {
       baseUrl: e.CHATWOOT_BASE_URL,

@@ -38,7 +38,7 @@ export interface SandboxOptions {
   /** QR codes per attempt before the socket closes with 408 "QR refs attempts ended" (WhatsApp sends 6). */
   qrRefs?: number;
   /** Called with each message this socket sends. */
-  onSend?(entry: OutboxEntry): void;
+  onSend?(entry: OutboxEntry, instanceKey: string): void;
 }
 
 /** Disconnect reasons the control API can simulate, with their status codes. */
@@ -167,7 +167,7 @@ export class SandboxSocket implements WaSocket {
       const target = this.sentIndex.get(entry.targetId);
       if (target && entry.type === 'revoke') target.message = null;
     }
-    this.sandbox.onSend?.(entry);
+    this.sandbox.onSend?.(entry, this.options.instanceKey);
     // The echo of an own send, as a live socket delivers it.
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
     return Promise.resolve(msg);

@@ -1,0 +1,67 @@
+import type { Redis } from 'ioredis';
+import { instanceKey as keyOf } from '../model/instance-key.js';
+import type { RedisKeys } from '../queue/keys.js';
+
+/** One WhatsApp number linked to one Chatwoot API inbox (DESIGN.md, Instances). */
+export interface InstanceRecord {
+  instanceKey: string;
+  accountId: number;
+  inboxId: number;
+  desired: 'running' | 'stopped';
+  /** Where operators are told about QR codes, links and alerts (the command's conversation). */
+  notify?: { accountId: number; conversationId: number };
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** The instance registry: one Redis hash, instance key → JSON record. The primary owns it. */
+export class InstanceRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async list(): Promise<InstanceRecord[]> {
+    const all = await this.redis.hgetall(this.keys.instances);
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as InstanceRecord)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs || a.instanceKey.localeCompare(b.instanceKey));
+  }
+
+  async get(instanceKey: string): Promise<InstanceRecord | undefined> {
+    const v = await this.redis.hget(this.keys.instances, instanceKey);
+    return v ? (JSON.parse(v) as InstanceRecord) : undefined;
+  }
+
+  /** Creates the instance, or updates its notify target and sets it running. Returns the record and whether it is new. */
+  async upsert(o: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean }> {
+    const instanceKey = keyOf({ accountId: o.accountId, inboxId: o.inboxId });
+    const now = Date.now();
+    const existing = await this.get(instanceKey);
+    const record: InstanceRecord = {
+      instanceKey,
+      accountId: o.accountId,
+      inboxId: o.inboxId,
+      desired: 'running',
+      ...((o.notify ?? existing?.notify) ? { notify: o.notify ?? existing!.notify! } : {}),
+      createdAtMs: existing?.createdAtMs ?? now,
+      updatedAtMs: now,
+    };
+    await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(record));
+    return { record, created: !existing };
+  }
+
+  async setDesired(instanceKey: string, desired: InstanceRecord['desired']): Promise<InstanceRecord | undefined> {
+    const record = await this.get(instanceKey);
+    if (!record) return undefined;
+    const next = { ...record, desired, updatedAtMs: Date.now() };
+    await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(next));
+    return next;
+  }
+
+  async remove(instanceKey: string): Promise<void> {
+    await this.redis.hdel(this.keys.instances, instanceKey);
+  }
+}
+
+

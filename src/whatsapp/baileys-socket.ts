@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { makeCacheableSignalKeyStore, makeWASocket } from '@whiskeysockets/baileys';
+import type { SocketFactory, WaSocket } from './socket.js';
+
+/** Puts `advB64` into a QR string (`ref,noiseKey,identityKey,advSecret,platform`). */
+export function withAdvSecret(qr: string, advB64: string): string {
+  const parts = qr.split(',');
+  if (parts.length < 5) return qr;
+  parts[3] = advB64;
+  return parts.join(',');
+}
+
+/**
+ * The production driver: a Baileys rc14 socket. Options follow
+ * `reference/baileys.md` §1.1: no history sync, not online on connect, a
+ * cached key store over Ponte's auth store.
+ *
+ * It also carries the bridge-side fix for Baileys #2737 (§1.6): WhatsApp may
+ * send `companion_reg_refresh` while a QR is shown and rc14 ignores it, so the
+ * QR keeps advertising a retired ADV secret and the phone cannot link. On that
+ * notification the secret is rotated in place (the object Baileys reads at
+ * pair-success), persisted, and the current QR is emitted again with it.
+ */
+export const baileysSocketFactory: SocketFactory = (o) => {
+  const sock = makeWASocket({
+    auth: { creds: o.auth.creds, keys: makeCacheableSignalKeyStore(o.auth.keys, o.logger) },
+    logger: o.logger,
+    browser: o.browser,
+    markOnlineOnConnect: false,
+    syncFullHistory: false,
+    shouldSyncHistoryMessage: () => false,
+    generateHighQualityLinkPreview: false,
+  });
+  let lastQr: string | undefined;
+  sock.ev.on('connection.update', ({ qr }) => {
+    if (qr) lastQr = qr;
+  });
+  sock.ws.on('CB:notification,type:companion_reg_refresh', () => {
+    // A pairing-code login past its second stage derived the secret already.
+    if (sock.authState.creds.registered) return;
+    const advSecretKey = randomBytes(32).toString('base64');
+    sock.authState.creds.advSecretKey = advSecretKey;
+    sock.ev.emit('creds.update', { advSecretKey });
+    if (lastQr) sock.ev.emit('connection.update', { qr: withAdvSecret(lastQr, advSecretKey) });
+  });
+  const socket: WaSocket = {
+    ev: sock.ev,
+    get user() {
+      return sock.user;
+    },
+    sendMessage: (jid, content, options) => sock.sendMessage(jid, content, options),
+    end: (error) => sock.end(error),
+    logout: (msg) => sock.logout(msg),
+    requestPairingCode: (phone) => sock.requestPairingCode(phone),
+  };
+  return socket;
+};

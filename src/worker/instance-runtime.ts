@@ -1,0 +1,122 @@
+import type { Redis } from 'ioredis';
+import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+import type { ChatwootClientLike } from '../chatwoot/types.js';
+import type { InstanceStatus, WorkerToPrimary } from '../cluster/ipc.js';
+import type { Config } from '../config/schema.js';
+import { InstanceLease } from '../instances/lease.js';
+import { coerceError } from '../lib/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { RedisKeys } from '../queue/keys.js';
+import type { AuthStore } from '../whatsapp/auth-store.js';
+import type { SocketFactory } from '../whatsapp/socket.js';
+import { WhatsAppSession } from '../whatsapp/session.js';
+import { InboundPipeline } from './inbound-pipeline.js';
+import { SessionInbound } from './session-inbound.js';
+
+export interface InstanceRuntimeDeps {
+  config: Readonly<Config>;
+  redis: Redis;
+  keys: RedisKeys;
+  chatwoot: ChatwootClientLike;
+  auth: AuthStore;
+  factory: SocketFactory;
+  /** This process's lease holder id. */
+  holder: string;
+  log: Logger;
+  baileysLogger: ILogger;
+  send(message: WorkerToPrimary): void;
+}
+
+/**
+ * Everything one instance runs in its worker: the WhatsApp session, the
+ * binding of each new socket's `messages.upsert` to the inbound queue, and
+ * the inbound pipeline that delivers to Chatwoot.
+ */
+export class InstanceRuntime {
+  readonly session: WhatsAppSession;
+  readonly pipeline: InboundPipeline;
+  private inbound: SessionInbound | undefined;
+  private qr: string | undefined;
+  private lastMessageAtMs: number | undefined;
+  /** Ids of messages Ponte sent, so their echoes are not relayed back. */
+  readonly ownSends = new Set<string>();
+
+  constructor(
+    readonly instanceKey: string,
+    private readonly deps: InstanceRuntimeDeps,
+  ) {
+    const log = deps.log.child({ instanceId: instanceKey });
+    const lease = new InstanceLease(deps.redis, deps.keys, instanceKey, deps.holder, () => this.session.leaseLost(), { ttlMs: deps.config.whatsapp.leaseTtlMs });
+    this.session = new WhatsAppSession({
+      instanceKey,
+      factory: deps.factory,
+      auth: deps.auth,
+      lease,
+      log: log.child({ module: 'session' }),
+      baileysLogger: deps.baileysLogger.child({ instanceId: instanceKey }),
+      browser: [deps.config.whatsapp.browserName, 'Chrome', '124.0'],
+      reconnectDelayMs: deps.config.whatsapp.reconnectDelayMs,
+      maxQrs: deps.config.whatsapp.maxQrSendAttempts,
+    });
+    this.pipeline = new InboundPipeline({
+      config: deps.config,
+      redis: deps.redis,
+      keys: deps.keys,
+      chatwoot: deps.chatwoot,
+      log,
+      instanceKey,
+      onDelivered: () => {
+        this.lastMessageAtMs = Date.now();
+      },
+    });
+    this.session.on('socket', (socket) => {
+      const previous = this.inbound;
+      this.inbound = new SessionInbound(socket.ev, {
+        enqueue: (m, t) => this.pipeline.producer.enqueue(m, t),
+        log,
+        isOwnSend: (waId) => this.ownSends.has(waId),
+      });
+      void previous?.stop();
+    });
+    this.session.on('qr', (qr, n) => {
+      this.qr = qr;
+      deps.send({ type: 'event', instanceKey, event: 'qr', data: { qr, n, max: deps.config.whatsapp.maxQrSendAttempts } });
+    });
+    this.session.on('open', (phone) => {
+      this.qr = undefined;
+      deps.send({ type: 'event', instanceKey, event: 'open', data: { phone } });
+    });
+    this.session.on('state', (state, detail) => {
+      if (state !== 'awaiting_scan') this.qr = undefined;
+      deps.send({ type: 'event', instanceKey, event: 'state', data: { state, ...(detail ? { detail } : {}) } });
+    });
+    this.session.on('alert', (text) => deps.send({ type: 'event', instanceKey, event: 'alert', data: { text } }));
+  }
+
+  async start(): Promise<void> {
+    await this.pipeline.start();
+    await this.session.start();
+  }
+
+  /** Closes the socket (never unlinking), lets in-flight deliveries finish, stops consuming. */
+  async stop(): Promise<void> {
+    await this.session.stop();
+    await this.inbound?.stop();
+    await this.pipeline.close().catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), instanceId: this.instanceKey }, 'inbound pipeline close failed'));
+  }
+
+  async status(): Promise<InstanceStatus> {
+    const [stats, pending] = await Promise.all([this.pipeline.store.stats(), this.pipeline.store.depth()]);
+    const s = this.session;
+    return {
+      instanceKey: this.instanceKey,
+      state: s.state,
+      ...(s.phone ? { phone: s.phone } : {}),
+      ...(this.qr ? { qr: this.qr } : {}),
+      qrCount: s.qrCount,
+      ...(s.lastDisconnect ? { lastDisconnect: s.lastDisconnect } : {}),
+      inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
+      ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
+    };
+  }
+}

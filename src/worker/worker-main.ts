@@ -1,0 +1,172 @@
+import { hostname } from 'node:os';
+import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+import { ChatwootClient } from '../chatwoot/client.js';
+import { ControlError, type PrimaryToWorker, type WorkerToPrimary } from '../cluster/ipc.js';
+import type { Config } from '../config/schema.js';
+import { coerceError } from '../lib/errors.js';
+import { createLogger } from '../observability/logger.js';
+import { RedisKeys } from '../queue/keys.js';
+import { createRedis } from '../redis/connection.js';
+import { FileAuthStore } from '../whatsapp/auth-store.js';
+import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
+import { buildSandboxMessage, describeZodError, SandboxMessageSchema } from '../whatsapp/sandbox/control.js';
+import { SANDBOX_DISCONNECTS, type SandboxDisconnect, type SandboxSocket, sandboxSocketFactory } from '../whatsapp/sandbox/sandbox-socket.js';
+import { InstanceRuntime } from './instance-runtime.js';
+
+/**
+ * A cluster worker: runs the instances the primary assigns to it, answers
+ * its control calls, and reports status. Never opens the HTTP port.
+ */
+export async function runWorker(config: Readonly<Config>, primaryPid: number): Promise<void> {
+  const slot = config.server.workerSlot ?? 0;
+  const log = createLogger({ level: config.server.logLevel, base: { module: 'worker', slot } });
+  const send = (m: WorkerToPrimary): void => {
+    if (process.connected) process.send?.(m);
+  };
+  const redisUrl = config.redis.url;
+  if (!redisUrl) throw new Error('worker started without REDIS_URL from its primary');
+  const redis = createRedis(redisUrl, config);
+  redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
+  const keys = new RedisKeys(config.redis.prefix);
+  const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
+  const auth = new FileAuthStore(config.whatsapp.sessionsDir);
+  const baileysLogger = createLogger({ level: config.whatsapp.logLevel, base: { module: 'baileys', slot } }) as unknown as ILogger;
+
+  const sandboxSockets = new Map<string, SandboxSocket>();
+  const factory =
+    config.whatsapp.driver === 'sandbox'
+      ? sandboxSocketFactory({
+          qrIntervalMs: config.whatsapp.sandboxQrIntervalMs,
+          onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
+          // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
+          onSend: (entry, instanceKey) => void redis.rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).catch(() => undefined),
+        })
+      : baileysSocketFactory;
+  // One holder id per worker slot of this primary: a respawned worker takes
+  // its dead predecessor's leases back at once, any other process waits.
+  const holder = `${hostname()}:${primaryPid}:${slot}`;
+  const runtimes = new Map<string, InstanceRuntime>();
+  const runtimeDeps = { config, redis, keys, chatwoot, auth, factory, holder, log, baileysLogger, send };
+
+  const sandboxOf = (instanceKey: string): SandboxSocket => {
+    const s = sandboxSockets.get(instanceKey);
+    if (!s || s.isClosed) throw new ControlError('not_connected', `instance ${instanceKey} has no open sandbox socket`, 409);
+    return s;
+  };
+
+  const handlers: Record<string, (instanceKey: string, args: Record<string, unknown>) => Promise<unknown>> = {
+    status: async (key) => runtimes.get(key)?.status(),
+    logout: async (key) => {
+      const rt = runtimes.get(key);
+      if (rt) await rt.session.logout();
+      else await auth.remove(key);
+      return { ok: true };
+    },
+    'pairing-code': async (key, args) => {
+      const rt = runtimes.get(key);
+      if (!rt) throw new ControlError('not_running', `instance ${key} is not running`, 409);
+      return { code: await rt.session.requestPairingCode(typeof args.phone === 'string' ? args.phone.replace(/\D/g, '') : '') };
+    },
+    'sandbox.scan': (key, args) => {
+      const socket = sandboxSockets.get(key);
+      if (!socket?.awaitingScan) throw new ControlError('no_qr', `instance ${key} is not showing a QR`, 409);
+      socket.scan(String(args.phone));
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.message': (key, args) => {
+      const parsed = SandboxMessageSchema.safeParse(args);
+      if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error), 400);
+      const { message } = buildSandboxMessage(parsed.data);
+      sandboxOf(key).receive([message], 'notify');
+      return Promise.resolve({ id: message.key.id });
+    },
+    'sandbox.receipt': (key, args) => {
+      sandboxOf(key).receipt(String(args.id), args.status === 'read' ? 'read' : 'delivered');
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.disconnect': (key, args) => {
+      const reason = String(args.reason) as SandboxDisconnect;
+      if (!(reason in SANDBOX_DISCONNECTS)) throw new ControlError('bad_request', `reason: must be one of ${Object.keys(SANDBOX_DISCONNECTS).join(', ')}`, 400);
+      sandboxOf(key).disconnect(reason);
+      return Promise.resolve({ ok: true });
+    },
+  };
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ why, instances: runtimes.size }, 'worker stopping');
+      clearInterval(statusTimer);
+      await Promise.allSettled([...runtimes.values()].map((rt) => rt.stop()));
+      await redis.quit().catch(() => undefined);
+      log.info('worker stopped');
+      log.flush();
+      process.exit(0);
+    })();
+    return stopping;
+  };
+
+  const startTimers = new Map<string, NodeJS.Timeout>();
+  const onMessage = (msg: PrimaryToWorker): void => {
+    switch (msg.type) {
+      case 'assign': {
+        if (runtimes.has(msg.instanceKey) || stopping) return;
+        const rt = new InstanceRuntime(msg.instanceKey, runtimeDeps);
+        runtimes.set(msg.instanceKey, rt);
+        const timer = setTimeout(() => {
+          startTimers.delete(msg.instanceKey);
+          rt.start().catch((err: unknown) => log.error({ err: coerceError(err), instanceId: msg.instanceKey }, 'instance failed to start'));
+        }, msg.delayMs ?? 0);
+        startTimers.set(msg.instanceKey, timer);
+        return;
+      }
+      case 'unassign': {
+        clearTimeout(startTimers.get(msg.instanceKey));
+        const rt = runtimes.get(msg.instanceKey);
+        runtimes.delete(msg.instanceKey);
+        void rt?.stop();
+        return;
+      }
+      case 'request': {
+        const handler = handlers[msg.op];
+        Promise.resolve()
+          .then(() => {
+            if (!handler) throw new ControlError('bad_request', `unknown operation ${msg.op}`, 400);
+            return handler(msg.instanceKey, (msg.args ?? {}) as Record<string, unknown>);
+          })
+          .then(
+            (result) => send({ type: 'response', id: msg.id, ok: true, result }),
+            (err: unknown) => {
+              const e = coerceError(err);
+              send({
+                type: 'response',
+                id: msg.id,
+                ok: false,
+                error: { code: err instanceof ControlError ? err.code : 'internal', message: e.message, ...(err instanceof ControlError ? { status: err.status } : {}) },
+              });
+            },
+          );
+        return;
+      }
+      case 'shutdown':
+        void shutdown('primary asked');
+        return;
+    }
+  };
+  process.on('message', onMessage);
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('disconnect', () => void shutdown('primary gone'));
+
+  const reportStatus = async (): Promise<void> => {
+    const instances = await Promise.all([...runtimes.values()].map((rt) => rt.status().catch(() => undefined)));
+    const mem = process.memoryUsage();
+    send({ type: 'status', slot, instances: instances.filter((i) => i !== undefined), memory: { rss: mem.rss, heapUsed: mem.heapUsed } });
+  };
+  const statusTimer = setInterval(() => void reportStatus().catch(() => undefined), 1000);
+  statusTimer.unref();
+
+  await redis.ping();
+  send({ type: 'ready', slot });
+  log.info({ driver: config.whatsapp.driver }, 'worker ready');
+}
