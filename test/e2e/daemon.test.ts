@@ -1,0 +1,175 @@
+/**
+ * The whole daemon as operators run it: a primary with two workers in a
+ * child process, the sandbox driver, the Chatwoot double. Driven only
+ * through HTTP: create an instance, scan its QR, relay messages, SIGKILL the
+ * owning worker, relay more, start a second daemon against the same Redis
+ * (it must not open a second socket), then SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/redis/redis-server.js';
+import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
+import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+
+const ADMIN = 'e2e-admin-token-0123456789';
+
+interface Daemon {
+  proc: ChildProcess;
+  base: string;
+  output: string[];
+  exited: Promise<number | null>;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, daemon?: Daemon): Promise<T> {
+  for (let i = 0; ; i++) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (daemon && daemon.proc.exitCode !== null) throw new Error(`daemon exited while waiting for ${what}:\n${daemon.output.join('').slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startDaemon(env: Record<string, string>): Promise<Daemon> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: process.cwd(),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, SERVER_PORT: String(port), SERVER_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  proc.stdout.on('data', (c: Buffer) => output.push(c.toString()));
+  proc.stderr.on('data', (c: Buffer) => output.push(c.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const daemon = { proc, base: `http://127.0.0.1:${port}`, output, exited };
+  await until('readiness', async () => (await fetch(`${daemon.base}/readyz`)).ok, daemon);
+  return daemon;
+}
+
+async function api(d: Daemon, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${d.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+interface StatusInstance {
+  instance: string;
+  worker: number | null;
+  state?: string;
+}
+
+async function instanceStatus(d: Daemon, key: string): Promise<StatusInstance | undefined> {
+  const { json } = await api(d, 'GET', '/global-status');
+  return (json.instances as StatusInstance[]).find((i) => i.instance === key);
+}
+
+describe('the daemon, black box', () => {
+  let double: ChatwootDouble;
+  let sessions: string;
+  let prefix: string;
+  let env: Record<string, string>;
+  const daemons: Daemon[] = [];
+
+  beforeAll(async () => {
+    double = await startChatwootDouble({ webhooksEnabled: false });
+    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-'));
+    prefix = randomPrefix();
+    env = {
+      CHATWOOT_BASE_URL: double.url,
+      CHATWOOT_API_ACCESS_TOKEN: double.token,
+      WEBHOOK_SECRET: 'e2e-webhook-secret-0123456789',
+      ADMIN_TOKEN: ADMIN,
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      MAX_WORKERS: '2',
+      WHATSAPP_DRIVER: 'sandbox',
+      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
+      SANDBOX_QR_INTERVAL_MS: '60000',
+      INSTANCE_LEASE_TTL_MS: '3000',
+      BULLMQ_LOCK_DURATION_MS: '3000',
+      BULLMQ_STALLED_INTERVAL_MS: '1000',
+      SHUTDOWN_TIMEOUT_MS: '15000',
+      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'warn',
+      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
+      NODE_ENV: 'test',
+    };
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const d of daemons) if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
+    await double.close();
+    const redis = testRedis();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    await rm(sessions, { recursive: true, force: true });
+  });
+
+  it('links, relays, survives a killed worker, refuses a second socket, and stops cleanly', async () => {
+    const account = double.addAccount();
+    const inbox = double.addInbox({ accountId: account.id, name: 'Vendas' });
+    const key = `${account.id}-${inbox.id}`;
+    const a = await startDaemon(env);
+    daemons.push(a);
+
+    // Create → QR → scan → open.
+    const created = await api(a, 'POST', '/admin/instances', { inbox: inbox.id, account: account.id });
+    expect(created.status).toBe(201);
+    expect(created.json.instance).toBe(key);
+    const qr = await until('a QR', async () => {
+      const r = await fetch(`${a.base}/admin/instances/${key}/qr`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      return r.status === 200 ? r : undefined;
+    }, a);
+    expect(qr.headers.get('content-type')).toBe('image/png');
+    expect((await api(a, 'POST', `/sandbox/instances/${key}/scan`, { phone: '+55 11 98888-7777' })).status).toBe(200);
+    await until('open', async () => (await instanceStatus(a, key))?.state === 'open', a);
+
+    // Messages over three chats; each send retried while the owning worker restarts.
+    const sent: Array<{ id: string; from: string }> = [];
+    const send = async (i: number) => {
+      const from = `551197770000${i % 3}`;
+      const id = `E2E${String(i).padStart(3, '0')}`;
+      await until(`message ${id} accepted`, async () => (await api(a, 'POST', `/sandbox/instances/${key}/messages`, { from, pushName: `Cliente ${i % 3}`, text: `mensagem ${i}`, id })).status === 201, a);
+      sent.push({ id, from });
+    };
+    const relayed = () => double.conversations(account.id).flatMap((c) => double.messages(account.id, c.id));
+    for (let i = 0; i < 30; i++) await send(i);
+    await until('30 relayed', () => Promise.resolve(relayed().length >= 30));
+
+    const owner = (await instanceStatus(a, key))!.worker!;
+    const { json: status } = await api(a, 'GET', '/global-status');
+    const pid = (status.workers as Array<{ slot: number; pid: number }>).find((w) => w.slot === owner)!.pid;
+    process.kill(pid, 'SIGKILL');
+    for (let i = 30; i < 60; i++) await send(i);
+    await until('open again', async () => (await instanceStatus(a, key))?.state === 'open', a);
+    await until('60 relayed', () => Promise.resolve(relayed().length >= 60));
+
+    const sourceIds = relayed().map((m) => m.source_id);
+    expect(sourceIds).toHaveLength(60);
+    expect(new Set(sourceIds).size).toBe(60);
+    for (const chat of ['5511977700000', '5511977700001', '5511977700002']) {
+      const conv = double.conversations(account.id).find((c) => double.contacts(account.id).find((p) => p.id === c.contact_id)?.phone_number === `+${chat}`)!;
+      const expected = sent.filter((s) => s.from === chat).map((s) => `WAID:${s.id}`);
+      expect(double.messages(account.id, conv.id).map((m) => m.source_id)).toEqual(expected);
+    }
+    const { json: after } = await api(a, 'GET', '/global-status');
+    expect((after.workers as Array<{ slot: number; restarts: number }>).find((w) => w.slot === owner)!.restarts).toBe(1);
+
+    // A second daemon on the same Redis restores the instance but cannot take its lease.
+    const b = await startDaemon(env);
+    daemons.push(b);
+    await until('the second daemon waits for the lease', async () => (await instanceStatus(b, key))?.state === 'waiting_lease', b);
+    expect((await instanceStatus(a, key))?.state).toBe('open');
+    b.proc.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+
+    // SIGTERM: a clean exit (the primary exits 1 when its deadline passes).
+    a.proc.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+  }, 120_000);
+});
