@@ -5,7 +5,8 @@
  * owning worker, relay more, start a second daemon against the same Redis
  * (it must not open a second socket), then SIGTERM.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,5 +172,45 @@ describe('the daemon, black box', () => {
     // SIGTERM: a clean exit (the primary exits 1 when its deadline passes).
     a.proc.kill('SIGTERM');
     expect(await a.exited).toBe(0);
+  }, 120_000);
+
+  it('the operator API refuses bad input with reasons; the CLI lists instances; a logout from the phone stops the instance', async () => {
+    const account = double.addAccount();
+    const inbox = double.addInbox({ accountId: account.id });
+    const key = `${account.id}-${inbox.id}`;
+    const d = await startDaemon({ ...env, REDIS_PREFIX: `${prefix}ops:` });
+    daemons.push(d);
+
+    const noToken = await fetch(`${d.base}/admin/instances`);
+    expect(noToken.status).toBe(401);
+    const wrong = await fetch(`${d.base}/admin/instances`, { headers: { authorization: 'Bearer nope' } });
+    expect(wrong.status).toBe(401);
+    const badCreate = await api(d, 'POST', '/admin/instances', { account: 1 });
+    expect(badCreate.status).toBe(400);
+    expect(badCreate.json.message).toMatch(/^inbox: /);
+    expect((await api(d, 'POST', '/sandbox/instances/9-9/messages', { from: '5511999990000', text: 'x' })).status).toBe(404);
+    expect((await api(d, 'POST', '/sandbox/instances/..%2Fetc/messages', { from: '5511999990000', text: 'x' })).status).toBe(400);
+
+    expect((await api(d, 'POST', '/admin/instances', { inbox: inbox.id, account: account.id })).status).toBe(201);
+    await until('a QR', async () => (await instanceStatus(d, key))?.state === 'awaiting_scan', d);
+    await api(d, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511966665555' });
+    await until('open', async () => (await instanceStatus(d, key))?.state === 'open', d);
+    const noText = await api(d, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511999990000' });
+    expect(noText).toMatchObject({ status: 400, json: { message: 'text: is required for type text' } });
+    const badReason = await api(d, 'POST', `/sandbox/instances/${key}/disconnect`, { reason: 'meteor' });
+    expect(badReason.status).toBe(400);
+    expect(badReason.json.message).toMatch(/^reason: /);
+    expect((await api(d, 'GET', `/sandbox/instances/${key}/outbox`)).json).toEqual({ messages: [] });
+
+    const cli = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/instance.ts', 'list'], {
+      cwd: process.cwd(),
+      env: { PATH: process.env.PATH ?? '', PONTE_URL: d.base, ADMIN_TOKEN: ADMIN },
+    });
+    expect(cli.stdout).toMatch(new RegExp(`^${key}\\s+running\\s+worker \\d+\\s+open \\+5511966665555`, 'm'));
+
+    expect((await api(d, 'POST', `/sandbox/instances/${key}/disconnect`, { reason: 'loggedOut' })).status).toBe(200);
+    await until('logged out', async () => (await instanceStatus(d, key))?.state === 'logged_out', d);
+    d.proc.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
   }, 120_000);
 });
