@@ -10,8 +10,12 @@
  *      Chatwoot calls per message, and the ratio to bare BullMQ;
  *   3. the same with 25 ms of latency injected into every Chatwoot answer.
  *
+ *   4. instances: restore time and memory per idle instance of the whole
+ *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`).
+ *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
- * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25).
+ * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
+ * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_ONLY (inbound | instances).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -25,6 +29,7 @@ import { SessionInbound } from '../src/worker/session-inbound.js';
 import { buildTextMessage } from '../src/whatsapp/sandbox/message-builder.js';
 import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwoot-double/index.js';
+import { benchInstances } from './bench-instances.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const CHATS = Number(process.env.BENCH_CHATS ?? 50);
@@ -173,22 +178,26 @@ async function main(): Promise<void> {
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
   });
   const redisUrl = await resolveRedisUrl(config, log);
-  console.log(`Ponte inbound benchmark: ${MESSAGES} messages over ${CHATS} chats, concurrency ${CONCURRENCY}, Redis ${new URL(redisUrl).host}`);
 
-  const bare = await bareBullmq(redisUrl);
-  console.log(`${'bare BullMQ (empty jobs)'.padEnd(28)}  ${bare.toFixed(0).padStart(7)} msg/s`);
+  const only = process.env.BENCH_ONLY;
+  if (only !== 'instances') {
+    console.log(`Ponte inbound benchmark: ${MESSAGES} messages over ${CHATS} chats, concurrency ${CONCURRENCY}, Redis ${new URL(redisUrl).host}`);
+    const bare = await bareBullmq(redisUrl);
+    console.log(`${'bare BullMQ (empty jobs)'.padEnd(28)}  ${bare.toFixed(0).padStart(7)} msg/s`);
 
-  const double = await startChatwootDouble({ webhooksEnabled: false });
-  try {
-    const fast = await ponteInbound(redisUrl, double, 'fast');
-    console.log(row('Ponte → Chatwoot double', fast, bare));
-    const remove = double.faults.slow(LATENCY_MS);
-    const slow = await ponteInbound(redisUrl, double, 'slow');
-    remove();
-    console.log(row(`same, +${LATENCY_MS} ms per call`, slow, bare));
-  } finally {
-    await double.close();
+    const double = await startChatwootDouble({ webhooksEnabled: false });
+    try {
+      const fast = await ponteInbound(redisUrl, double, 'fast');
+      console.log(row('Ponte → Chatwoot double', fast, bare));
+      const remove = double.faults.slow(LATENCY_MS);
+      const slow = await ponteInbound(redisUrl, double, 'slow');
+      remove();
+      console.log(row(`same, +${LATENCY_MS} ms per call`, slow, bare));
+    } finally {
+      await double.close();
+    }
   }
+  if (only !== 'inbound') await benchInstances(redisUrl);
 }
 
 main().catch((err: unknown) => {

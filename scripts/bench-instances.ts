@@ -1,0 +1,129 @@
+/**
+ * Instance figures for `npm run bench`: the whole daemon (primary and
+ * workers, sandbox driver) in a child process with BENCH_INSTANCES linked
+ * instances restored from disk at start-up. Prints the time from start until
+ * every instance is open, and the workers' memory per idle instance (against
+ * the same daemon with no instance).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { InstanceRegistry } from '../src/instances/registry.js';
+import { RedisKeys } from '../src/queue/keys.js';
+import { freePort } from '../src/redis/redis-server.js';
+import { FileAuthStore } from '../src/whatsapp/auth-store.js';
+import { startChatwootDouble } from '../test/support/chatwoot-double/index.js';
+
+const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 200);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const STAGGER_MS = Number(process.env.BENCH_RESTORE_STAGGER_MS ?? 0);
+const TOKEN = 'bench-admin-token-0123456789';
+
+interface Status {
+  workers: Array<{ slot: number; memory?: { rss: number; heapUsed: number } }>;
+  instances: Array<{ instance: string; state?: string }>;
+}
+
+async function status(base: string): Promise<Status | undefined> {
+  const res = await fetch(`${base}/global-status`, { headers: { authorization: `Bearer ${TOKEN}` } }).catch(() => undefined);
+  return res?.ok ? ((await res.json()) as Status) : undefined;
+}
+
+async function daemon(env: Record<string, string>): Promise<{ proc: ChildProcess; base: string; startedAt: number }> {
+  const port = await freePort();
+  const startedAt = performance.now();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, SERVER_PORT: String(port), SERVER_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return { proc, base: `http://127.0.0.1:${port}`, startedAt };
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function workerMemory(base: string): Promise<{ rss: number; heapUsed: number }> {
+  // Let start-up garbage settle, then average a few reports.
+  await sleep(5000);
+  const samples: Array<{ rss: number; heapUsed: number }> = [];
+  for (let i = 0; i < 5; i++) {
+    const s = await status(base);
+    if (s) samples.push(s.workers.reduce((acc, w) => ({ rss: acc.rss + (w.memory?.rss ?? 0), heapUsed: acc.heapUsed + (w.memory?.heapUsed ?? 0) }), { rss: 0, heapUsed: 0 }));
+    await sleep(1000);
+  }
+  return { rss: samples.reduce((a, s) => a + s.rss, 0) / samples.length, heapUsed: samples.reduce((a, s) => a + s.heapUsed, 0) / samples.length };
+}
+
+export async function benchInstances(redisUrl: string): Promise<void> {
+  const double = await startChatwootDouble({ webhooksEnabled: false });
+  const sessions = await mkdtemp(join(tmpdir(), 'ponte-bench-sessions-'));
+  const prefix = `ponte-bench:${process.pid}:inst:`;
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const env = {
+    CHATWOOT_BASE_URL: double.url,
+    CHATWOOT_API_ACCESS_TOKEN: double.token,
+    WEBHOOK_SECRET: 'bench-webhook-secret-0123456789',
+    ADMIN_TOKEN: TOKEN,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: prefix,
+    MAX_WORKERS: String(WORKERS),
+    WHATSAPP_DRIVER: 'sandbox',
+    BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
+    RESTORE_STAGGER_MS: String(STAGGER_MS),
+    SERVER_LOG_LEVEL: 'error',
+    CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+  };
+  try {
+    // Baseline: the same daemon with no instance.
+    const empty = await daemon(env);
+    while (!(await status(empty.base))) await sleep(100);
+    const base = await workerMemory(empty.base);
+    await stop(empty.proc);
+
+    // BENCH_INSTANCES linked instances, as a restart finds them.
+    const account = double.addAccount();
+    const registry = new InstanceRegistry(redis, new RedisKeys(prefix));
+    const auth = new FileAuthStore(sessions);
+    for (let i = 0; i < INSTANCES; i++) {
+      const inbox = double.addInbox({ accountId: account.id });
+      const { record } = await registry.upsert({ accountId: account.id, inboxId: inbox.id });
+      const state = await auth.load(record.instanceKey);
+      state.state.creds.me = { id: `55119${String(10_000_000 + i)}:1@s.whatsapp.net`, name: '~' };
+      await state.saveCreds();
+    }
+    const full = await daemon(env);
+    let open = 0;
+    while (open < INSTANCES) {
+      const s = await status(full.base);
+      open = s?.instances.filter((x) => x.state === 'open').length ?? 0;
+      if (open < INSTANCES) await sleep(50);
+    }
+    const restoreS = (performance.now() - full.startedAt) / 1000;
+    const loaded = await workerMemory(full.base);
+    await stop(full.proc);
+
+    const perRss = (loaded.rss - base.rss) / INSTANCES / 1024 / 1024;
+    const perHeap = (loaded.heapUsed - base.heapUsed) / INSTANCES / 1024 / 1024;
+    console.log(`instances: ${INSTANCES} sandbox instances over ${WORKERS} workers (restore stagger ${STAGGER_MS} ms)`);
+    console.log(`  restore at start-up (spawn → all open):  ${restoreS.toFixed(1)} s`);
+    console.log(`  worker memory per idle instance:         ${perRss.toFixed(2)} MiB RSS, ${perHeap.toFixed(2)} MiB heap`);
+    console.log(`  workers in total: ${(loaded.rss / 1024 / 1024).toFixed(0)} MiB RSS with instances, ${(base.rss / 1024 / 1024).toFixed(0)} MiB without`);
+  } finally {
+    await double.close();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+    await redis.quit();
+    await rm(sessions, { recursive: true, force: true });
+  }
+}
