@@ -20,14 +20,22 @@ export class ControlPlane {
   private readonly assignment = new Map<string, number>();
   /** The QR an instance currently shows, from worker events. */
   private readonly qrs = new Map<string, string>();
+  /** State and number from worker events: fresher than the once-a-second status snapshots. */
+  private readonly live = new Map<string, { state: InstanceStatus['state']; phone?: string }>();
 
   constructor(
     private readonly o: { registry: InstanceRegistry; supervisor: Supervisor; redis: Redis; keys: RedisKeys; log: Logger; staggerMs: number },
   ) {
     o.supervisor.on('ready', (slot) => this.onWorkerReady(slot));
+    o.supervisor.on('exit', (slot) => {
+      for (const [key, s] of this.assignment) if (s === slot) this.live.delete(key);
+    });
     o.supervisor.on('event', (e) => {
       if (e.event === 'qr' && typeof e.data.qr === 'string') this.qrs.set(e.instanceKey, e.data.qr);
       if (e.event === 'open' || (e.event === 'state' && e.data.state !== 'awaiting_scan')) this.qrs.delete(e.instanceKey);
+      const prev = this.live.get(e.instanceKey);
+      if (e.event === 'state' && typeof e.data.state === 'string') this.live.set(e.instanceKey, { ...prev, state: e.data.state as InstanceStatus['state'] });
+      if (e.event === 'open') this.live.set(e.instanceKey, { state: 'open', ...(typeof e.data.phone === 'string' ? { phone: e.data.phone } : {}) });
     });
   }
 
@@ -69,7 +77,11 @@ export class ControlPlane {
     const records = await this.o.registry.list();
     return records.map((r) => {
       const slot = this.assignment.get(r.instanceKey);
-      const status = slot === undefined ? undefined : this.o.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
+      const snapshot = slot === undefined ? undefined : this.o.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
+      const live = slot === undefined ? undefined : this.live.get(r.instanceKey);
+      const status: InstanceStatus | undefined = live
+        ? { ...(snapshot ?? { instanceKey: r.instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 } }), ...live }
+        : snapshot;
       return { ...r, ...(slot !== undefined ? { slot } : {}), ...(status ? { status } : {}) };
     });
   }
@@ -106,6 +118,7 @@ export class ControlPlane {
     const slot = this.assignment.get(instanceKey);
     this.assignment.delete(instanceKey);
     this.qrs.delete(instanceKey);
+    this.live.delete(instanceKey);
     if (slot !== undefined) this.o.supervisor.send(slot, { type: 'unassign', instanceKey });
     return record;
   }

@@ -4,7 +4,10 @@ import type { Server } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { redactConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { ChatwootClient } from '../chatwoot/client.js';
+import { CommandService } from '../commands/command-service.js';
 import { createApp } from '../http/app.js';
+import { webhookRoutes } from '../http/webhook-routes.js';
 import { controlErrorHandler, operatorRoutes } from '../http/operator-routes.js';
 import { InstanceRegistry } from '../instances/registry.js';
 import { createLogger } from '../observability/logger.js';
@@ -33,6 +36,12 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   cluster.setupPrimary({ silent: false });
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
   const control = new ControlPlane({ registry, supervisor, redis, keys, log, staggerMs: config.whatsapp.restoreStaggerMs });
+  const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
+  const commands = new CommandService({ config, chatwoot, control, registry, supervisor, log: log.child({ module: 'commands' }) });
+  if (config.chatwoot.commandInboxId === 0) {
+    log.warn('DEFAULT_RELAY_CHATWOOT_INBOX_ID=0: commands are read from every inbox of the account; set it to the command inbox');
+  }
+  if (config.webhook.authorizedPhones.length === 0) log.warn('WEBHOOK_AUTHORIZED_PHONE_NUMBERS is empty: nobody can give commands');
   supervisor.on('event', (e) => {
     if (e.event === 'alert') log.warn({ instanceId: e.instanceKey, alert: e.data.text }, 'instance alert');
     if (e.event === 'open') log.info({ instanceId: e.instanceKey, phone: e.data.phone }, 'instance linked and connected');
@@ -51,6 +60,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       return { ready: Object.values(checks).every(Boolean), checks };
     },
     routes: [
+      webhookRoutes({ config, redis, keys, registry, commands, log }),
       operatorRoutes({
         control,
         supervisor,

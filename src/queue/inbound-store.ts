@@ -204,7 +204,7 @@ export class InboundStore {
       chatId,
       head.raw,
       waId,
-      `${target.conversationId}:${target.messageId}`,
+      `${target.conversationId}:${target.messageId}:${senderDigits(head.event)}`,
       String(Date.now()),
       String(this.retentionS),
     );
@@ -278,6 +278,24 @@ export class InboundStore {
     const n = (k: keyof InboundStats): number => Number(raw[k] ?? 0);
     return { received: n('received'), relayed: n('relayed'), duplicates: n('duplicates'), ignored: n('ignored'), parked: n('parked'), retried: n('retried') };
   }
+}
+
+/**
+ * The phone number (digits) that wrote a relayed message, kept with its id
+ * mapping: the command webhook checks that a command relayed from WhatsApp
+ * really came from an authorized number (DESIGN.md, Decisions 8).
+ */
+function senderDigits(event: InboundEvent): string {
+  const m = event.message;
+  if (m.fromMe) return '';
+  const jid = m.chatKind === 'group' ? m.participant?.pnJid : m.peer.pnJid;
+  return jid ? (jid.split('@')[0] ?? '') : '';
+}
+
+/** Reads a WhatsApp id mapping: `<conversationId>:<messageId>[:<sender digits>]`. */
+export function parseMapping(v: string): { conversationId: number; messageId: number; senderDigits: string } {
+  const [c, m, sender] = v.split(':');
+  return { conversationId: Number(c), messageId: Number(m), senderDigits: sender ?? '' };
 }
 
 export interface InboundStats {
