@@ -22,7 +22,7 @@ const STAGGER_MS = Number(process.env.BENCH_RESTORE_STAGGER_MS ?? 0);
 const TOKEN = 'bench-admin-token-0123456789';
 
 interface Status {
-  workers: Array<{ slot: number; memory?: { rss: number; heapUsed: number } }>;
+  workers: Array<{ id: number; memory: { rssBytes: number; heapUsedBytes: number } | null }>;
   instances: Array<{ instance: string; state?: string }>;
 }
 
@@ -55,7 +55,7 @@ async function workerMemory(base: string): Promise<{ rss: number; heapUsed: numb
   const samples: Array<{ rss: number; heapUsed: number }> = [];
   for (let i = 0; i < 5; i++) {
     const s = await status(base);
-    if (s) samples.push(s.workers.reduce((acc, w) => ({ rss: acc.rss + (w.memory?.rss ?? 0), heapUsed: acc.heapUsed + (w.memory?.heapUsed ?? 0) }), { rss: 0, heapUsed: 0 }));
+    if (s) samples.push(s.workers.reduce((acc, w) => ({ rss: acc.rss + (w.memory?.rssBytes ?? 0), heapUsed: acc.heapUsed + (w.memory?.heapUsedBytes ?? 0) }), { rss: 0, heapUsed: 0 }));
     await sleep(1000);
   }
   return { rss: samples.reduce((a, s) => a + s.rss, 0) / samples.length, heapUsed: samples.reduce((a, s) => a + s.heapUsed, 0) / samples.length };

@@ -12,12 +12,13 @@ export function isLoopback(address: string | undefined): boolean {
 }
 
 /**
- * Guards operator routes with a bearer token (`Authorization: Bearer <token>`);
- * with no token configured, only loopback callers are let in.
+ * Guards operator routes with bearer tokens (`Authorization: Bearer <token>`,
+ * any of `tokens`); with none configured, only loopback callers are let in.
  */
-export function bearerAuth(token: string | undefined, what: string) {
+export function bearerAuth(configured: ReadonlyArray<string | undefined>, what: string) {
+  const tokens = configured.filter((t): t is string => t !== undefined);
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (token === undefined) {
+    if (tokens.length === 0) {
       if (isLoopback(req.socket.remoteAddress)) return next();
       res.status(403).json({ error: 'forbidden', message: `${what} is open to loopback only while no token is configured` });
       return;
@@ -28,7 +29,8 @@ export function bearerAuth(token: string | undefined, what: string) {
       res.status(401).json({ error: 'unauthorized', message: `${what} needs Authorization: Bearer <token>` });
       return;
     }
-    if (!safeEqual(m[1]!.trim(), token)) {
+    const given = m[1]!.trim();
+    if (!tokens.some((t) => safeEqual(given, t))) {
       res.status(401).json({ error: 'unauthorized', message: 'the bearer token is wrong' });
       return;
     }

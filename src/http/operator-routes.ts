@@ -7,6 +7,7 @@ import type { Supervisor } from '../primary/supervisor.js';
 import { describeZodError } from '../whatsapp/sandbox/control.js';
 import { SANDBOX_DISCONNECTS } from '../whatsapp/sandbox/sandbox-socket.js';
 import { bearerAuth } from './auth.js';
+import { buildGlobalStatus, createMetrics } from './status.js';
 
 const id = z.coerce.number().int().min(1).max(9_999_999_999);
 const CreateSchema = z.object({
@@ -46,20 +47,19 @@ export interface OperatorRoutesDeps {
  */
 export function operatorRoutes(d: OperatorRoutesDeps): Router {
   const router = Router();
-  const admin = bearerAuth(d.adminToken ?? d.statusToken, 'the admin API');
+  const admin = bearerAuth([d.adminToken ?? d.statusToken], 'the admin API');
   const json = express.json({ limit: '20mb' });
 
-  router.get('/global-status', bearerAuth(d.statusToken, '/global-status'), async (_req, res) => {
-    const instances = await d.control.list();
-    res.json({
-      version: d.version,
-      uptimeS: Math.round(process.uptime()),
-      workers: d.supervisor.all().map((w) => ({ slot: w.slot, pid: w.pid, ready: w.ready, restarts: w.restarts, instances: w.instances.length, memory: w.memory })),
-      instances: instances.map((i) => {
-        const { qr: _qr, ...status } = i.status ?? ({} as Record<string, unknown>);
-        return { instance: i.instanceKey, account: i.accountId, inbox: i.inboxId, desired: i.desired, worker: i.slot ?? null, ...status };
-      }),
-    });
+  // Administrators may read the status too.
+  const statusAuth = bearerAuth(d.statusToken === undefined ? [] : [d.statusToken, d.adminToken], '/global-status and /metrics');
+  const snapshot = () => buildGlobalStatus(d.control, d.supervisor, d.version);
+  const metrics = createMetrics(snapshot);
+  router.get('/global-status', statusAuth, async (_req, res) => {
+    res.json(await snapshot());
+  });
+  router.get('/metrics', statusAuth, async (_req, res) => {
+    const text = await metrics.scrape();
+    res.type(metrics.registry.contentType).send(text);
   });
 
   router.get('/admin/instances', admin, async (_req, res) => {

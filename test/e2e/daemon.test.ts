@@ -89,7 +89,7 @@ describe('the daemon, black box', () => {
 
     const owner = (await instanceStatus(a, key))!.worker!;
     const { json: status } = await api(a, 'GET', '/global-status');
-    const pid = (status.workers as Array<{ slot: number; pid: number }>).find((w) => w.slot === owner)!.pid;
+    const pid = (status.workers as Array<{ id: number; pid: number }>).find((w) => w.id === owner)!.pid;
     process.kill(pid, 'SIGKILL');
     for (let i = 30; i < 60; i++) await send(i);
     await until('open again', async () => (await instanceStatus(a, key))?.state === 'open', a);
@@ -104,7 +104,7 @@ describe('the daemon, black box', () => {
       expect(double.messages(account.id, conv.id).map((m) => m.source_id)).toEqual(expected);
     }
     const { json: after } = await api(a, 'GET', '/global-status');
-    expect((after.workers as Array<{ slot: number; restarts: number }>).find((w) => w.slot === owner)!.restarts).toBe(1);
+    expect((after.workers as Array<{ id: number; restarts: number }>).find((w) => w.id === owner)!.restarts).toBe(1);
 
     // A second daemon on the same Redis restores the instance but cannot take its lease.
     const b = await startDaemon(env);
@@ -123,7 +123,7 @@ describe('the daemon, black box', () => {
     const account = double.addAccount();
     const inbox = double.addInbox({ accountId: account.id });
     const key = `${account.id}-${inbox.id}`;
-    const d = await startDaemon({ ...env, REDIS_PREFIX: `${prefix}ops:` });
+    const d = await startDaemon({ ...env, REDIS_PREFIX: `${prefix}ops:`, STATUS_TOKEN: 'e2e-status-token-0123' });
     daemons.push(d);
 
     const noToken = await fetch(`${d.base}/admin/instances`);
@@ -146,6 +146,35 @@ describe('the daemon, black box', () => {
     expect(badReason.status).toBe(400);
     expect(badReason.json.message).toMatch(/^reason: /);
     expect((await api(d, 'GET', `/sandbox/instances/${key}/outbox`)).json).toEqual({ messages: [] });
+
+    // /global-status: primary, workers, totals, instances; no tokens, no QR strings.
+    const { json: gs } = await api(d, 'GET', '/global-status');
+    expect(Object.keys(gs).sort()).toEqual(['instances', 'primary', 'totals', 'workers']);
+    expect(gs.primary).toMatchObject({ pid: expect.any(Number) as unknown, version: expect.any(String) as unknown });
+    expect(gs.workers).toHaveLength(2);
+    expect((gs.workers as Array<Record<string, unknown>>)[0]).toMatchObject({ id: 0, ready: true, restarts: 0 });
+    const inst = (gs.instances as Array<Record<string, unknown>>).find((i) => i.instance === key);
+    expect(inst).toMatchObject({ account: account.id, inbox: inbox.id, desired: 'running', state: 'open', phone: '5511966665555', qrAttempts: 0 });
+    expect(inst).toHaveProperty('counters.relayed');
+    expect(inst).toHaveProperty('queues.inbound');
+    expect(JSON.stringify(gs)).not.toContain(ADMIN);
+    expect(JSON.stringify(gs)).not.toContain(env.WEBHOOK_SECRET!);
+    expect((await fetch(`${d.base}/global-status`)).status).toBe(401);
+    expect((await fetch(`${d.base}/global-status`, { headers: { authorization: 'Bearer e2e-status-token-0123' } })).status).toBe(200);
+    expect((await fetch(`${d.base}/admin/instances`, { headers: { authorization: 'Bearer e2e-status-token-0123' } })).status).toBe(401);
+
+    // /metrics: Prometheus text, per-instance state.
+    const metrics = await fetch(`${d.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await metrics.text();
+    const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (-?[0-9.]+(e[+-]?\d+)?|NaN|\+Inf|-Inf)$/;
+    for (const line of text.split('\n').filter((l) => l !== '')) {
+      if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+      expect(line).toMatch(sample);
+    }
+    expect(text).toContain(`ponte_instance_state{instance="${key}",state="open"} 1`);
+    expect(text).toContain('ponte_workers{ready="true"} 2');
+    expect(text).toMatch(/# TYPE ponte_messages_relayed_total counter/);
 
     const cli = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/instance.ts', 'list'], {
       cwd: process.cwd(),
