@@ -1,0 +1,105 @@
+/**
+ * dashboard.sh under tmux against a running daemon: the pane shows the
+ * workers and the instance with its state and number; an unreachable daemon
+ * gives a clear line; Ctrl-C ends it cleanly.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/redis/redis-server.js';
+import { ADMIN, api, startDaemon, until, type Daemon } from '../support/daemon.js';
+import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
+import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+
+const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+const STATUS = 'dash-status-token-0123';
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', args, { encoding: 'utf8' });
+}
+
+function alive(session: string): boolean {
+  return spawnSync('tmux', ['has-session', '-t', session]).status === 0;
+}
+
+describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
+  const sessions: string[] = [];
+  let double: ChatwootDouble | undefined;
+  let daemon: Daemon | undefined;
+  let dir = '';
+  const prefix = randomPrefix();
+
+  afterAll(async () => {
+    for (const s of sessions) if (alive(s)) tmux('kill-session', '-t', s);
+    if (daemon && daemon.proc.exitCode === null) {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await double?.close();
+    const redis = testRedis();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  function open(url: string): string {
+    const name = `ponte-dash-${randomBytes(4).toString('hex')}`;
+    sessions.push(name);
+    tmux('new-session', '-d', '-s', name, '-x', '200', '-y', '40', `env PONTE_STATUS_TOKEN=${STATUS} DASHBOARD_INTERVAL=1 ./dashboard.sh ${url}`);
+    return name;
+  }
+
+  const pane = (name: string) => tmux('capture-pane', '-p', '-t', name);
+
+  it('shows workers and instances live, and exits on Ctrl-C', async () => {
+    double = await startChatwootDouble({ webhooksEnabled: false });
+    const account = double.addAccount();
+    const inbox = double.addInbox({ accountId: account.id });
+    dir = await mkdtemp(join(tmpdir(), 'ponte-dash-'));
+    daemon = await startDaemon({
+      CHATWOOT_BASE_URL: double.url,
+      CHATWOOT_API_ACCESS_TOKEN: double.token,
+      WEBHOOK_SECRET: 'dash-webhook-secret-0123456789',
+      ADMIN_TOKEN: ADMIN,
+      STATUS_TOKEN: STATUS,
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      MAX_WORKERS: '2',
+      WHATSAPP_DRIVER: 'sandbox',
+      BAILEYS_AUTH_SESSIONS_PARENT_DIR: dir,
+      SANDBOX_QR_INTERVAL_MS: '60000',
+      SERVER_LOG_LEVEL: 'error',
+    });
+    const key = `${account.id}-${inbox.id}`;
+    await api(daemon, 'POST', '/admin/instances', { inbox: inbox.id, account: account.id });
+    const name = open(daemon.base);
+    await until('awaiting_scan on the dashboard', () => Promise.resolve(pane(name).includes('awaiting_scan')));
+    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511944443333' });
+    const screen = await until('the linked instance on the dashboard', () => {
+      const p = pane(name);
+      return Promise.resolve(p.includes('+5511944443333') ? p : undefined);
+    });
+    expect(screen).toMatch(/^Ponte \d+\.\d+\.\d+/m);
+    expect(screen).toMatch(/workers: 0:ready .*\|\s+1:ready/);
+    expect(screen).toMatch(/instances 1 \(1 open\)/);
+    expect(screen).toMatch(new RegExp(`^${key}\\s+open\\s+\\+5511944443333\\s+\\d`, 'm'));
+
+    tmux('send-keys', '-t', name, 'C-c');
+    await until('the dashboard to exit', () => Promise.resolve(!alive(name)));
+  }, 60_000);
+
+  it('says so when the daemon does not answer', async () => {
+    const port = await freePort();
+    const name = open(`http://127.0.0.1:${port}`);
+    const screen = await until('the unreachable line', () => {
+      const p = pane(name);
+      return Promise.resolve(p.includes('is not answering') ? p : undefined);
+    });
+    expect(screen).toContain(`Ponte at http://127.0.0.1:${port} is not answering`);
+    tmux('send-keys', '-t', name, 'C-c');
+    await until('the dashboard to exit', () => Promise.resolve(!alive(name)));
+  }, 30_000);
+});
