@@ -108,5 +108,20 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', (s) => void shutdown(s));
   process.on('SIGINT', (s) => void shutdown(s));
-  if (process.send) process.send('ready'); // pm2 wait_ready
+  // pm2 wait_ready: signal once every worker is up (or after a minute, so pm2 does not hang on a broken worker).
+  if (process.send) {
+    const signalReady = () => process.send?.('ready');
+    if (supervisor.all().every((w) => w.ready)) signalReady();
+    else {
+      const giveUp = setTimeout(signalReady, 60_000);
+      giveUp.unref();
+      const onReady = () => {
+        if (!supervisor.all().every((w) => w.ready)) return;
+        clearTimeout(giveUp);
+        supervisor.off('ready', onReady);
+        signalReady();
+      };
+      supervisor.on('ready', onReady);
+    }
+  }
 }
