@@ -80,6 +80,15 @@ function probes(accountId: number, inboxId: number): Probe[] {
   return out;
 }
 
+function reasonOf(text: string): string {
+  try {
+    const j = JSON.parse(text) as { message?: unknown; error?: unknown };
+    return typeof j.message === 'string' ? j.message : typeof j.error === 'string' ? j.error : '';
+  } catch {
+    return '';
+  }
+}
+
 describe('malformed and unauthenticated requests', () => {
   let double: ChatwootDouble;
   let daemon: Daemon;
@@ -124,13 +133,7 @@ describe('malformed and unauthenticated requests', () => {
     for (const p of all) {
       const res = await fetch(`${daemon.base}${p.path}`, { method: p.method, headers: p.headers ?? {}, ...(p.body !== undefined && p.method !== 'GET' ? { body: p.body } : {}) });
       const text = await res.text();
-      let reason = '';
-      try {
-        const j = JSON.parse(text) as { message?: unknown; error?: unknown };
-        reason = typeof j.message === 'string' ? j.message : typeof j.error === 'string' ? j.error : '';
-      } catch {
-        reason = '';
-      }
+      const reason = reasonOf(text);
       if (res.status < 400 || res.status >= 500 || reason === '') failures.push(`${p.method} ${p.path} ${(p.body ?? '').slice(0, 60)} → ${res.status} ${text.slice(0, 120)}`);
     }
     expect(failures).toEqual([]);
