@@ -16,6 +16,7 @@ export interface InstanceStatus {
   qrCount: number;
   lastDisconnect?: string;
   inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
+  outbound: { sent: number; failed: number; pending: number };
   lastMessageAtMs?: number;
 }
 

@@ -89,6 +89,10 @@ export const EnvSchema = z.object({
     .default('ponte:')
     .refine((v) => /^[A-Za-z0-9_.:-]+$/.test(v), 'may hold only letters, digits and _ . : -'),
 
+  OUTBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  OUTBOUND_AGENT_SIGNATURE: bool.default(false),
+  OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
+
   CHATWOOT_QUEUE_WORKER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   CHATWOOT_QUEUE_CONCURRENCY: int(1, 1000).default(10),
   BULLMQ_JOB_ATTEMPTS: int(1, 100).default(5),
@@ -159,6 +163,14 @@ export interface Config {
     password: string | undefined;
     prefix: string;
   };
+  outbound: {
+    /** Largest attachment fetched from Chatwoot and sent on WhatsApp. */
+    mediaMaxBytes: number;
+    /** Prefix agent messages with `*Name:*`. */
+    agentSignature: boolean;
+    /** How long an agent message waits for a disconnected instance before it fails. */
+    maxWaitMs: number;
+  };
   queue: {
     logLevel: LogLevel;
     concurrency: number;
@@ -214,6 +226,7 @@ export function compileConfig(e: ParsedEnv): Config {
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
+    outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
       concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,

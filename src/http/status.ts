@@ -37,8 +37,8 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       phone: s?.phone ?? null,
       worker: i.slot ?? null,
       qrAttempts: s?.qrCount ?? 0,
-      counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: 0, failed: 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
-      queues: { inbound: s?.inbound.pending ?? 0, outbound: 0 },
+      counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: s?.outbound.sent ?? 0, failed: s?.outbound.failed ?? 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
+      queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0 },
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
       lastError: s?.lastDisconnect ?? null,
     };

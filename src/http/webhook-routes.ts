@@ -11,9 +11,15 @@ import type { Logger } from '../observability/logger.js';
 import { parseMapping } from '../queue/inbound-store.js';
 import type { RedisKeys } from '../queue/keys.js';
 import { verifyWebhook } from './webhook-auth.js';
+import type { Queue } from 'bullmq';
+import { decideInboxEvent, type OutboundJob } from '../outbound/inbox-events.js';
+import { enqueueOutbound } from '../outbound/outbound-queue.js';
+import { parseInstanceKey } from '../model/instance-key.js';
 
 export interface WebhookRoutesDeps {
   config: Readonly<Config>;
+  /** Where agent messages are queued for the instance's worker. */
+  outbound: { queue(instanceKey: string): Queue<OutboundJob>; inboxSecret(instanceKey: string): string | undefined };
   redis: Redis;
   keys: RedisKeys;
   registry: InstanceRegistry;
@@ -71,6 +77,48 @@ export function webhookRoutes(d: WebhookRoutesDeps): Router {
     }
     res.status(200).json({ ok: true });
     void act(payload as CommandEvent).catch((err: unknown) => log.error({ err: coerceError(err), messageId: id }, 'command failed'));
+  });
+
+  /**
+   * `POST /webhook/chatwoot/:instance`: the API inbox's webhook. Agent
+   * messages (and their deletes and Retries) are queued for the instance's
+   * worker and answered 200 in milliseconds; everything else authentic is
+   * answered 200 and ignored. Signed with the inbox's own secret when Ponte
+   * has it (DESIGN.md, Decisions 9).
+   */
+  router.post('/webhook/chatwoot/:instance', rawBody, async (req: Request, res: Response) => {
+    const key = typeof req.params.instance === 'string' ? req.params.instance : '';
+    if (!parseInstanceKey(key)) {
+      res.status(400).json({ error: 'bad_request', message: `instance: ${JSON.stringify(key)} is not <account_id>-<inbox_id>` });
+      return;
+    }
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const auth = verifyWebhook(req, raw, { secret: d.config.webhook.secret, signingSecret: d.outbound.inboxSecret(key), maxAgeS: d.config.webhook.signatureMaxAgeS });
+    if (!auth.ok) {
+      log.warn({ route: 'inbox', instanceId: key, reason: auth.reason, ip: req.ip }, 'webhook refused');
+      res.status(401).json({ error: 'unauthorized', message: auth.reason });
+      return;
+    }
+    if (!(await d.registry.get(key))) {
+      res.status(404).json({ error: 'not_found', message: `no instance ${key}; create it with "erga <inbox_id> <account_id>"` });
+      return;
+    }
+    const payload = parseJson(raw);
+    if (!payload || typeof payload.event !== 'string') {
+      res.status(400).json({ error: 'bad_request', message: payload ? 'event: is required' : 'body: must be a JSON object (a Chatwoot webhook payload)' });
+      return;
+    }
+    const decision = decideInboxEvent(payload);
+    if (decision.action === 'ignore') {
+      res.status(200).json({ ok: true, ignored: decision.reason });
+      return;
+    }
+    if (decision.job.accountId !== parseInstanceKey(key)!.accountId) {
+      res.status(200).json({ ok: true, ignored: 'event of another account' });
+      return;
+    }
+    await enqueueOutbound(d.outbound.queue(key), decision.job);
+    res.status(200).json({ ok: true, queued: decision.job.kind });
   });
 
   async function act(payload: CommandEvent): Promise<void> {

@@ -80,7 +80,7 @@ export class ControlPlane {
       const snapshot = slot === undefined ? undefined : this.o.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
       const live = slot === undefined ? undefined : this.live.get(r.instanceKey);
       const status: InstanceStatus | undefined = live
-        ? { ...(snapshot ?? { instanceKey: r.instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 } }), ...live }
+        ? { ...(snapshot ?? { instanceKey: r.instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 }, outbound: { sent: 0, failed: 0, pending: 0 } }), ...live }
         : snapshot;
       return { ...r, ...(slot !== undefined ? { slot } : {}), ...(status ? { status } : {}) };
     });

@@ -15,6 +15,7 @@ import { RedisKeys } from '../queue/keys.js';
 import { createRedis, resolveRedisUrl } from '../redis/connection.js';
 import { VERSION } from '../version.js';
 import { ControlPlane } from './control-plane.js';
+import { OutboundGateway } from './outbound-gateway.js';
 import { Supervisor } from './supervisor.js';
 
 /**
@@ -37,6 +38,10 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
   const control = new ControlPlane({ registry, supervisor, redis, keys, log, staggerMs: config.whatsapp.restoreStaggerMs });
   const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
+  const outbound = new OutboundGateway({ redis, keys, chatwoot, log });
+  supervisor.on('event', (e) => {
+    if (e.event === 'open' && !outbound.inboxSecret(e.instanceKey)) void outbound.learnSecret(e.instanceKey);
+  });
   const commands = new CommandService({ config, chatwoot, control, registry, supervisor, log: log.child({ module: 'commands' }) });
   if (config.chatwoot.commandInboxId === 0) {
     log.warn('DEFAULT_RELAY_CHATWOOT_INBOX_ID=0: commands are read from every inbox of the account; set it to the command inbox');
@@ -60,7 +65,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       return { ready: Object.values(checks).every(Boolean), checks };
     },
     routes: [
-      webhookRoutes({ config, redis, keys, registry, commands, log }),
+      webhookRoutes({ config, redis, keys, registry, commands, log, outbound }),
       operatorRoutes({
         control,
         supervisor,
@@ -76,6 +81,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
 
   supervisor.start();
   await control.restore();
+  await Promise.all((await registry.list()).map((r) => outbound.learnSecret(r.instanceKey)));
   const server: Server = app.listen(config.server.port, config.server.host);
   await once(server, 'listening');
   log.info({ port: config.server.port, host: config.server.host, workers: count, driver: config.whatsapp.driver }, 'HTTP listening');
@@ -101,6 +107,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    await outbound.close();
     await redis.quit().catch(() => undefined);
     log.info('stopped');
     log.flush();

@@ -57,6 +57,26 @@ export class RedisKeys {
     return `${this.prefix}sandbox:${instanceKey}:outbox`;
   }
 
+  /** An agent message's parts sent on WhatsApp: hash part index → WhatsApp id. */
+  outParts(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:msg:${cwMessageId}`;
+  }
+
+  /** The receipt status of each part of an agent message: hash part index → WhatsApp status (3 delivered, 4 read). */
+  outStatus(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:st:${cwMessageId}`;
+  }
+
+  /** WhatsApp id of a sent part → `<conversationId>:<messageId>:<part>:<jid>`. */
+  outWa(instanceKey: string, waId: string): string {
+    return `${this.prefix}out:${instanceKey}:wa:${waId}`;
+  }
+
+  /** The WhatsApp JID of a conversation Ponte did not create (resolved from the contact's number). */
+  outJid(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:jid:${conversationId}`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }
@@ -65,6 +85,11 @@ export class RedisKeys {
 /** BullMQ queue names may not contain ':'; instance keys never do. */
 export function inboundQueueName(instanceKey: string): string {
   return `inbound.${instanceKey}`;
+}
+
+/** The outbound queue of one instance (agent replies to send). */
+export function outboundQueueName(instanceKey: string): string {
+  return `outbound.${instanceKey}`;
 }
 
 /** A BullMQ job id for a chat: custom ids may not contain ':' nor be integers. */

@@ -52,6 +52,7 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     end: (error) => sock.end(error),
     logout: (msg) => sock.logout(msg),
     requestPairingCode: (phone) => sock.requestPairingCode(phone),
+    onWhatsApp: async (...numbers) => ((await sock.onWhatsApp(...numbers)) ?? []).map((r) => ({ jid: r.jid, exists: Boolean(r.exists) })),
   };
   return socket;
 };

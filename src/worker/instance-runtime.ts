@@ -10,6 +10,11 @@ import type { RedisKeys } from '../queue/keys.js';
 import type { AuthStore } from '../whatsapp/auth-store.js';
 import type { SocketFactory } from '../whatsapp/socket.js';
 import { WhatsAppSession } from '../whatsapp/session.js';
+import { OutboundConsumer } from '../outbound/outbound-consumer.js';
+import { createOutboundQueue } from '../outbound/outbound-queue.js';
+import { parseInstanceKey } from '../model/instance-key.js';
+import type { Queue } from 'bullmq';
+import type { OutboundJob } from '../outbound/inbox-events.js';
 import { InboundPipeline } from './inbound-pipeline.js';
 import { SessionInbound } from './session-inbound.js';
 
@@ -35,6 +40,8 @@ export interface InstanceRuntimeDeps {
 export class InstanceRuntime {
   readonly session: WhatsAppSession;
   readonly pipeline: InboundPipeline;
+  readonly outbound: OutboundConsumer;
+  private readonly outboundQueue: Queue<OutboundJob>;
   private inbound: SessionInbound | undefined;
   private qr: string | undefined;
   private lastMessageAtMs: number | undefined;
@@ -69,7 +76,25 @@ export class InstanceRuntime {
         this.lastMessageAtMs = Date.now();
       },
     });
+    this.outbound = new OutboundConsumer({
+      config: deps.config,
+      redis: deps.redis,
+      keys: deps.keys,
+      instanceKey,
+      accountId: parseInstanceKey(instanceKey)!.accountId,
+      chatwoot: deps.chatwoot,
+      session: this.session,
+      ownSends: this.ownSends,
+      log: log.child({ module: 'outbound' }),
+    });
+    this.outboundQueue = createOutboundQueue(deps.redis, deps.keys, instanceKey);
     this.session.on('socket', (socket) => {
+      socket.ev.on('messages.update', (updates) => {
+        for (const { key, update } of updates) {
+          if (!key.fromMe || !key.id || typeof update.status !== 'number') continue;
+          void this.outbound.onReceipt(key.id, update.status).catch((err: unknown) => log.warn({ err: coerceError(err), waId: key.id }, 'could not report a receipt'));
+        }
+      });
       const previous = this.inbound;
       this.inbound = new SessionInbound(socket.ev, {
         enqueue: (m, t) => this.pipeline.producer.enqueue(m, t),
@@ -95,6 +120,7 @@ export class InstanceRuntime {
 
   async start(): Promise<void> {
     await this.pipeline.start();
+    this.outbound.start();
     await this.session.start();
   }
 
@@ -102,11 +128,18 @@ export class InstanceRuntime {
   async stop(): Promise<void> {
     await this.session.stop();
     await this.inbound?.stop();
+    await this.outbound.close().catch(() => undefined);
+    await this.outboundQueue.close().catch(() => undefined);
     await this.pipeline.close().catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), instanceId: this.instanceKey }, 'inbound pipeline close failed'));
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending] = await Promise.all([this.pipeline.store.stats(), this.pipeline.store.depth()]);
+    const [stats, pending, outCounts, outStats] = await Promise.all([
+      this.pipeline.store.stats(),
+      this.pipeline.store.depth(),
+      this.outboundQueue.getJobCounts('waiting', 'delayed', 'active'),
+      this.deps.redis.hmget(this.deps.keys.stats(this.instanceKey), 'sent', 'failed'),
+    ]);
     const s = this.session;
     return {
       instanceKey: this.instanceKey,
@@ -116,6 +149,7 @@ export class InstanceRuntime {
       qrCount: s.qrCount,
       ...(s.lastDisconnect ? { lastDisconnect: s.lastDisconnect } : {}),
       inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
+      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: (outCounts.waiting ?? 0) + (outCounts.delayed ?? 0) + (outCounts.active ?? 0) },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
     };
   }

@@ -37,6 +37,8 @@ export interface SandboxOptions {
   qrIntervalMs?: number;
   /** QR codes per attempt before the socket closes with 408 "QR refs attempts ended" (WhatsApp sends 6). */
   qrRefs?: number;
+  /** Numbers (digits) the simulated WhatsApp does not know; every other number is on WhatsApp. */
+  notOnWhatsApp?: ReadonlySet<string>;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
 }
@@ -154,11 +156,11 @@ export class SandboxSocket implements WaSocket {
     this.end(closeError(SANDBOX_DISCONNECTS[reason], `sandbox: ${reason}`));
   }
 
-  sendMessage: WaSocket['sendMessage'] = (jid, content) => {
+  sendMessage: WaSocket['sendMessage'] = (jid, content, options) => {
     if (!this.linked) return Promise.reject(closeError(428, 'Connection Closed'));
-    const id = newWaMessageId();
+    const id = options?.messageId ?? newWaMessageId();
     const user = jid.split('@')[0] ?? jid;
-    const entry = outboxEntry(id, jid, content);
+    const entry = outboxEntry(id, jid, content, options?.quoted?.key.id ?? undefined);
     const message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
     const msg = buildMessage({ fromMe: true, id, ...(jid.endsWith('@lid') ? { fromLid: user } : { fromPn: user }) }, message);
     msg.status = proto.WebMessageInfo.Status.SERVER_ACK;
@@ -172,6 +174,15 @@ export class SandboxSocket implements WaSocket {
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
     return Promise.resolve(msg);
   };
+
+  onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>> {
+    return Promise.resolve(
+      numbers.map((n) => {
+        const digits = n.split('@')[0]!.replace(/\D/g, '');
+        return { jid: `${digits}@s.whatsapp.net`, exists: !(this.sandbox.notOnWhatsApp?.has(digits) ?? false) };
+      }),
+    );
+  }
 
   logout(): Promise<void> {
     this.end(closeError(401, 'Intentional Logout'));
@@ -206,9 +217,9 @@ export function lidOf(phoneDigits: string): string {
   return `2${n.toString().padStart(14, '0')}`;
 }
 
-function outboxEntry(id: string, to: string, content: AnyMessageContent): OutboxEntry {
+function outboxEntry(id: string, to: string, content: AnyMessageContent, quotedId?: string): OutboxEntry {
   const c = content as Record<string, unknown>;
-  const entry: OutboxEntry = { id, to, type: 'text', atMs: Date.now() };
+  const entry: OutboxEntry = { id, to, type: 'text', atMs: Date.now(), ...(quotedId ? { quotedId } : {}) };
   if (typeof c.text === 'string') entry.text = c.text;
   for (const type of ['image', 'video', 'audio', 'document', 'sticker'] as const) {
     const media = c[type];

@@ -1,0 +1,93 @@
+/**
+ * What Ponte does with an event Chatwoot posts to an instance's inbox
+ * webhook (`reference/chatwoot.md` §3). The inbox webhook receives
+ * everything in the inbox, Ponte's own doings included, so most events are
+ * acknowledged and ignored. Pure: the route queues what this returns.
+ */
+export interface OutboundAttachment {
+  url: string;
+  /** Chatwoot's `file_type`: image, video, audio, file, location, contact… */
+  fileType: string;
+  contentType?: string;
+  fileName: string;
+  size?: number;
+}
+
+export interface OutboundJob {
+  kind: 'send' | 'delete';
+  accountId: number;
+  conversationId: number;
+  messageId: number;
+  content: string | null;
+  attachments: OutboundAttachment[];
+  /** Chatwoot id of the message this one replies to. */
+  inReplyTo?: number;
+  senderName?: string;
+  contact: { phone?: string; identifier?: string; sourceId?: string };
+  receivedAtMs: number;
+}
+
+export type InboxDecision = { action: 'queue'; job: OutboundJob } | { action: 'ignore'; reason: string };
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined);
+
+export function decideInboxEvent(p: Json, nowMs = Date.now()): InboxDecision {
+  const event = p.event;
+  if (event !== 'message_created' && event !== 'message_updated') return { action: 'ignore', reason: `event ${String(event)}` };
+  const type = p.message_type;
+  if (type !== 'outgoing' && type !== 'template') return { action: 'ignore', reason: `${String(type)} message` };
+  if (p.private === true) return { action: 'ignore', reason: 'private note' };
+  const sourceId = str(p.source_id);
+  if (sourceId?.startsWith('WAID:')) return { action: 'ignore', reason: 'relayed from WhatsApp by Ponte' };
+  const attrs = obj(p.content_attributes) ?? {};
+  const conversation = obj(p.conversation) ?? {};
+  const messageId = num(p.id);
+  const conversationId = num(conversation.id);
+  const accountId = num(obj(p.account)?.id);
+  if (!messageId || !conversationId || !accountId) return { action: 'ignore', reason: 'payload lacks message, conversation or account ids' };
+
+  let kind: OutboundJob['kind'] = 'send';
+  if (event === 'message_updated') {
+    if (attrs.deleted === true) kind = 'delete';
+    // Ponte's own failure report (or Chatwoot's webhook failure) carries
+    // external_error; a Retry clears content_attributes.
+    else if (attrs.external_error !== undefined) return { action: 'ignore', reason: 'failure report' };
+  }
+  const sender = obj(obj(conversation.meta)?.sender) ?? {};
+  const contactInbox = obj(conversation.contact_inbox) ?? {};
+  const agent = obj(p.sender);
+  const attachments = (Array.isArray(p.attachments) ? p.attachments : []).map(obj).filter((a): a is Json => a !== undefined && str(a.data_url) !== undefined);
+  const inReplyTo = num(attrs.in_reply_to);
+  return {
+    action: 'queue',
+    job: {
+      kind,
+      accountId,
+      conversationId,
+      messageId,
+      content: typeof p.content === 'string' ? p.content : null,
+      attachments: attachments.map((a) => {
+        const url = str(a.data_url)!;
+        const last = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+        return {
+          url,
+          fileType: str(a.file_type) ?? 'file',
+          ...(str(a.content_type) ? { contentType: str(a.content_type)! } : {}),
+          fileName: last || `file.${str(a.extension) ?? 'bin'}`,
+          ...(num(a.file_size) ? { size: num(a.file_size)! } : {}),
+        };
+      }),
+      ...(inReplyTo ? { inReplyTo } : {}),
+      ...(agent && agent.type === 'user' && str(agent.name) ? { senderName: str(agent.name)! } : {}),
+      contact: {
+        ...(str(sender.phone_number) ? { phone: str(sender.phone_number)! } : {}),
+        ...(str(sender.identifier) ? { identifier: str(sender.identifier)! } : {}),
+        ...(str(contactInbox.source_id) ? { sourceId: str(contactInbox.source_id)! } : {}),
+      },
+      receivedAtMs: nowMs,
+    },
+  };
+}
