@@ -9,7 +9,12 @@
  * (`reference/chatwoot.md` §6): message create does not require `content`,
  * contact create does not require `inbox_id`, conversation create does not
  * require `source_id`; a filter clause's `query_operator` may be null (the
- * spec's own example sends it so for the last clause).
+ * spec's own example sends it so for the last clause) and its operator may
+ * be `starts_with` (`filter_keys.yml`); a message status
+ * PATCH with an unknown status is a silent no-op, not a refusal
+ * (`Messages::StatusUpdateService`). Where the code is stricter than the
+ * spec, the code wins too: `contacts/filter` without `payload` fails in
+ * `Contacts::FilterService`, so `payload` is required.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -33,7 +38,14 @@ export interface Operation {
   method: string;
   template: string;
   params: ParamSpec[];
-  body: { required: boolean; json?: ValidateFunction; multipart: boolean } | undefined;
+  body:
+    | {
+        required: boolean;
+        json?: ValidateFunction;
+        /** The multipart form's fields (type, enum), when the operation takes one. */
+        multipart?: Record<string, { type?: string; enum?: unknown[] }>;
+      }
+    | undefined;
 }
 
 const RELAXED_REQUIRED: Record<string, string[]> = {
@@ -101,11 +113,20 @@ export class Contract {
       const jsonSchema = content['application/json']?.schema as Json | undefined;
       body = {
         required: rb.required === true,
-        multipart: content['multipart/form-data'] !== undefined,
+        ...(content['multipart/form-data'] ? { multipart: this.formFields(content['multipart/form-data'].schema as Json | undefined) } : {}),
         ...(jsonSchema ? { json: this.compile(jsonSchema, key) } : {}),
       };
     }
     return { method, template, params, body };
+  }
+
+  private formFields(schema: Json | undefined): Record<string, { type?: string; enum?: unknown[] }> {
+    const top = typeof schema?.$ref === 'string' ? (this.resolve(schema.$ref) as Json) : (schema ?? {});
+    const out: Record<string, { type?: string; enum?: unknown[] }> = {};
+    for (const [name, prop] of Object.entries((top.properties ?? {}) as Record<string, Json>)) {
+      out[name] = { ...(typeof prop.type === 'string' ? { type: prop.type } : {}), ...(Array.isArray(prop.enum) ? { enum: prop.enum } : {}) };
+    }
+    return out;
   }
 
   private param(p: Json): ParamSpec {
@@ -133,11 +154,19 @@ export class Contract {
     if (typeof top.$ref === 'string') top = structuredClone(this.resolve(top.$ref) as Json);
     const relaxed = RELAXED_REQUIRED[key];
     if (relaxed && Array.isArray(top.required)) top.required = (top.required as string[]).filter((r) => !relaxed.includes(r));
+    if (key === 'PATCH /api/v1/accounts/{account_id}/conversations/{conversation_id}/messages/{message_id}') {
+      const status = (top.properties as Json | undefined)?.status as Json | undefined;
+      if (status) delete status.enum;
+    }
     if (key === 'POST /api/v1/accounts/{account_id}/contacts/filter') {
+      top.required = ['payload'];
       const clause = ((top.properties as Json).payload as Json).items as Json;
       const qo = (clause.properties as Json).query_operator as Json;
       qo.enum = [...(qo.enum as unknown[]), null];
       qo.type = ['string', 'null'];
+      // lib/filters/filter_keys.yml: phone_number also takes starts_with.
+      const fo = (clause.properties as Json).filter_operator as Json;
+      if (Array.isArray(fo.enum) && !fo.enum.includes('starts_with')) fo.enum = [...(fo.enum as unknown[]), 'starts_with'];
     }
     return this.ajv.compile(rewriteRefs(top));
   }
@@ -174,4 +203,17 @@ export function checkParams(op: Operation, pathParams: Record<string, string>, q
 
 export function describeErrors(validate: ValidateFunction): string {
   return (validate.errors ?? []).map((e) => `${e.instancePath || 'body'} ${e.message ?? 'is invalid'}`).join('; ');
+}
+
+/** Problems with a multipart form's text fields against the spec's form schema (empty when it conforms). */
+export function checkForm(fields: Record<string, { type?: string; enum?: unknown[] }>, form: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(form)) {
+    const spec = fields[name];
+    if (!spec || typeof value !== 'string') continue;
+    if (spec.enum && !spec.enum.includes(value)) problems.push(`form field ${name}=${JSON.stringify(value)} is not one of ${spec.enum.join(', ')}`);
+    if (spec.type === 'boolean' && !['true', 'false', '1', '0'].includes(value)) problems.push(`form field ${name}=${JSON.stringify(value)} is not a boolean`);
+    if ((spec.type === 'integer' || spec.type === 'number') && !Number.isFinite(Number(value))) problems.push(`form field ${name}=${JSON.stringify(value)} is not a ${spec.type}`);
+  }
+  return problems;
 }

@@ -1,13 +1,16 @@
 /**
  * The double's memory: accounts, inboxes, contacts, contact inboxes,
  * conversations and messages, with Chatwoot's rules (uniqueness per account,
- * contact-inbox `source_id` per inbox, soft delete, status transitions), and
- * the JSON shapes its API and webhooks answer with.
+ * contact-inbox `source_id` per inbox, soft delete, status transitions,
+ * reopening, reply resolution, contact merge), and the JSON shapes its API
+ * and webhooks answer with (`reference/chatwoot.md` §2, §3.2).
  */
 import { randomUUID } from 'node:crypto';
 
 export type MessageType = 'incoming' | 'outgoing' | 'activity' | 'template';
-const MESSAGE_TYPE_NUMBER: Record<MessageType, number> = { incoming: 0, outgoing: 1, activity: 2, template: 3 };
+export const MESSAGE_TYPE_NUMBER: Record<MessageType, number> = { incoming: 0, outgoing: 1, activity: 2, template: 3 };
+export type MessageStatus = 'sent' | 'delivered' | 'read' | 'failed';
+export const MESSAGE_STATUSES: readonly MessageStatus[] = ['sent', 'delivered', 'read', 'failed'];
 
 export interface InboxRecord {
   id: number;
@@ -37,18 +40,23 @@ export interface ContactInboxRecord {
   contact_id: number;
   inbox_id: number;
   source_id: string;
+  created_at: number;
 }
 
 export type ConversationStatus = 'open' | 'resolved' | 'pending' | 'snoozed';
 
 export interface CwConversationRecord {
+  /** The display id (per account), the `id` the API and webhooks show. */
   id: number;
   account_id: number;
   inbox_id: number;
   contact_id: number;
   contact_inbox_id: number;
   status: ConversationStatus;
+  /** ISO time, as the API shows it. */
+  snoozed_until: string | null;
   created_at: number;
+  updated_at: number;
   last_activity_at: number;
   additional_attributes: Record<string, unknown>;
   custom_attributes: Record<string, unknown>;
@@ -73,12 +81,22 @@ export interface CwMessageRecord {
   content_type: string;
   private: boolean;
   source_id: string | null;
-  status: 'sent' | 'delivered' | 'read' | 'failed';
+  status: MessageStatus;
   content_attributes: Record<string, unknown>;
   attachments: AttachmentRecord[];
+  /** Unix seconds, like the API. */
   created_at: number;
+  /** Milliseconds, for the ISO `updated_at` of push payloads. */
+  updated_at: number;
   sender: { type: 'contact' | 'user'; id: number } | null;
   echo_id?: string;
+}
+
+export interface AccountWebhookRecord {
+  id: number;
+  url: string;
+  subscriptions: string[];
+  secret?: string;
 }
 
 export interface AccountRecord {
@@ -89,8 +107,10 @@ export interface AccountRecord {
   conversations: Map<number, CwConversationRecord>;
   /** Messages per conversation (display id), ascending by id. */
   messages: Map<number, CwMessageRecord[]>;
+  /** Every live message of the account by id (PATCH and DELETE look-ups stay O(1)). */
+  messageById: Map<number, CwMessageRecord>;
   nextDisplayId: number;
-  webhooks: Array<{ id: number; url: string; subscriptions: string[]; secret?: string }>;
+  webhooks: AccountWebhookRecord[];
 }
 
 /** Chatwoot's validation answer (`RequestExceptionHandler#render_record_invalid`). */
@@ -103,6 +123,7 @@ export class RecordInvalid extends Error {
   }
 }
 
+/** `ActiveRecord::RecordNotFound`: 404 `{"error":"Resource could not be found"}`. */
 export class NotFound extends Error {}
 
 /** An error whose status and body Chatwoot would send as is. */
@@ -115,17 +136,36 @@ export class HttpAnswer extends Error {
   }
 }
 
+/** What Rails answers for an unrescued `ActiveRecord::RecordNotUnique` (a 500). */
+export const RECORD_NOT_UNIQUE_500 = { status: 500, error: 'Internal Server Error' };
+
 const nowS = (): number => Math.floor(Date.now() / 1000);
+
+/** Contact `phone_number` format (`Contact` model): note that the start is not anchored in Chatwoot either. */
+const E164 = /\+[1-9]\d{1,14}$/;
 
 export class Store {
   readonly accounts = new Map<number, AccountRecord>();
   readonly inboxes = new Map<number, InboxRecord>();
+  /** Attachments by id, for the blob download route. */
+  private readonly attachments = new Map<number, AttachmentRecord>();
   private seq = { account: 0, inbox: 0, contact: 0, contactInbox: 0, message: 0, attachment: 0, webhook: 0 };
+  /** The token's owner: an administrator (never auto-assigned). */
   readonly user = { id: 1, name: 'Ponte API', email: 'api@ponte.invalid' };
 
   addAccount(): AccountRecord {
     const id = ++this.seq.account;
-    const a: AccountRecord = { id, name: `Conta ${id}`, contacts: new Map(), contactInboxes: [], conversations: new Map(), messages: new Map(), nextDisplayId: 1, webhooks: [] };
+    const a: AccountRecord = {
+      id,
+      name: `Conta ${id}`,
+      contacts: new Map(),
+      contactInboxes: [],
+      conversations: new Map(),
+      messages: new Map(),
+      messageById: new Map(),
+      nextDisplayId: 1,
+      webhooks: [],
+    };
     this.accounts.set(id, a);
     return a;
   }
@@ -147,8 +187,9 @@ export class Store {
   }
 
   addWebhook(accountId: number, o: { url: string; subscriptions: string[]; secret?: string }): { id: number } {
+    const account = this.account(accountId);
     const id = ++this.seq.webhook;
-    this.account(accountId).webhooks.push({ id, ...o });
+    account.webhooks.push({ id, url: o.url, subscriptions: [...o.subscriptions], ...(o.secret !== undefined ? { secret: o.secret } : {}) });
     return { id };
   }
 
@@ -178,34 +219,40 @@ export class Store {
 
   // ── contacts ───────────────────────────────────────────────────────────────
 
+  /**
+   * The `Contact` validations, in the model's order (email, identifier,
+   * phone_number); every failing one is reported at once, as
+   * `errors.full_messages.join(', ')` does.
+   */
   private validateContact(account: AccountRecord, c: Partial<CwContactRecord>, selfId?: number): void {
-    if (c.phone_number != null && c.phone_number !== '' && !/^\+[1-9]\d{1,14}$/.test(c.phone_number)) {
-      throw new RecordInvalid('Phone number should be in e164 format', ['phone_number']);
+    const errors: Array<[string, string]> = [];
+    const others = [...account.contacts.values()].filter((o) => o.id !== selfId);
+    if (c.email && others.some((o) => o.email?.toLowerCase() === c.email!.toLowerCase())) errors.push(['email', 'Email has already been taken']);
+    if (c.identifier && others.some((o) => o.identifier === c.identifier)) errors.push(['identifier', 'Identifier has already been taken']);
+    if (c.phone_number) {
+      if (others.some((o) => o.phone_number === c.phone_number)) errors.push(['phone_number', 'Phone number has already been taken']);
+      if (!E164.test(c.phone_number)) errors.push(['phone_number', 'Phone number should be in e164 format']);
     }
-    for (const other of account.contacts.values()) {
-      if (other.id === selfId) continue;
-      if (c.phone_number && other.phone_number === c.phone_number) throw new RecordInvalid('Phone number has already been taken', ['phone_number']);
-      if (c.identifier && other.identifier === c.identifier) throw new RecordInvalid('Identifier has already been taken', ['identifier']);
-      if (c.email && other.email?.toLowerCase() === c.email.toLowerCase()) throw new RecordInvalid('Email has already been taken', ['email']);
-    }
+    if (errors.length > 0) throw new RecordInvalid(errors.map(([, m]) => m).join(', '), [...new Set(errors.map(([a]) => a))]);
   }
 
   createContact(account: AccountRecord, body: Record<string, unknown>): { contact: CwContactRecord; contactInbox: ContactInboxRecord | null } {
     const fields = contactFields(body);
+    // `@contact.save!` first, then the inbox look-up (a 404 rolls the contact back).
     this.validateContact(account, fields);
     let inbox: InboxRecord | undefined;
-    if (body.inbox_id !== undefined) inbox = this.inbox(account, Number(body.inbox_id));
+    if (body.inbox_id !== undefined && body.inbox_id !== null) inbox = this.inbox(account, Number(body.inbox_id));
     const sourceId = typeof body.source_id === 'string' && body.source_id !== '' ? body.source_id : randomUUID();
     // The contact inbox is built in the same transaction: a source id owned
     // by another contact raises RecordNotUnique, which this action does not
     // rescue (a 500, the contact rolled back).
     if (inbox && account.contactInboxes.some((ci) => ci.inbox_id === inbox.id && ci.source_id === sourceId)) {
-      throw new HttpAnswer(500, { error: 'PG::UniqueViolation: duplicate key value violates unique constraint' });
+      throw new HttpAnswer(500, RECORD_NOT_UNIQUE_500);
     }
     const contact: CwContactRecord = {
       id: ++this.seq.contact,
       account_id: account.id,
-      name: fields.name ?? null,
+      name: fields.name ?? '',
       phone_number: fields.phone_number || null,
       identifier: fields.identifier || null,
       email: fields.email || null,
@@ -219,54 +266,80 @@ export class Store {
     return { contact, contactInbox };
   }
 
-  updateContact(account: AccountRecord, contact: CwContactRecord, body: Record<string, unknown>): CwContactRecord {
+  /** PUT: plain fields replaced, `additional_attributes`/`custom_attributes` merged. Returns the changed keys. */
+  updateContact(account: AccountRecord, contact: CwContactRecord, body: Record<string, unknown>): string[] {
     const fields = contactFields(body);
-    const next = { ...contact, ...stripUndefined(fields) };
+    const next: CwContactRecord = { ...contact, ...stripUndefined(fields) };
+    for (const k of ['phone_number', 'identifier', 'email'] as const) if (next[k] === '') next[k] = null;
     next.additional_attributes = { ...contact.additional_attributes, ...(fields.additional_attributes ?? {}) };
     next.custom_attributes = { ...contact.custom_attributes, ...(fields.custom_attributes ?? {}) };
     this.validateContact(account, next, contact.id);
+    const changed = (Object.keys(next) as Array<keyof CwContactRecord>).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(contact[k]));
     Object.assign(contact, next);
-    return contact;
+    return changed;
   }
 
   private addContactInbox(account: AccountRecord, contactId: number, inboxId: number, sourceId: string): ContactInboxRecord {
-    const ci = { id: ++this.seq.contactInbox, contact_id: contactId, inbox_id: inboxId, source_id: sourceId };
+    const ci = { id: ++this.seq.contactInbox, contact_id: contactId, inbox_id: inboxId, source_id: sourceId, created_at: Date.now() };
     account.contactInboxes.push(ci);
     return ci;
   }
 
-  /** `ContactInbox.where(contact, inbox, source_id).first_or_create!`; another contact's source id raises. */
+  /**
+   * `ContactInboxBuilder` for an API inbox: `ContactInbox.where(contact,
+   * inbox, source_id).first_or_create!`, a new UUID when `source_id` is
+   * missing, and RecordNotUnique (never re-keyed for API inboxes) when
+   * another contact owns the source id: the conversations controller
+   * rescues it as 422, the contact-inboxes controller does not (500).
+   */
   contactInboxFor(account: AccountRecord, contactId: number, inboxId: number, sourceId: string | undefined, conflict: 'raise422' | 'raise500'): ContactInboxRecord {
     const sid = sourceId ?? randomUUID();
     const existing = account.contactInboxes.find((ci) => ci.inbox_id === inboxId && ci.source_id === sid);
     if (existing) {
       if (existing.contact_id === contactId) return existing;
       if (conflict === 'raise422') throw new HttpAnswer(422, { error: 'source_id should be unique' });
-      throw new HttpAnswer(500, { error: 'PG::UniqueViolation: duplicate key value violates unique constraint' });
+      throw new HttpAnswer(500, RECORD_NOT_UNIQUE_500);
     }
     return this.addContactInbox(account, contactId, inboxId, sid);
   }
 
+  /**
+   * `ContactMergeAction`: conversations, messages sent by the mergee and
+   * contact inboxes move to the base; the mergee is destroyed; then the
+   * base takes `mergee.deep_merge(base)` of the non-blank mergeable
+   * attributes (the base wins, its blanks are filled from the mergee).
+   */
   merge(account: AccountRecord, baseId: number, mergeeId: number): CwContactRecord {
     const base = this.contact(account, baseId);
     const mergee = this.contact(account, mergeeId);
     if (base.id === mergee.id) throw new HttpAnswer(422, { error: 'Base contact and mergee contact cannot be the same' });
     for (const conv of account.conversations.values()) if (conv.contact_id === mergee.id) conv.contact_id = base.id;
+    for (const m of account.messageById.values()) if (m.sender?.type === 'contact' && m.sender.id === mergee.id) m.sender = { type: 'contact', id: base.id };
     for (const ci of account.contactInboxes) if (ci.contact_id === mergee.id) ci.contact_id = base.id;
     account.contacts.delete(mergee.id);
-    base.phone_number ??= mergee.phone_number;
-    base.identifier ??= mergee.identifier;
-    base.email ??= mergee.email;
-    base.additional_attributes = { ...mergee.additional_attributes, ...base.additional_attributes };
+    const blank = (v: unknown): boolean => v === null || v === undefined || v === '';
+    for (const k of ['identifier', 'name', 'email', 'phone_number'] as const) if (blank(base[k]) && !blank(mergee[k])) base[k] = mergee[k];
+    base.additional_attributes = deepMerge(mergee.additional_attributes, base.additional_attributes);
+    base.custom_attributes = deepMerge(mergee.custom_attributes, base.custom_attributes);
     return base;
   }
 
   // ── conversations ──────────────────────────────────────────────────────────
 
-  createConversation(account: AccountRecord, inbox: InboxRecord, contactInbox: ContactInboxRecord, status: ConversationStatus | undefined): CwConversationRecord {
+  /**
+   * `ConversationBuilder`: with `lock_to_single_conversation`, the contact
+   * inbox's last conversation in any status; otherwise always a new one.
+   */
+  createConversation(
+    account: AccountRecord,
+    inbox: InboxRecord,
+    contactInbox: ContactInboxRecord,
+    o: { status?: ConversationStatus; additional_attributes?: Record<string, unknown>; custom_attributes?: Record<string, unknown> },
+  ): { conversation: CwConversationRecord; created: boolean } {
     if (inbox.lock_to_single_conversation) {
-      const last = [...account.conversations.values()].filter((c) => c.contact_inbox_id === contactInbox.id).at(-1);
-      if (last) return last;
+      let last: CwConversationRecord | undefined;
+      for (const c of account.conversations.values()) if (c.contact_inbox_id === contactInbox.id) last = c;
+      if (last) return { conversation: last, created: false };
     }
     const t = nowS();
     const conv: CwConversationRecord = {
@@ -275,38 +348,117 @@ export class Store {
       inbox_id: inbox.id,
       contact_id: contactInbox.contact_id,
       contact_inbox_id: contactInbox.id,
-      status: status ?? 'open',
+      status: o.status ?? 'open',
+      snoozed_until: null,
       created_at: t,
+      updated_at: Date.now() / 1000,
       last_activity_at: t,
-      additional_attributes: {},
-      custom_attributes: {},
+      additional_attributes: o.additional_attributes ?? {},
+      custom_attributes: o.custom_attributes ?? {},
     };
     account.conversations.set(conv.id, conv);
-    return conv;
+    return { conversation: conv, created: true };
+  }
+
+  /** Sets a status; returns the previous one when it changed. */
+  setStatus(conv: CwConversationRecord, status: ConversationStatus, snoozedUntilS: number | null = null): ConversationStatus | undefined {
+    const previous = conv.status;
+    conv.snoozed_until = status === 'snoozed' && snoozedUntilS !== null ? new Date(snoozedUntilS * 1000).toISOString() : null;
+    if (previous === status) return undefined;
+    conv.status = status;
+    conv.updated_at = Date.now() / 1000;
+    return previous;
   }
 
   deleteConversation(account: AccountRecord, displayId: number): void {
     this.conversation(account, displayId);
+    for (const m of account.messages.get(displayId) ?? []) {
+      account.messageById.delete(m.id);
+      for (const a of m.attachments) this.attachments.delete(a.id);
+    }
     account.conversations.delete(displayId);
     account.messages.delete(displayId);
   }
 
   // ── messages ───────────────────────────────────────────────────────────────
 
-  addMessage(account: AccountRecord, conv: CwConversationRecord, m: Omit<CwMessageRecord, 'id' | 'account_id' | 'inbox_id' | 'conversation_id' | 'created_at' | 'status'>): CwMessageRecord {
-    const msg: CwMessageRecord = { ...m, id: ++this.seq.message, account_id: account.id, inbox_id: conv.inbox_id, conversation_id: conv.id, created_at: nowS(), status: 'sent' };
+  /**
+   * Stores a message, with the model's callbacks: `ensure_in_reply_to`,
+   * `reopen_conversation` (incoming on a resolved or snoozed conversation
+   * → open) and the conversation's activity. Returns the previous status
+   * when the conversation was reopened.
+   */
+  addMessage(
+    account: AccountRecord,
+    conv: CwConversationRecord,
+    m: Omit<CwMessageRecord, 'id' | 'account_id' | 'inbox_id' | 'conversation_id' | 'created_at' | 'updated_at' | 'status'>,
+  ): { message: CwMessageRecord; reopenedFrom: ConversationStatus | undefined } {
+    const msg: CwMessageRecord = {
+      ...m,
+      id: ++this.seq.message,
+      account_id: account.id,
+      inbox_id: conv.inbox_id,
+      conversation_id: conv.id,
+      created_at: nowS(),
+      updated_at: Date.now(),
+      status: 'sent',
+    };
+    this.ensureInReplyTo(account, conv, msg);
     const list = account.messages.get(conv.id);
     if (list) list.push(msg);
     else account.messages.set(conv.id, [msg]);
+    account.messageById.set(msg.id, msg);
     conv.last_activity_at = msg.created_at;
-    // Message#reopen_conversation
-    if (msg.message_type === 'incoming' && (conv.status === 'resolved' || conv.status === 'snoozed')) conv.status = 'open';
-    return msg;
+    if (msg.sender?.type === 'contact') {
+      const contact = account.contacts.get(msg.sender.id);
+      if (contact) contact.last_activity_at = msg.created_at;
+    }
+    let reopenedFrom: ConversationStatus | undefined;
+    if (msg.message_type === 'incoming' && (conv.status === 'resolved' || conv.status === 'snoozed')) reopenedFrom = this.setStatus(conv, 'open');
+    return { message: msg, reopenedFrom };
+  }
+
+  /**
+   * `Messages::InReplyToMessageBuilder`: when either reply key is present,
+   * find the quoted message in the same conversation (by id, else by
+   * source id) and overwrite both keys with its id and source id, or with
+   * null when nothing matches.
+   */
+  private ensureInReplyTo(account: AccountRecord, conv: CwConversationRecord, msg: CwMessageRecord): void {
+    const attrs = msg.content_attributes;
+    const present = (v: unknown): boolean => v !== undefined && v !== null && v !== '';
+    if (!present(attrs.in_reply_to) && !present(attrs.in_reply_to_external_id)) return;
+    const list = account.messages.get(conv.id) ?? [];
+    let found: CwMessageRecord | undefined;
+    if (present(attrs.in_reply_to)) {
+      const id = Number(attrs.in_reply_to);
+      const candidate = account.messageById.get(id);
+      found = candidate && candidate.conversation_id === conv.id ? candidate : undefined;
+    } else {
+      const sid = String(attrs.in_reply_to_external_id);
+      found = list.find((x) => x.source_id === sid);
+    }
+    attrs.in_reply_to_external_id = found?.source_id ?? null;
+    attrs.in_reply_to = found?.id ?? null;
   }
 
   newAttachment(contentType: string, fileName: string, data: Buffer, baseUrl: string): AttachmentRecord {
     const id = ++this.seq.attachment;
-    return { id, file_type: fileTypeOf(contentType), content_type: contentType, file_name: fileName, data, data_url: `${baseUrl}/rails/active_storage/blobs/redirect/${id}/${encodeURIComponent(fileName)}` };
+    const record: AttachmentRecord = {
+      id,
+      file_type: fileTypeOf(contentType),
+      content_type: contentType,
+      file_name: fileName,
+      data,
+      data_url: `${baseUrl}/rails/active_storage/blobs/redirect/${id}/${encodeURIComponent(fileName)}`,
+    };
+    this.attachments.set(id, record);
+    return record;
+  }
+
+  /** An attachment still attached to a message (for the blob download route). */
+  attachment(id: number): AttachmentRecord | undefined {
+    return this.attachments.get(id);
   }
 
   conversationMessages(account: AccountRecord, displayId: number): CwMessageRecord[] {
@@ -321,10 +473,38 @@ export class Store {
     return n;
   }
 
+  /** A message of that conversation, or 404. */
   message(account: AccountRecord, displayId: number, messageId: number): CwMessageRecord {
-    const m = this.conversationMessages(account, displayId).find((x) => x.id === messageId);
-    if (!m) throw new NotFound();
+    const m = account.messageById.get(messageId);
+    if (!m || m.conversation_id !== displayId) throw new NotFound();
     return m;
+  }
+
+  /**
+   * `Messages::StatusUpdateService`: unknown statuses and read → delivered
+   * are silent no-ops; `external_error` is written (as null unless failed)
+   * on every accepted update. Returns whether anything changed
+   * (`message_updated` fires only then: `previous_changes.blank?`).
+   */
+  updateStatus(m: CwMessageRecord, status: unknown, externalError: unknown): boolean {
+    if (typeof status !== 'string' || !(MESSAGE_STATUSES as readonly string[]).includes(status)) return false;
+    if (m.status === 'read' && status === 'delivered') return false;
+    const error = status === 'failed' && typeof externalError === 'string' ? externalError : null;
+    const changed = m.status !== status || m.content_attributes.external_error !== error;
+    m.status = status as MessageStatus;
+    m.content_attributes = { ...m.content_attributes, external_error: error };
+    if (changed) m.updated_at = Date.now();
+    return changed;
+  }
+
+  /** DELETE: the soft delete of `MessagesController#destroy`. */
+  softDelete(m: CwMessageRecord): void {
+    for (const a of m.attachments) this.attachments.delete(a.id);
+    m.content = 'This message was deleted';
+    m.content_type = 'text';
+    m.content_attributes = { deleted: true };
+    m.attachments = [];
+    m.updated_at = Date.now();
   }
 
   private lastPublic(account: AccountRecord, displayId: number): CwMessageRecord | undefined {
@@ -338,23 +518,43 @@ export class Store {
   inboxJson(i: InboxRecord): Record<string, unknown> {
     return {
       id: i.id,
+      avatar_url: '',
       channel_id: i.id,
       name: i.name,
       channel_type: 'Channel::Api',
+      greeting_enabled: false,
+      greeting_message: null,
+      working_hours_enabled: false,
+      enable_email_collect: true,
+      csat_survey_enabled: false,
+      enable_auto_assignment: true,
+      out_of_office_message: null,
+      timezone: 'UTC',
+      allow_messages_after_resolved: true,
       lock_to_single_conversation: i.lock_to_single_conversation,
+      sender_name_type: 'friendly',
+      business_name: null,
       webhook_url: i.webhook_url,
       inbox_identifier: i.inbox_identifier,
       additional_attributes: {},
-      hmac_token: 'hmac',
+      hmac_mandatory: false,
+      hmac_token: 'hmac-token',
       secret: i.secret,
+      provider: null,
     };
   }
 
   private contactInboxJson(ci: ContactInboxRecord): Record<string, unknown> {
     const inbox = this.inboxes.get(ci.inbox_id);
-    return { source_id: ci.source_id, inbox: { id: ci.inbox_id, avatar_url: '', channel_id: ci.inbox_id, name: inbox?.name ?? '', channel_type: 'Channel::Api', provider: null } };
+    return { source_id: ci.source_id, inbox: this.contactInboxInboxJson(ci.inbox_id, inbox?.name ?? '') };
   }
 
+  /** The short inbox of `contact_inboxes[]` and of the contact-inbox create answer. */
+  contactInboxInboxJson(inboxId: number, name: string): Record<string, unknown> {
+    return { id: inboxId, avatar_url: '', channel_id: inboxId, name, channel_type: 'Channel::Api', provider: null };
+  }
+
+  /** `api/v1/models/_contact`. */
   contactJson(account: AccountRecord, c: CwContactRecord, includeInboxes = true): Record<string, unknown> {
     return {
       additional_attributes: c.additional_attributes,
@@ -373,6 +573,7 @@ export class Store {
     };
   }
 
+  /** `Contact#webhook_data` (message `sender`, contact events): no `type`. */
   contactWebhookJson(account: AccountRecord, c: CwContactRecord): Record<string, unknown> {
     return {
       account: { id: account.id, name: account.name },
@@ -389,7 +590,38 @@ export class Store {
     };
   }
 
-  messageJson(m: CwMessageRecord): Record<string, unknown> {
+  /** `Contact#push_event_data`. */
+  private contactPushJson(c: CwContactRecord): Record<string, unknown> {
+    return {
+      additional_attributes: c.additional_attributes,
+      custom_attributes: c.custom_attributes,
+      email: c.email,
+      id: c.id,
+      identifier: c.identifier,
+      name: c.name,
+      phone_number: c.phone_number,
+      thumbnail: '',
+      blocked: false,
+      type: 'contact',
+    };
+  }
+
+  /** `User#push_event_data`. */
+  private userPushJson(): Record<string, unknown> {
+    return { id: this.user.id, name: this.user.name, available_name: this.user.name, avatar_url: '', type: 'user', availability_status: 'online', thumbnail: '' };
+  }
+
+  private senderPushJson(account: AccountRecord, m: CwMessageRecord): Record<string, unknown> | null {
+    if (m.sender?.type === 'contact') {
+      const c = account.contacts.get(m.sender.id);
+      return c ? this.contactPushJson(c) : null;
+    }
+    if (m.sender?.type === 'user') return this.userPushJson();
+    return null;
+  }
+
+  /** `api/v1/models/_message`: what message create, PATCH, DELETE and the list answer. `message_type` is an integer. */
+  messageJson(account: AccountRecord, m: CwMessageRecord): Record<string, unknown> {
     return {
       id: m.id,
       content: m.content,
@@ -402,53 +634,92 @@ export class Store {
       created_at: m.created_at,
       private: m.private,
       source_id: m.source_id,
-      sender: m.sender,
+      sender: this.senderPushJson(account, m),
       ...(m.attachments.length > 0 ? { attachments: m.attachments.map((a) => this.attachmentJson(m, a)) } : {}),
       ...(m.echo_id !== undefined ? { echo_id: m.echo_id } : {}),
     };
   }
 
+  /** `Attachment#push_event_data`. */
   attachmentJson(m: CwMessageRecord, a: AttachmentRecord): Record<string, unknown> {
     return {
       id: a.id,
       message_id: m.id,
       file_type: a.file_type,
       account_id: m.account_id,
-      extension: a.file_name.includes('.') ? a.file_name.split('.').pop() : null,
+      extension: a.file_name.includes('.') ? (a.file_name.split('.').pop() ?? null) : null,
       content_type: a.content_type,
       data_url: a.data_url,
       thumb_url: a.file_type === 'image' ? a.data_url : '',
       file_size: a.data.length,
       width: null,
       height: null,
+      ...(a.file_type === 'audio' ? { transcribed_text: '' } : {}),
     };
   }
 
+  /** `Message#push_event_data`: `conversation.messages[0]` of conversation payloads. */
+  private messagePushJson(account: AccountRecord, conv: CwConversationRecord, m: CwMessageRecord): Record<string, unknown> {
+    const ci = account.contactInboxes.find((x) => x.id === conv.contact_inbox_id);
+    return {
+      id: m.id,
+      content: m.content,
+      account_id: m.account_id,
+      inbox_id: m.inbox_id,
+      conversation_id: m.conversation_id,
+      message_type: MESSAGE_TYPE_NUMBER[m.message_type],
+      created_at: m.created_at,
+      updated_at: new Date(m.updated_at).toISOString(),
+      private: m.private,
+      status: m.status,
+      source_id: m.source_id,
+      content_type: m.content_type,
+      content_attributes: m.content_attributes,
+      sender_type: m.sender?.type === 'user' ? 'User' : m.sender?.type === 'contact' ? 'Contact' : null,
+      sender_id: m.sender?.id ?? null,
+      external_source_ids: {},
+      additional_attributes: {},
+      processed_message_content: m.content,
+      sentiment: {},
+      conversation: { assignee_id: null, unread_count: 0, last_activity_at: conv.last_activity_at, contact_inbox: { source_id: ci?.source_id ?? null } },
+      ...(m.attachments.length > 0 ? { attachments: m.attachments.map((a) => this.attachmentJson(m, a)) } : {}),
+      sender: this.senderPushJson(account, m),
+    };
+  }
+
+  /** `api/v1/conversations/partials/_conversation`. */
   conversationJson(account: AccountRecord, conv: CwConversationRecord): Record<string, unknown> {
     const contact = account.contacts.get(conv.contact_id);
     const ci = account.contactInboxes.find((x) => x.id === conv.contact_inbox_id);
     const last = this.lastPublic(account, conv.id);
     return {
-      meta: { sender: contact ? { ...this.contactJson(account, contact, false), type: 'contact' } : null, channel: 'Channel::Api', hmac_verified: false },
+      meta: { sender: contact ? this.contactPushJson(contact) : null, channel: 'Channel::Api', hmac_verified: false },
       id: conv.id,
-      messages: last ? [this.messageJson(last)] : [],
+      messages: last ? [this.messagePushJson(account, conv, last)] : [],
       account_id: account.id,
-      uuid: `conv-${account.id}-${conv.id}`,
+      uuid: `00000000-0000-4000-8000-${String(account.id).padStart(4, '0')}${String(conv.id).padStart(8, '0')}`,
       additional_attributes: conv.additional_attributes,
+      agent_last_seen_at: 0,
+      assignee_last_seen_at: 0,
       can_reply: true,
+      contact_last_seen_at: 0,
       custom_attributes: conv.custom_attributes,
       inbox_id: conv.inbox_id,
       labels: [],
       muted: false,
-      snoozed_until: null,
+      snoozed_until: conv.snoozed_until,
       status: conv.status,
       contact_inbox: ci ? { source_id: ci.source_id } : null,
       created_at: conv.created_at,
+      updated_at: conv.updated_at,
       timestamp: conv.last_activity_at,
+      first_reply_created_at: 0,
       unread_count: 0,
+      last_non_activity_message: last ? this.messagePushJson(account, conv, last) : null,
       last_activity_at: conv.last_activity_at,
       priority: null,
       waiting_since: 0,
+      sla_policy_id: null,
     };
   }
 
@@ -457,17 +728,20 @@ export class Store {
     const contact = account.contacts.get(conv.contact_id);
     const ci = account.contactInboxes.find((x) => x.id === conv.contact_inbox_id);
     const last = this.lastPublic(account, conv.id);
+    const ciTime = ci ? new Date(ci.created_at).toISOString() : null;
     return {
       additional_attributes: conv.additional_attributes,
       can_reply: true,
       channel: 'Channel::Api',
-      contact_inbox: ci ? { id: ci.id, contact_id: ci.contact_id, inbox_id: ci.inbox_id, source_id: ci.source_id, hmac_verified: false } : null,
+      contact_inbox: ci
+        ? { id: ci.id, contact_id: ci.contact_id, inbox_id: ci.inbox_id, source_id: ci.source_id, created_at: ciTime, updated_at: ciTime, hmac_verified: false, pubsub_token: `pubsub-${ci.id}` }
+        : null,
       id: conv.id,
       inbox_id: conv.inbox_id,
-      messages: last ? [{ ...this.messageJson(last), account_id: account.id, sender_type: last.sender?.type === 'user' ? 'User' : 'Contact', sender_id: last.sender?.id ?? null }] : [],
+      messages: last ? [this.messagePushJson(account, conv, last)] : [],
       labels: [],
       meta: {
-        sender: contact ? { ...this.contactWebhookJson(account, contact), type: 'contact' } : null,
+        sender: contact ? this.contactPushJson(contact) : null,
         assignee: null,
         assignee_type: null,
         team: null,
@@ -475,7 +749,7 @@ export class Store {
       },
       status: conv.status,
       custom_attributes: conv.custom_attributes,
-      snoozed_until: null,
+      snoozed_until: conv.snoozed_until,
       unread_count: 0,
       first_reply_created_at: null,
       priority: null,
@@ -485,12 +759,12 @@ export class Store {
       last_activity_at: conv.last_activity_at,
       timestamp: conv.last_activity_at,
       created_at: conv.created_at,
-      updated_at: conv.last_activity_at,
+      updated_at: conv.updated_at,
       account: { id: account.id, name: account.name },
     };
   }
 
-  /** `Message#webhook_data` + event. */
+  /** `Message#webhook_data` (+ `event`): `message_type` is a string here, and there is no `status`. */
   messageWebhookJson(account: AccountRecord, m: CwMessageRecord, event: string): Record<string, unknown> {
     const conv = account.conversations.get(m.conversation_id);
     const inbox = this.inboxes.get(m.inbox_id);
@@ -522,14 +796,19 @@ export class Store {
 }
 
 function contactFields(body: Record<string, unknown>): Partial<CwContactRecord> {
-  const str = (k: string): string | undefined => { const v = body[k]; return typeof v === 'string' ? v : undefined; };
+  const str = (k: string): string | undefined => {
+    const v = body[k];
+    return typeof v === 'string' ? v : undefined;
+  };
   const obj = (k: string): Record<string, unknown> | undefined =>
     body[k] && typeof body[k] === 'object' && !Array.isArray(body[k]) ? (body[k] as Record<string, unknown>) : undefined;
+  const email = str('email');
   return stripUndefined({
     name: str('name'),
     phone_number: str('phone_number'),
     identifier: str('identifier'),
-    email: str('email'),
+    // `prepare_email_attribute`: stored lower-cased.
+    email: email?.toLowerCase(),
     additional_attributes: obj('additional_attributes'),
     custom_attributes: obj('custom_attributes'),
   });
@@ -537,6 +816,17 @@ function contactFields(body: Record<string, unknown>): Partial<CwContactRecord> 
 
 function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Ruby's `Hash#deep_merge`: `over` wins, nested hashes merge. */
+function deepMerge(under: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...under };
+  for (const [k, v] of Object.entries(over)) {
+    const u = out[k];
+    const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+    out[k] = isObj(u) && isObj(v) ? deepMerge(u, v) : v;
+  }
+  return out;
 }
 
 /** Attachment `file_type` from the part's Content-Type (`reference/chatwoot.md` §2.6). */
