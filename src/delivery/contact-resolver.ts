@@ -177,15 +177,23 @@ export class ContactResolver {
     }
   }
 
+  /**
+   * Exact lookup, one clause per value joined by OR: Chatwoot's contact
+   * filter compares `equal_to` with the first value only, and (in the code
+   * we read) prefixes phone values with `+` itself, so each phone goes both
+   * as `+<digits>` and as `<digits>` to match either way.
+   */
   private async lookup(a: Addresses): Promise<CwContact[]> {
     const identifiers = new Set<string>([a.identifier]);
     if (a.lidJid) identifiers.add(a.lidJid);
     for (const p of a.phoneVariants) identifiers.add(`${p.slice(1)}@s.whatsapp.net`);
     const clauses: CwFilterClause[] = [];
-    if (a.phoneVariants.length > 0) {
-      clauses.push({ attribute_key: 'phone_number', filter_operator: 'equal_to', values: a.phoneVariants, query_operator: 'OR' });
+    for (const p of a.phoneVariants) {
+      clauses.push({ attribute_key: 'phone_number', filter_operator: 'equal_to', values: [p], query_operator: 'OR' });
+      clauses.push({ attribute_key: 'phone_number', filter_operator: 'equal_to', values: [p.slice(1)], query_operator: 'OR' });
     }
-    clauses.push({ attribute_key: 'identifier', filter_operator: 'equal_to', values: [...identifiers] });
+    for (const id of identifiers) clauses.push({ attribute_key: 'identifier', filter_operator: 'equal_to', values: [id], query_operator: 'OR' });
+    delete clauses[clauses.length - 1]!.query_operator;
     return this.deps.client.filterContacts(this.deps.instance.accountId, clauses);
   }
 

@@ -169,6 +169,7 @@ describe('inbound delivery to Chatwoot', () => {
         const conv = byConversation.find((ids) => ids.includes(expected[0]!));
         expect(conv).toEqual(expected);
       }
+      if (h.double.violations.length) console.log(h.double.violations);
       expect(h.double.violations).toEqual([]);
       // The faults did happen: answers lost after applying, 5xx, 429s.
       const injected = faults.injected();
