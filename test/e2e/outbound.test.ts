@@ -1,0 +1,214 @@
+/**
+ * Agent replies end to end: the Chatwoot double posts the inbox webhook
+ * (signed with the inbox's secret) to the daemon, which sends on the
+ * sandbox WhatsApp account; the outbox shows what left, and the double
+ * shows the ticks Ponte reported.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
+import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+
+const SECRET = 'e2e-webhook-secret-0123456789';
+const INBOX_SECRET = 'inbox-signing-secret-abc';
+
+interface OutboxEntry {
+  id: string;
+  to: string;
+  type: string;
+  text?: string;
+  caption?: string;
+  fileName?: string;
+  mimetype?: string;
+  mediaSha256?: string;
+  quotedId?: string;
+  deleted?: boolean;
+}
+
+describe('agent replies, black box', () => {
+  let double: ChatwootDouble;
+  let daemon: Daemon;
+  let sessions: string;
+  const prefix = randomPrefix();
+  let accountId: number;
+  let inboxId: number;
+  let key: string;
+
+  beforeAll(async () => {
+    double = await startChatwootDouble();
+    accountId = double.addAccount().id;
+    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-out-'));
+    // The inbox is created before the daemon so its webhook URL can be set once the port is known.
+    daemon = await startDaemon({
+      CHATWOOT_BASE_URL: double.url,
+      CHATWOOT_API_ACCESS_TOKEN: double.token,
+      WEBHOOK_SECRET: SECRET,
+      ADMIN_TOKEN: ADMIN,
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      MAX_WORKERS: '2',
+      WHATSAPP_DRIVER: 'sandbox',
+      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
+      SANDBOX_QR_INTERVAL_MS: '60000',
+      OUTBOUND_AGENT_SIGNATURE: 'true',
+      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'error',
+      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+    });
+    inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas', webhookUrl: `${daemon.base}/webhook/chatwoot/${accountId}-1?token=${SECRET}`, secret: INBOX_SECRET }).id;
+    key = `${accountId}-${inboxId}`;
+    expect(inboxId).toBe(1);
+    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
+    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
+    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
+    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (daemon.proc.exitCode === null) {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await double.close();
+    const redis = testRedis();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    await rm(sessions, { recursive: true, force: true });
+  });
+
+  const outbox = async () => ((await api(daemon, 'GET', `/sandbox/instances/${key}/outbox`)).json.messages as OutboxEntry[]) ?? [];
+
+  async function inboundChat(from: string, text: string, id: string): Promise<number> {
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from, pushName: 'Cliente', text, id })).status).toBe(201);
+    return until('the relayed message', () =>
+      Promise.resolve(double.conversations(accountId).find((c) => double.messages(accountId, c.id).some((m) => m.source_id === `WAID:${id}`))?.id),
+    );
+  }
+
+  async function agentMultipart(conversationId: number, content: string, files: Array<{ name: string; type: string; data: Buffer }>): Promise<number> {
+    const form = new FormData();
+    form.append('content', content);
+    form.append('message_type', 'outgoing');
+    for (const f of files) form.append('attachments[]', new Blob([new Uint8Array(f.data)], { type: f.type }), f.name);
+    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conversationId}/messages`, { method: 'POST', headers: { api_access_token: double.token }, body: form });
+    return ((await res.json()) as { id: number }).id;
+  }
+
+  it('sends text, replies and every attachment kind as expected, with ticks sent → delivered → read', async () => {
+    const conv = await inboundChat('5511911112222', 'Oi, tem o tênis azul?', 'IN1');
+    const agent = double.createAgentMessage(accountId, conv, { content: 'Temos **sim**! Posso _reservar_?' });
+    const text = await until('the text in the outbox', async () => (await outbox()).find((e) => e.text?.includes('Temos')));
+    expect(text).toMatchObject({ to: '5511911112222@s.whatsapp.net', type: 'text', text: '*Ponte API:*\nTemos *sim*! Posso _reservar_?' });
+    await until('sent', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === agent.id)?.status === 'sent'));
+
+    await api(daemon, 'POST', `/sandbox/instances/${key}/receipts`, { id: text.id, status: 'delivered' });
+    await until('delivered', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === agent.id)?.status === 'delivered'));
+    await api(daemon, 'POST', `/sandbox/instances/${key}/receipts`, { id: text.id, status: 'read' });
+    await until('read', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === agent.id)?.status === 'read'));
+
+    // A reply to the customer's message quotes it on WhatsApp.
+    const inbound = double.messages(accountId, conv).find((m) => m.source_id === 'WAID:IN1')!;
+    await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conv}/messages`, {
+      method: 'POST',
+      headers: { api_access_token: double.token, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'Sobre isso:', message_type: 'outgoing', content_attributes: { in_reply_to: inbound.id } }),
+    });
+    const reply = await until('the reply', async () => (await outbox()).find((e) => e.text?.includes('Sobre isso')));
+    expect(reply.quotedId).toBe('IN1');
+
+    // Attachments: image with caption, a voice note, a PDF with its name.
+    const jpeg = Buffer.from('ffd8ffe000104a46494600010100000100010000ffd9', 'hex');
+    const ogg = Buffer.from('4f676753000200000000', 'hex');
+    const pdf = Buffer.from('%PDF-1.4\n%%EOF\n');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    await agentMultipart(conv, 'Foto do produto', [{ name: 'tenis-azul.jpg', type: 'image/jpeg', data: jpeg }]);
+    await agentMultipart(conv, '', [{ name: 'audio.ogg', type: 'audio/ogg', data: ogg }]);
+    await agentMultipart(conv, 'Segue o boleto', [{ name: 'boleto-123.pdf', type: 'application/pdf', data: pdf }]);
+    const media = await until('three attachments', async () => {
+      const m = (await outbox()).filter((e) => e.mediaSha256);
+      return m.length >= 3 ? m : undefined;
+    });
+    expect(media.map((m) => [m.type, m.mediaSha256, m.caption ?? null, m.fileName ?? null])).toEqual([
+      ['image', sha(jpeg), '*Ponte API:*\nFoto do produto', null],
+      ['ptt', sha(ogg), null, null],
+      ['document', sha(pdf), '*Ponte API:*\nSegue o boleto', 'boleto-123.pdf'],
+    ]);
+  }, 60_000);
+
+  it('sends nothing twice, nothing private, nothing relayed, nothing unauthenticated', async () => {
+    const conv = await inboundChat('5511922223333', 'Bom dia', 'IN2');
+    const before = (await outbox()).length;
+    double.createAgentMessage(accountId, conv, { content: 'nota interna', private: true });
+    // An unauthenticated and a wrongly signed delivery of an agent message.
+    const body = JSON.stringify({ event: 'message_created', id: 987_654, content: 'forjada', message_type: 'outgoing', private: false, account: { id: accountId }, conversation: { id: conv, contact_inbox: { source_id: '5511922223333@s.whatsapp.net' } } });
+    const ts = String(Math.floor(Date.now() / 1000));
+    const post = (url: string, headers: Record<string, string>) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body }).then((r) => r.status);
+    expect(await post(`${daemon.base}/webhook/chatwoot/${key}`, {})).toBe(401);
+    expect(await post(`${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`, { 'x-chatwoot-timestamp': ts, 'x-chatwoot-signature': `sha256=${createHmac('sha256', 'wrong').update(`${ts}.${body}`).digest('hex')}` })).toBe(401);
+    expect(await post(`${daemon.base}/webhook/chatwoot/9-9?token=${SECRET}`, {})).toBe(404);
+
+    // The same agent message delivered twice (Chatwoot duplicates happen): sent once.
+    const agent = double.createAgentMessage(accountId, conv, { content: 'uma vez só' });
+    const signed = (payload: string) => {
+      const t = String(Math.floor(Date.now() / 1000));
+      return { 'x-chatwoot-timestamp': t, 'x-chatwoot-signature': `sha256=${createHmac('sha256', INBOX_SECRET).update(`${t}.${payload}`).digest('hex')}` };
+    };
+    const replay = JSON.stringify({ event: 'message_created', id: agent.id, content: 'uma vez só', message_type: 'outgoing', private: false, source_id: null, content_attributes: {}, account: { id: accountId }, conversation: { id: conv, contact_inbox: { source_id: '5511922223333@s.whatsapp.net' }, meta: { sender: {} } }, sender: { type: 'user', name: 'Ponte API' } });
+    await until('the first send', async () => (await outbox()).some((e) => e.text?.endsWith('uma vez só')));
+    expect(await fetch(`${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json', ...signed(replay) }, body: replay }).then((r) => r.status)).toBe(200);
+
+    // A marker message: once it is out, everything before it was handled.
+    double.createAgentMessage(accountId, conv, { content: 'marcador' });
+    await until('the marker', async () => (await outbox()).some((e) => e.text?.endsWith('marcador')));
+    const after = (await outbox()).slice(before);
+    expect(after.filter((e) => e.text?.endsWith('uma vez só'))).toHaveLength(1);
+    expect(after.some((e) => e.text?.includes('nota interna') || e.text?.includes('forjada') || e.text?.includes('Bom dia'))).toBe(false);
+  }, 60_000);
+
+  it('a failure is reported with a reason, a Retry sends once, a delete reaches WhatsApp, an agent-started conversation reaches the number', async () => {
+    // Logged out: the agent message fails with a reason.
+    const conv = await inboundChat('5511944445555', 'Olá', 'IN3');
+    await api(daemon, 'POST', `/sandbox/instances/${key}/disconnect`, { reason: 'loggedOut' });
+    await until('logged out', async () => (await instanceStatus(daemon, key))?.state === 'logged_out', daemon);
+    const failed = double.createAgentMessage(accountId, conv, { content: 'não vai' });
+    const record = await until('failed', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === failed.id && m.status === 'failed')));
+    expect(String(record.content_attributes.external_error)).toMatch(/not connected \(logged out\)/);
+
+    // Link again, then the agent presses Retry: sent once.
+    await api(daemon, 'POST', `/admin/instances/${key}/start`);
+    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
+    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
+    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    const retry = await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conv}/messages/${failed.id}/retry`, { method: 'POST', headers: { api_access_token: double.token } });
+    expect(retry.status).toBe(200);
+    const sent = await until('the retried message', async () => (await outbox()).find((e) => e.text?.endsWith('não vai')));
+    await until('sent after retry', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === failed.id)?.status === 'sent'));
+    expect((await outbox()).filter((e) => e.text?.endsWith('não vai'))).toHaveLength(1);
+
+    // Delete for everyone.
+    await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conv}/messages/${failed.id}`, { method: 'DELETE', headers: { api_access_token: double.token } });
+    await until('deleted on WhatsApp', async () => (await outbox()).find((e) => e.id === sent.id)?.deleted === true);
+
+    // A conversation an agent started: the contact's number, Brazilian form resolved.
+    const c = (await (
+      await fetch(`${double.url}/api/v1/accounts/${accountId}/contacts`, {
+        method: 'POST',
+        headers: { api_access_token: double.token, 'content-type': 'application/json' },
+        body: JSON.stringify({ inbox_id: inboxId, name: 'Novo cliente', phone_number: '+5521988887777' }),
+      })
+    ).json()) as { payload: { contact: { id: number }; contact_inbox: { source_id: string } } };
+    const started = (await (
+      await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations`, {
+        method: 'POST',
+        headers: { api_access_token: double.token, 'content-type': 'application/json' },
+        body: JSON.stringify({ source_id: c.payload.contact_inbox.source_id, inbox_id: inboxId, contact_id: c.payload.contact.id }),
+      })
+    ).json()) as { id: number };
+    double.createAgentMessage(accountId, started.id, { content: 'Olá, tudo bem?' });
+    const first = await until('the agent-started message', async () => (await outbox()).find((e) => e.text?.endsWith('Olá, tudo bem?')));
+    expect(first.to).toBe('5521988887777@s.whatsapp.net');
+  }, 90_000);
+});
