@@ -10,12 +10,14 @@
  *      Chatwoot calls per message, and the ratio to bare BullMQ;
  *   3. the same with 25 ms of latency injected into every Chatwoot answer.
  *
- *   4. instances: restore time and memory per idle instance of the whole
+ *   4. outbound: agent messages through the inbox webhook to the sandbox
+ *      (`bench-outbound.ts`): webhook response time and send throughput;
+ *   5. instances: restore time and memory per idle instance of the whole
  *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
- * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_ONLY (inbound | instances).
+ * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_ONLY (inbound | outbound | instances).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -30,6 +32,7 @@ import { buildTextMessage } from '../src/whatsapp/sandbox/message-builder.js';
 import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwoot-double/index.js';
 import { benchInstances } from './bench-instances.js';
+import { benchOutbound } from './bench-outbound.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const CHATS = Number(process.env.BENCH_CHATS ?? 50);
@@ -180,7 +183,7 @@ async function main(): Promise<void> {
   const redisUrl = await resolveRedisUrl(config, log);
 
   const only = process.env.BENCH_ONLY;
-  if (only !== 'instances') {
+  if (only === undefined || only === 'inbound') {
     console.log(`Ponte inbound benchmark: ${MESSAGES} messages over ${CHATS} chats, concurrency ${CONCURRENCY}, Redis ${new URL(redisUrl).host}`);
     const bare = await bareBullmq(redisUrl);
     console.log(`${'bare BullMQ (empty jobs)'.padEnd(28)}  ${bare.toFixed(0).padStart(7)} msg/s`);
@@ -197,7 +200,8 @@ async function main(): Promise<void> {
       await double.close();
     }
   }
-  if (only !== 'inbound') await benchInstances(redisUrl);
+  if (only === undefined || only === 'outbound') await benchOutbound(redisUrl);
+  if (only === undefined || only === 'instances') await benchInstances(redisUrl);
 }
 
 main().catch((err: unknown) => {
