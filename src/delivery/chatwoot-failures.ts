@@ -1,7 +1,7 @@
 import { ChatwootError, ChatwootRateLimitedError, ChatwootUnprocessableError } from '../chatwoot/errors.js';
 import { coerceError } from '../lib/errors.js';
 import type { FailureClass } from './classify.js';
-import { PacedError } from './relay-errors.js';
+import { PacedError, WhatsAppUnavailableError } from './relay-errors.js';
 
 /** How long a conversation waits after Chatwoot's own "Too many messages" (its window is one minute). */
 const TOO_MANY_MESSAGES_DELAY_MS = 60_000;
@@ -14,7 +14,7 @@ const TOO_MANY_MESSAGES_DELAY_MS = 60_000;
  * failure of that message.
  */
 export function classifyChatwootFailure(thrown: unknown): FailureClass {
-  if (thrown instanceof PacedError) {
+  if (thrown instanceof PacedError || thrown instanceof WhatsAppUnavailableError) {
     return { kind: 'paced', code: thrown.code, message: thrown.message, delayMs: thrown.delayMs };
   }
   if (thrown instanceof ChatwootError) {

@@ -1,6 +1,6 @@
-import type { ChatwootClientLike, CreateMessageBody, CwMessage } from '../chatwoot/types.js';
+import type { ChatwootClientLike, CwMessage } from '../chatwoot/types.js';
 import { ChatwootNotFoundError } from '../chatwoot/errors.js';
-import type { InboundEvent, InboundMessage } from '../model/inbound.js';
+import type { InboundEvent } from '../model/inbound.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../queue/keys.js';
 import type { Redis } from 'ioredis';
@@ -8,6 +8,7 @@ import { ConversationPacer } from './conversation-pacer.js';
 import type { ContactResolver, ChatTarget } from './contact-resolver.js';
 import type { DeliveryOutcome } from './inbound-consumer.js';
 import { PacedError } from './relay-errors.js';
+import { createBody, type MediaFetcher, renderInbound } from './render.js';
 
 export interface RelayDeps {
   client: ChatwootClientLike;
@@ -18,6 +19,9 @@ export interface RelayDeps {
   instanceKey: string;
   log: Logger;
   pacer?: ConversationPacer;
+  /** Downloads media through the instance's socket; without it media arrive as their caption with a note. */
+  fetchMedia?: MediaFetcher;
+  maxMediaBytes?: number;
 }
 
 /** The `source_id` Ponte gives every message it creates: how a lost create is found again. */
@@ -68,11 +72,32 @@ export class Relay {
         return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
       }
     }
+    const rendering = await renderInbound(message, {
+      maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
+      ...(this.deps.fetchMedia ? { fetchMedia: this.deps.fetchMedia } : {}),
+      mapped: async (waId) => {
+        const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
+        return v ? Number(v.split(':')[1]) : undefined;
+      },
+    });
+    if (rendering.kind === 'delete') {
+      // Deleted for everyone on WhatsApp: delete the relayed message in Chatwoot.
+      const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, rendering.targetWaId));
+      if (v) {
+        const [conversationId, messageId] = v.split(':').map(Number);
+        await client.deleteMessage(accountId, conversationId!, messageId!).catch((err: unknown) => {
+          if (!(err instanceof ChatwootNotFoundError)) throw err;
+        });
+      }
+      return { kind: 'ignored', reason: 'deleted on WhatsApp; deleted in Chatwoot' };
+    }
     const waitMs = this.pacer.reserve(target.conversationId);
     if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
-    const body = await this.messageBody(message);
+    const body = createBody(rendering, message);
     await resolver.markInflight(message.chatId, message.waId);
-    const created = await client.createMessage(accountId, target.conversationId, body);
+    const created = rendering.attachment
+      ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [rendering.attachment])
+      : await client.createMessage(accountId, target.conversationId, body);
     await resolver.recordCreated(message.chatId, created.id);
     return { kind: 'delivered', conversationId: target.conversationId, messageId: created.id };
   }
@@ -85,40 +110,6 @@ export class Relay {
     return messages.find((m) => m.source_id === sourceId);
   }
 
-  private async messageBody(message: InboundMessage): Promise<CreateMessageBody> {
-    const attributes: Record<string, unknown> = {};
-    if (message.fromMe) attributes.external_echo = true;
-    if (message.quotedWaId) {
-      const mapped = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, message.quotedWaId));
-      if (mapped) attributes.in_reply_to = Number(mapped.split(':')[1]);
-      else attributes.in_reply_to_external_id = waSourceId(message.quotedWaId);
-    }
-    let content: string;
-    if (message.content.kind === 'text') {
-      content = message.content.text;
-    } else {
-      attributes.is_unsupported = true;
-      content = message.content.text ?? `[${message.content.waType}]`;
-    }
-    if (message.chatKind === 'group' && message.participant) content = `${participantLabel(message)}\n${content}`;
-    return {
-      content,
-      message_type: message.fromMe ? 'outgoing' : 'incoming',
-      private: false,
-      source_id: waSourceId(message.waId),
-      content_attributes: attributes,
-      external_created_at: message.timestampS,
-    };
-  }
-}
-
-function participantLabel(message: InboundMessage): string {
-  const p = message.participant;
-  if (!p) return '';
-  const number = p.pnJid ? `+${p.pnJid.split('@')[0]}` : undefined;
-  const name = p.pushName?.trim();
-  if (name && number) return `*${name}* (${number}):`;
-  return `*${name ?? number ?? p.lidJid?.split('@')[0] ?? 'unknown'}*:`;
 }
 
 export type { ChatTarget };

@@ -17,9 +17,32 @@ export interface WaPerson {
   pushName?: string;
 }
 
-/** What the message says, by kind. Text is the only kind the delivery path needs today; more kinds extend this union. */
+export type MediaKind = 'image' | 'video' | 'audio' | 'voice' | 'document' | 'sticker';
+
+/** What the message says, by kind. */
 export type InboundContent =
-  | { kind: 'text'; text: string }
+  | { kind: 'text'; text: string; linkTitle?: string }
+  | {
+      kind: 'media';
+      media: MediaKind;
+      mimetype: string;
+      fileName?: string;
+      caption?: string;
+      sizeBytes?: number;
+      viewOnce?: boolean;
+      /**
+       * What a download needs (`key` and the media node, BufferJSON): media
+       * keys and paths, never the bytes, so large media never sits in Redis.
+       */
+      ref: string;
+    }
+  | { kind: 'location'; latitude: number; longitude: number; name?: string; address?: string; live: boolean }
+  | { kind: 'contacts'; contacts: Array<{ name: string; phones: string[]; vcard: string }> }
+  | { kind: 'poll'; question: string; options: string[] }
+  | { kind: 'reaction'; targetWaId: string; emoji: string | null }
+  | { kind: 'edit'; targetWaId: string; text: string }
+  | { kind: 'revoke'; targetWaId: string }
+  | { kind: 'call'; status: 'missed' | 'rejected'; video: boolean }
   | { kind: 'unsupported'; waType: string; text?: string };
 
 export interface InboundMessage {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { makeCacheableSignalKeyStore, makeWASocket } from '@whiskeysockets/baileys';
+import { type WAMessage, downloadMediaMessage, makeCacheableSignalKeyStore, makeWASocket } from '@whiskeysockets/baileys';
 import type { SocketFactory, WaSocket } from './socket.js';
 
 /** Puts `advB64` into a QR string (`ref,noiseKey,identityKey,advSecret,platform`). */
@@ -52,6 +52,19 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     end: (error) => sock.end(error),
     logout: (msg) => sock.logout(msg),
     requestPairingCode: (phone) => sock.requestPairingCode(phone),
+    downloadMedia: async (msg: WAMessage) => {
+      const download = (m: WAMessage) => downloadMediaMessage(m, 'buffer', {}, { logger: o.logger, reuploadRequest: sock.updateMediaMessage });
+      try {
+        return await download(msg);
+      } catch (err) {
+        // Baileys #2767 (baileys.md §2.4): expired media (404/410) come back as a
+        // Boom whose status is in output.statusCode, so rc14 never re-requests
+        // them itself. Ask the phone to upload it again, then retry once.
+        const status = (err as { output?: { statusCode?: number } }).output?.statusCode;
+        if (status !== 404 && status !== 410) throw err;
+        return download(await sock.updateMediaMessage(msg));
+      }
+    },
     onWhatsApp: async (...numbers) => ((await sock.onWhatsApp(...numbers)) ?? []).map((r) => ({ jid: r.jid, exists: Boolean(r.exists) })),
   };
   return socket;

@@ -1,7 +1,7 @@
-import type {
-  proto} from '@whiskeysockets/baileys';
 import {
   type WAMessage,
+  BufferJSON,
+  proto,
   getContentType,
   isJidBroadcast,
   isJidGroup,
@@ -17,13 +17,13 @@ import type { InboundContent, InboundMessage, WaPerson } from '../model/inbound.
 export type NormalizeResult = { ok: true; message: InboundMessage } | { ok: false; reason: string };
 
 /**
- * Content types that are never a message of their own: protocol traffic
- * (revoke and edit arrive again as `messages.update`), reactions (again as
- * `messages.reaction`), poll votes, key distribution.
+ * Content types that are never a message of their own: poll votes (encrypted
+ * for the poll's creator; they arrive again through `messages.update`), key
+ * distribution, pins. Reactions, edits and revokes are relayed from their raw
+ * upsert, so they stay in order with the messages of their chat (their
+ * derived `messages.reaction` / `messages.update` events are not used).
  */
 const NOT_A_MESSAGE = new Set<string>([
-  'protocolMessage',
-  'reactionMessage',
   'pollUpdateMessage',
   'senderKeyDistributionMessage',
   'encReactionMessage',
@@ -63,13 +63,15 @@ export function normalizeMessage(msg: WAMessage, upsertType: 'notify' | 'append'
   const pushName = !fromMe && msg.pushName ? msg.pushName : undefined;
   const timestampS = msg.messageTimestamp ? toNumber(msg.messageTimestamp) : Math.floor(Date.now() / 1000);
   const quotedWaId = contextOf(content, type)?.stanzaId ?? undefined;
+  const rendered = contentOf(msg, content, type);
+  if (!rendered) return { ok: false, reason: `empty ${type}` };
 
   const base = {
     waId,
     fromMe,
     timestampS,
     upsertType,
-    content: contentOf(content, type),
+    content: rendered,
     ...(quotedWaId ? { quotedWaId } : {}),
   };
 
@@ -102,11 +104,116 @@ function personOf(primary: string | undefined, alt: string | undefined, pushName
   return person;
 }
 
-function contentOf(content: proto.IMessage, type: keyof proto.IMessage): InboundContent {
-  if (type === 'conversation' && content.conversation) return { kind: 'text', text: content.conversation };
-  if (type === 'extendedTextMessage' && content.extendedTextMessage?.text) return { kind: 'text', text: content.extendedTextMessage.text };
-  const caption = captionOf(content);
-  return { kind: 'unsupported', waType: type, ...(caption ? { text: caption } : {}) };
+function contentOf(msg: WAMessage, content: proto.IMessage, type: keyof proto.IMessage): InboundContent | undefined {
+  const c = content;
+  switch (type) {
+    case 'conversation':
+      return c.conversation ? { kind: 'text', text: c.conversation } : undefined;
+    case 'extendedTextMessage': {
+      const e = c.extendedTextMessage;
+      if (!e?.text) return undefined;
+      return { kind: 'text', text: e.text, ...(e.title ? { linkTitle: e.title } : {}) };
+    }
+    case 'imageMessage':
+    case 'videoMessage':
+    case 'audioMessage':
+    case 'documentMessage':
+    case 'stickerMessage':
+      return mediaOf(msg, content, type);
+    case 'locationMessage':
+    case 'liveLocationMessage': {
+      const l = type === 'locationMessage' ? c.locationMessage : c.liveLocationMessage;
+      if (!l || l.degreesLatitude == null || l.degreesLongitude == null) return undefined;
+      const named = 'name' in l && l.name ? { name: l.name } : {};
+      const address = 'address' in l && l.address ? { address: l.address } : {};
+      return { kind: 'location', latitude: l.degreesLatitude, longitude: l.degreesLongitude, ...named, ...address, live: type === 'liveLocationMessage' };
+    }
+    case 'contactMessage':
+    case 'contactsArrayMessage': {
+      const cards = type === 'contactMessage' ? [c.contactMessage] : (c.contactsArrayMessage?.contacts ?? []);
+      const contacts = cards
+        .filter((x): x is proto.Message.IContactMessage => Boolean(x?.vcard))
+        .map((x) => ({ name: x.displayName ?? /FN:(.*)/.exec(x.vcard!)?.[1]?.trim() ?? 'Contact', phones: phonesOfVcard(x.vcard!), vcard: x.vcard! }));
+      return contacts.length > 0 ? { kind: 'contacts', contacts } : undefined;
+    }
+    case 'pollCreationMessage':
+    case 'pollCreationMessageV2':
+    case 'pollCreationMessageV3': {
+      const poll = c[type];
+      if (!poll?.name) return undefined;
+      return { kind: 'poll', question: poll.name, options: (poll.options ?? []).map((o) => o.optionName ?? '').filter((o) => o !== '') };
+    }
+    case 'reactionMessage': {
+      const r = c.reactionMessage;
+      if (!r?.key?.id) return undefined;
+      return { kind: 'reaction', targetWaId: r.key.id, emoji: r.text ? r.text : null };
+    }
+    case 'protocolMessage': {
+      const p = c.protocolMessage;
+      if (!p?.key?.id) return undefined;
+      if (p.type === proto.Message.ProtocolMessage.Type.REVOKE) return { kind: 'revoke', targetWaId: p.key.id };
+      if (p.type === proto.Message.ProtocolMessage.Type.MESSAGE_EDIT) {
+        const edited = p.editedMessage ? normalizeMessageContent(p.editedMessage) : undefined;
+        const text = edited?.conversation ?? edited?.extendedTextMessage?.text ?? captionOf(edited ?? {});
+        return text ? { kind: 'edit', targetWaId: p.key.id, text } : undefined;
+      }
+      return undefined; // history sync notifications, key shares, ephemeral settings…
+    }
+    case 'buttonsResponseMessage':
+      return textOr(c.buttonsResponseMessage?.selectedDisplayText ?? c.buttonsResponseMessage?.selectedButtonId, type);
+    case 'listResponseMessage':
+      return textOr(c.listResponseMessage?.title ?? c.listResponseMessage?.singleSelectReply?.selectedRowId, type);
+    case 'templateButtonReplyMessage':
+      return textOr(c.templateButtonReplyMessage?.selectedDisplayText ?? c.templateButtonReplyMessage?.selectedId, type);
+    case 'interactiveResponseMessage':
+      return textOr(c.interactiveResponseMessage?.body?.text, type);
+    default: {
+      const caption = captionOf(c);
+      return { kind: 'unsupported', waType: type, ...(caption ? { text: caption } : {}) };
+    }
+  }
+}
+
+function textOr(text: string | null | undefined, waType: string): InboundContent {
+  return text ? { kind: 'text', text } : { kind: 'unsupported', waType };
+}
+
+const MEDIA_KIND = { imageMessage: 'image', videoMessage: 'video', audioMessage: 'audio', documentMessage: 'document', stickerMessage: 'sticker' } as const;
+
+/** The fields Ponte reads from any media node (each proto type has a subset). */
+type MediaNode = proto.Message.IImageMessage & proto.Message.IAudioMessage & proto.Message.IDocumentMessage & { viewOnce?: boolean | null };
+
+function mediaOf(msg: WAMessage, content: proto.IMessage, type: keyof typeof MEDIA_KIND): InboundContent | undefined {
+  // The union of media node types has no common `ptt`/`viewOnce`; read them through one shape.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+  const m = content[type] as unknown as MediaNode | null | undefined;
+  if (!m) return undefined;
+  const media = type === 'audioMessage' && m.ptt ? 'voice' : MEDIA_KIND[type];
+  const ref = JSON.stringify({ key: msg.key, message: { [type]: m } }, BufferJSON.replacer);
+  const size = m.fileLength == null ? undefined : toNumber(m.fileLength);
+  const wrapped = msg.message ?? {};
+  const viewOnce = Boolean(m.viewOnce || wrapped.viewOnceMessage || wrapped.viewOnceMessageV2 || wrapped.viewOnceMessageV2Extension);
+  return {
+    kind: 'media',
+    media,
+    mimetype: m.mimetype ?? 'application/octet-stream',
+    ...(m.fileName ? { fileName: m.fileName } : {}),
+    ...(m.caption ? { caption: m.caption } : {}),
+    ...(size !== undefined ? { sizeBytes: size } : {}),
+    ...(viewOnce ? { viewOnce } : {}),
+    ref,
+  };
+}
+
+function phonesOfVcard(vcard: string): string[] {
+  const phones: string[] = [];
+  for (const line of vcard.split(/\r?\n/)) {
+    if (!/^(item\d+\.)?TEL/i.test(line)) continue;
+    const waid = /waid=(\d+)/i.exec(line)?.[1];
+    const value = line.slice(line.lastIndexOf(':') + 1).trim();
+    phones.push(waid ? `+${waid}` : value);
+  }
+  return phones;
 }
 
 function captionOf(content: proto.IMessage): string | undefined {

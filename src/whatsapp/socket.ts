@@ -22,6 +22,8 @@ export interface WaSocket {
   end(error: Error | undefined): Promise<void> | void;
   /** Unlinks this device from the phone (an operator's explicit logout only). */
   logout(msg?: string): Promise<void>;
+  /** The bytes of a media message (re-requesting expired media from the phone when needed). */
+  downloadMedia(msg: WAMessage): Promise<Buffer>;
   /** Which of these numbers (digits or JIDs) are on WhatsApp, with the JID to use. */
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>>;
   /** Asks WhatsApp for an 8-character pairing code for `phoneDigits` (only once connected). */

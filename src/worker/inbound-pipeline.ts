@@ -6,6 +6,7 @@ import { classifyChatwootFailure } from '../delivery/chatwoot-failures.js';
 import { ContactResolver } from '../delivery/contact-resolver.js';
 import { InboundConsumer } from '../delivery/inbound-consumer.js';
 import { Relay } from '../delivery/relay.js';
+import type { MediaFetcher } from '../delivery/render.js';
 import { canonicalBrazilian, digitsOf } from '../lib/phone.js';
 import type { InboundEvent, InboundMessage } from '../model/inbound.js';
 import { parseInstanceKey } from '../model/instance-key.js';
@@ -25,6 +26,8 @@ export interface InboundPipelineDeps {
   instanceKey: string;
   /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
   sweepIntervalMs?: number;
+  /** Downloads media through the instance's current socket. */
+  fetchMedia?: MediaFetcher;
   /** Called after each message reached Chatwoot. */
   onDelivered?: (event: InboundEvent, target: { conversationId: number; messageId: number }) => void;
 }
@@ -51,7 +54,17 @@ export class InboundPipeline {
     this.queue.on('error', (err) => log.warn({ err }, 'inbound queue error'));
     this.producer = new InboundProducer(this.store, this.queue, chatAliases);
     const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log });
-    const relay = new Relay({ client: chatwoot, resolver, redis, keys, accountId: ref.accountId, instanceKey, log });
+    const relay = new Relay({
+      client: chatwoot,
+      resolver,
+      redis,
+      keys,
+      accountId: ref.accountId,
+      instanceKey,
+      log,
+      maxMediaBytes: config.inbound.mediaMaxBytes,
+      ...(deps.fetchMedia ? { fetchMedia: deps.fetchMedia } : {}),
+    });
     const q = config.queue;
     this.consumer = new InboundConsumer({
       connection: redis,

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+import { BufferJSON, type WAMessage } from '@whiskeysockets/baileys';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
 import type { InstanceStatus, WorkerToPrimary } from '../cluster/ipc.js';
 import type { Config } from '../config/schema.js';
@@ -16,6 +17,7 @@ import { parseInstanceKey } from '../model/instance-key.js';
 import type { Queue } from 'bullmq';
 import type { OutboundJob } from '../outbound/inbox-events.js';
 import { InboundPipeline } from './inbound-pipeline.js';
+import { WhatsAppUnavailableError } from '../delivery/relay-errors.js';
 import { SessionInbound } from './session-inbound.js';
 
 export interface InstanceRuntimeDeps {
@@ -72,6 +74,11 @@ export class InstanceRuntime {
       chatwoot: deps.chatwoot,
       log,
       instanceKey,
+      fetchMedia: async (ref) => {
+        const socket = this.session.currentSocket;
+        if (!socket || this.session.state !== 'open') throw new WhatsAppUnavailableError();
+        return socket.downloadMedia(JSON.parse(ref, BufferJSON.reviver) as WAMessage);
+      },
       onDelivered: () => {
         this.lastMessageAtMs = Date.now();
       },

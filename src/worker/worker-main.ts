@@ -33,10 +33,12 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const baileysLogger = createLogger({ level: config.whatsapp.logLevel, base: { module: 'baileys', slot } }) as unknown as ILogger;
 
   const sandboxSockets = new Map<string, SandboxSocket>();
+  const sandboxMedia = new Map<string, Buffer>();
   const factory =
     config.whatsapp.driver === 'sandbox'
       ? sandboxSocketFactory({
           qrIntervalMs: config.whatsapp.sandboxQrIntervalMs,
+          media: sandboxMedia,
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
           onSend: (entry, instanceKey) => void redis.rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).catch(() => undefined),
@@ -76,7 +78,8 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
     'sandbox.message': (key, args) => {
       const parsed = SandboxMessageSchema.safeParse(args);
       if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error), 400);
-      const { message } = buildSandboxMessage(parsed.data);
+      const { message, media } = buildSandboxMessage(parsed.data);
+      if (media) sandboxMedia.set(media.sha256, media.data);
       sandboxOf(key).receive([message], 'notify');
       return Promise.resolve({ id: message.key.id });
     },

@@ -39,6 +39,8 @@ export interface SandboxOptions {
   qrRefs?: number;
   /** Numbers (digits) the simulated WhatsApp does not know; every other number is on WhatsApp. */
   notOnWhatsApp?: ReadonlySet<string>;
+  /** Media bytes the simulated WhatsApp serves, by SHA-256 (hex); shared by an instance's sockets. */
+  media?: Map<string, Buffer>;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
 }
@@ -174,6 +176,15 @@ export class SandboxSocket implements WaSocket {
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
     return Promise.resolve(msg);
   };
+
+  downloadMedia(msg: WAMessage): Promise<Buffer> {
+    const content = msg.message ?? {};
+    const node = content.imageMessage ?? content.videoMessage ?? content.audioMessage ?? content.documentMessage ?? content.stickerMessage;
+    const sha = node?.directPath?.split('/').pop();
+    const data = sha ? this.sandbox.media?.get(sha) : undefined;
+    if (!data) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
+    return Promise.resolve(data);
+  }
 
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>> {
     return Promise.resolve(

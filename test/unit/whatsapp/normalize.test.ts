@@ -62,8 +62,8 @@ describe('normalizeMessage', () => {
   it.each([
     ['status updates', buildTextMessage({ group: { jid: 'status@broadcast' }, fromPn: PN, text: 'story' }), 'status or broadcast list'],
     ['newsletters', buildTextMessage({ group: { jid: '120363000000000009@newsletter' }, fromPn: PN, text: 'news' }), 'newsletter'],
-    ['revokes (they come again as messages.update)', buildMessage({ fromPn: PN }, { protocolMessage: { type: proto.Message.ProtocolMessage.Type.REVOKE, key: { id: 'X' } } }), 'protocolMessage'],
-    ['reactions (they come again as messages.reaction)', buildMessage({ fromPn: PN }, { reactionMessage: { key: { id: 'X' }, text: '👍' } }), 'reactionMessage'],
+    ['protocol traffic other than edits and revokes', buildMessage({ fromPn: PN }, { protocolMessage: { type: proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING, key: { id: 'X' } } }), 'empty protocolMessage'],
+    ['poll votes (encrypted for the poll creator)', buildMessage({ fromPn: PN }, { pollUpdateMessage: { pollCreationMessageKey: { id: 'P' } } }), 'pollUpdateMessage'],
   ])('ignores %s', (_what, raw, reason) => {
     expect(normalizeMessage(raw, 'notify')).toEqual({ ok: false, reason });
   });
@@ -75,8 +75,38 @@ describe('normalizeMessage', () => {
     expect(normalizeMessage(raw, 'notify')).toEqual({ ok: false, reason: 'system stub' });
   });
 
-  it('other kinds are marked unsupported with their caption, until they get their own handling', () => {
-    const m = ok(normalizeMessage(buildMessage({ fromPn: PN }, { ephemeralMessage: { message: { imageMessage: { caption: 'foto', mimetype: 'image/jpeg' } } } }), 'notify'));
-    expect(m.content).toEqual({ kind: 'unsupported', waType: 'imageMessage', text: 'foto' });
+  it.each([
+    ['a revoke: delete its target', { protocolMessage: { type: proto.Message.ProtocolMessage.Type.REVOKE, key: { id: 'T1' } } }, { kind: 'revoke', targetWaId: 'T1' }],
+    ['an edit: the new text for its target', { editedMessage: { message: { protocolMessage: { type: proto.Message.ProtocolMessage.Type.MESSAGE_EDIT, key: { id: 'T2' }, editedMessage: { conversation: 'novo texto' } } } } }, { kind: 'edit', targetWaId: 'T2', text: 'novo texto' }],
+    ['a reaction', { reactionMessage: { key: { id: 'T3' }, text: '👍' } }, { kind: 'reaction', targetWaId: 'T3', emoji: '👍' }],
+    ['a removed reaction', { reactionMessage: { key: { id: 'T3' }, text: '' } }, { kind: 'reaction', targetWaId: 'T3', emoji: null }],
+    ['a location', { locationMessage: { degreesLatitude: -22.9519, degreesLongitude: -43.2105, name: 'Cristo Redentor', address: 'Rio de Janeiro' } }, { kind: 'location', latitude: -22.9519, longitude: -43.2105, name: 'Cristo Redentor', address: 'Rio de Janeiro', live: false }],
+    ['a live location', { liveLocationMessage: { degreesLatitude: 1, degreesLongitude: 2 } }, { kind: 'location', latitude: 1, longitude: 2, live: true }],
+    ['a poll', { pollCreationMessageV3: { name: 'Sabor?', options: [{ optionName: 'Pizza' }, { optionName: 'Sushi' }], selectableOptionsCount: 1 } }, { kind: 'poll', question: 'Sabor?', options: ['Pizza', 'Sushi'] }],
+    ['a button reply', { buttonsResponseMessage: { selectedButtonId: 'b1', selectedDisplayText: 'Sim, quero' } }, { kind: 'text', text: 'Sim, quero' }],
+    ['a list reply', { listResponseMessage: { title: 'Plano anual', singleSelectReply: { selectedRowId: 'r2' } } }, { kind: 'text', text: 'Plano anual' }],
+    ['a link with its preview title', { extendedTextMessage: { text: 'veja https://loja.example.com', title: 'Loja Exemplo' } }, { kind: 'text', text: 'veja https://loja.example.com', linkTitle: 'Loja Exemplo' }],
+    ['an unknown kind: a placeholder naming it', { groupInviteMessage: { groupJid: '1@g.us', caption: 'entra aí' } }, { kind: 'unsupported', waType: 'groupInviteMessage' }],
+  ])('%s', (_what, message, content) => {
+    expect(ok(normalizeMessage(buildMessage({ fromPn: PN }, message as proto.IMessage), 'notify')).content).toEqual(content);
+  });
+
+  it('a contact card keeps names, numbers and the vCard', () => {
+    const vcard = 'BEGIN:VCARD\nVERSION:3.0\nFN:Carol Example\nTEL;type=CELL;waid=5511955554444:+55 11 95555-4444\nEND:VCARD';
+    const m = ok(normalizeMessage(buildMessage({ fromPn: PN }, { contactMessage: { displayName: 'Carol Example', vcard } }), 'notify'));
+    expect(m.content).toEqual({ kind: 'contacts', contacts: [{ name: 'Carol Example', phones: ['+5511955554444'], vcard }] });
+  });
+
+  it('media inside ephemeral and view-once wrappers: the kind, caption, file name and a download reference, never the bytes', () => {
+    const image = ok(normalizeMessage(buildMessage({ fromPn: PN }, { ephemeralMessage: { message: { imageMessage: { caption: 'foto', mimetype: 'image/jpeg', fileLength: 2048, mediaKey: Buffer.alloc(32, 7), directPath: '/m/1' } } } }), 'notify'));
+    expect(image.content).toMatchObject({ kind: 'media', media: 'image', mimetype: 'image/jpeg', caption: 'foto', sizeBytes: 2048 });
+    const ref = (image.content as { ref: string }).ref;
+    expect(ref).toContain('mediaKey');
+    const once = ok(normalizeMessage(buildMessage({ fromPn: PN }, { viewOnceMessageV2: { message: { videoMessage: { mimetype: 'video/mp4' } } } }), 'notify'));
+    expect(once.content).toMatchObject({ kind: 'media', media: 'video', viewOnce: true });
+    const voice = ok(normalizeMessage(buildMessage({ fromPn: PN }, { audioMessage: { mimetype: 'audio/ogg; codecs=opus', ptt: true } }), 'notify'));
+    expect(voice.content).toMatchObject({ kind: 'media', media: 'voice' });
+    const doc = ok(normalizeMessage(buildMessage({ fromPn: PN }, { documentWithCaptionMessage: { message: { documentMessage: { mimetype: 'application/pdf', fileName: 'boleto.pdf', caption: 'segue' } } } }), 'notify'));
+    expect(doc.content).toMatchObject({ kind: 'media', media: 'document', fileName: 'boleto.pdf', caption: 'segue' });
   });
 });

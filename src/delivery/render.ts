@@ -1,0 +1,156 @@
+import type { CreateMessageBody, MessageAttachment } from '../chatwoot/types.js';
+import { coerceError } from '../lib/errors.js';
+import { WhatsAppUnavailableError } from './relay-errors.js';
+import type { InboundContent, InboundMessage, MediaKind } from '../model/inbound.js';
+
+/** Fetches a media message's bytes through the instance's current socket (`ref` as the normalizer stored it). */
+export type MediaFetcher = (ref: string) => Promise<Buffer>;
+
+/** What one inbound message becomes in Chatwoot. */
+export type Rendering =
+  | { kind: 'create'; content: string; attributes: Record<string, unknown>; attachment?: MessageAttachment; voice?: boolean }
+  | { kind: 'delete'; targetWaId: string };
+
+export interface RenderDeps {
+  fetchMedia?: MediaFetcher;
+  maxMediaBytes: number;
+  /** The Chatwoot message id a WhatsApp id was relayed as, when known. */
+  mapped(waId: string): Promise<number | undefined>;
+}
+
+const EXT: Record<string, string> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'video/mp4': 'mp4',
+  'video/3gpp': '3gp',
+  'audio/ogg': 'ogg',
+  'audio/mpeg': 'mp3',
+  'audio/mp4': 'm4a',
+  'application/pdf': 'pdf',
+};
+
+const LABEL: Record<MediaKind, string> = { image: 'image', video: 'video', audio: 'audio', voice: 'voice message', document: 'document', sticker: 'sticker' };
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function participantLabel(message: InboundMessage): string {
+  const p = message.participant;
+  if (!p) return '';
+  const number = p.pnJid ? `+${p.pnJid.split('@')[0]}` : undefined;
+  const name = p.pushName?.trim();
+  if (name && number) return `*${name}* (${number}):`;
+  return `*${name ?? number ?? p.lidJid?.split('@')[0] ?? 'unknown'}*:`;
+}
+
+/**
+ * Renders an inbound WhatsApp message for Chatwoot (issue "every kind of
+ * message"): text; media as an attachment with the caption as content (or,
+ * when it cannot be fetched or is over the size limit, the caption with a
+ * note saying so); locations with a map link; contact cards with their
+ * numbers plus the `.vcf`; polls as question and options; reactions and
+ * edits as short replies to their message; a revoke as a delete; calls as a
+ * line; anything else as an `is_unsupported` placeholder naming its type.
+ * Group messages start with the participant's name and number.
+ */
+export async function renderInbound(message: InboundMessage, deps: RenderDeps): Promise<Rendering> {
+  const attributes: Record<string, unknown> = {};
+  if (message.fromMe) attributes.external_echo = true;
+  const replyTo = async (waId: string) => {
+    const id = await deps.mapped(waId);
+    if (id !== undefined) attributes.in_reply_to = id;
+    else attributes.in_reply_to_external_id = `WAID:${waId}`;
+  };
+  if (message.quotedWaId) await replyTo(message.quotedWaId);
+
+  const c: InboundContent = message.content;
+  let content: string;
+  let attachment: MessageAttachment | undefined;
+  let voice = false;
+  switch (c.kind) {
+    case 'text':
+      content = c.linkTitle && !c.text.includes(c.linkTitle) ? `${c.text}\n\n🔗 ${c.linkTitle}` : c.text;
+      break;
+    case 'media': {
+      const label = LABEL[c.media];
+      const caption = c.caption ?? '';
+      if (c.sizeBytes !== undefined && c.sizeBytes > deps.maxMediaBytes) {
+        content = joinLines(caption, `[${label} of ${mb(c.sizeBytes)} not relayed: over the ${mb(deps.maxMediaBytes)} limit]`);
+        break;
+      }
+      try {
+        if (!deps.fetchMedia) throw new Error('no WhatsApp connection to download it');
+        const data = await deps.fetchMedia(c.ref);
+        if (data.length > deps.maxMediaBytes) {
+          content = joinLines(caption, `[${label} of ${mb(data.length)} not relayed: over the ${mb(deps.maxMediaBytes)} limit]`);
+          break;
+        }
+        const contentType = c.media === 'voice' ? 'audio/ogg' : c.mimetype.split(';')[0]!.trim();
+        const ext = EXT[contentType] ?? contentType.split('/')[1]?.replace(/[^a-z0-9]/gi, '') ?? 'bin';
+        attachment = { fileName: c.fileName ?? `${c.media}-${message.waId}.${ext}`, contentType, data };
+        voice = c.media === 'voice';
+        content = caption;
+      } catch (err) {
+        // A dropped connection is waited out; a download WhatsApp refuses is noted.
+        if (err instanceof WhatsAppUnavailableError) throw err;
+        content = joinLines(caption, `[${label} could not be downloaded from WhatsApp: ${coerceError(err).message}]`);
+      }
+      if (c.viewOnce) content = joinLines(content, '(view once)');
+      break;
+    }
+    case 'location': {
+      const title = [c.name, c.address].filter(Boolean).join('\n');
+      content = joinLines(c.live ? '📍 Live location' : '📍 Location', title, `https://maps.google.com/?q=${c.latitude},${c.longitude}`);
+      break;
+    }
+    case 'contacts': {
+      content = c.contacts.map((x) => `👤 ${x.name}${x.phones.length ? `: ${x.phones.join(', ')}` : ''}`).join('\n');
+      const vcf = c.contacts.map((x) => x.vcard.trim()).join('\n');
+      const name = c.contacts.length === 1 ? c.contacts[0]!.name.replace(/[^\p{L}\p{N} _-]/gu, '').trim() || 'contact' : 'contacts';
+      attachment = { fileName: `${name}.vcf`, contentType: 'text/vcard', data: Buffer.from(`${vcf}\n`) };
+      break;
+    }
+    case 'poll':
+      content = joinLines(`📊 ${c.question}`, ...c.options.map((o, i) => `${i + 1}. ${o}`));
+      break;
+    case 'reaction':
+      await replyTo(c.targetWaId);
+      content = c.emoji ? `Reacted ${c.emoji}` : 'Removed a reaction';
+      break;
+    case 'edit':
+      await replyTo(c.targetWaId);
+      content = `✏️ Edited: ${c.text}`;
+      break;
+    case 'revoke':
+      return { kind: 'delete', targetWaId: c.targetWaId };
+    case 'call':
+      content = `${c.video ? '📹' : '📞'} ${c.status === 'rejected' ? 'Rejected' : 'Missed'} ${c.video ? 'video' : 'voice'} call`;
+      break;
+    case 'unsupported':
+      attributes.is_unsupported = true;
+      content = joinLines(`[WhatsApp message of a type Ponte cannot show: ${c.waType}]`, c.text ?? '');
+      break;
+  }
+  if (message.chatKind === 'group' && message.participant) content = joinLines(participantLabel(message), content);
+  return { kind: 'create', content, attributes, ...(attachment ? { attachment } : {}), ...(voice ? { voice } : {}) };
+}
+
+function joinLines(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join('\n');
+}
+
+/** The JSON or multipart body of a rendered create. */
+export function createBody(r: Extract<Rendering, { kind: 'create' }>, message: InboundMessage): CreateMessageBody {
+  return {
+    ...(r.content !== '' || !r.attachment ? { content: r.content } : {}),
+    message_type: message.fromMe ? 'outgoing' : 'incoming',
+    private: false,
+    source_id: `WAID:${message.waId}`,
+    content_attributes: r.attributes,
+    external_created_at: message.timestampS,
+    ...(r.voice ? { is_voice_message: true } : {}),
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Every kind of WhatsApp message through the daemon (sandbox driver) into
+ * the Chatwoot double: what each becomes, and a mixed run under faults with
+ * nothing lost or doubled.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
+import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+
+const JPEG = Buffer.from('ffd8ffe000104a46494600010100000100010000ffd9', 'hex');
+const OGG = Buffer.from('4f6767530002000000000000000000000000', 'hex');
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n');
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('message types, black box', () => {
+  let double: ChatwootDouble;
+  let daemon: Daemon;
+  let sessions: string;
+  const prefix = randomPrefix();
+  let accountId: number;
+  let key: string;
+
+  beforeAll(async () => {
+    double = await startChatwootDouble({ webhooksEnabled: false, seed: 11 });
+    accountId = double.addAccount().id;
+    const inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas' }).id;
+    key = `${accountId}-${inboxId}`;
+    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-types-'));
+    daemon = await startDaemon({
+      CHATWOOT_BASE_URL: double.url,
+      CHATWOOT_API_ACCESS_TOKEN: double.token,
+      CHATWOOT_API_TIMEOUT: '1000',
+      WEBHOOK_SECRET: 'e2e-webhook-secret-0123456789',
+      ADMIN_TOKEN: ADMIN,
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      MAX_WORKERS: '1',
+      WHATSAPP_DRIVER: 'sandbox',
+      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
+      SANDBOX_QR_INTERVAL_MS: '60000',
+      OUTAGE_PROBE_MIN_DELAY_MS: '50',
+      OUTAGE_PROBE_MAX_DELAY_MS: '500',
+      BULLMQ_JOB_BACKOFF_DELAY: '50',
+      SERVER_LOG_LEVEL: 'error',
+      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+    });
+    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
+    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
+    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
+    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (daemon.proc.exitCode === null) {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+    }
+    await double.close();
+    const redis = testRedis();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    await rm(sessions, { recursive: true, force: true });
+  });
+
+  const all = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));
+  const byWaId = (id: string) => all().find((m) => m.source_id === `WAID:${id}`);
+  async function send(body: Record<string, unknown>): Promise<CwMessageRecord> {
+    const r = await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, body);
+    expect(r.status).toBe(201);
+    const id = String(r.json.id);
+    return until(`message ${id} in Chatwoot`, () => Promise.resolve(byWaId(id)), daemon);
+  }
+
+  it('renders each kind: media as attachments, location, contact card, poll, reaction, edit, revoke, groups', async () => {
+    const from = '5511955550001';
+    const image = await send({ from, pushName: 'Ana', type: 'image', media: JPEG.toString('base64'), mimetype: 'image/jpeg', caption: 'foto do defeito', id: 'IMG1' });
+    expect(image.content).toBe('foto do defeito');
+    expect(image.attachments.map((a) => [a.file_type, a.content_type, sha(a.data)])).toEqual([['image', 'image/jpeg', sha(JPEG)]]);
+
+    const voice = await send({ from, type: 'ptt', media: OGG.toString('base64'), id: 'PTT1' });
+    expect(voice.attachments.map((a) => [a.file_type, sha(a.data)])).toEqual([['audio', sha(OGG)]]);
+
+    const doc = await send({ from, type: 'document', media: PDF.toString('base64'), mimetype: 'application/pdf', fileName: 'nota-fiscal.pdf', caption: 'segue a nota' });
+    expect(doc.content).toBe('segue a nota');
+    expect(doc.attachments.map((a) => [a.file_type, a.file_name, sha(a.data)])).toEqual([['file', 'nota-fiscal.pdf', sha(PDF)]]);
+
+    const location = await send({ from, type: 'location', latitude: -22.9519, longitude: -43.2105, text: 'Cristo Redentor' });
+    expect(location.content).toContain('https://maps.google.com/?q=-22.9519,-43.2105');
+    expect(location.content).toContain('Cristo Redentor');
+
+    const vcard = 'BEGIN:VCARD\nVERSION:3.0\nFN:Carol Example\nTEL;type=CELL;waid=5511955554444:+55 11 95555-4444\nEND:VCARD';
+    const card = await send({ from, type: 'contact', vcard });
+    expect(card.content).toBe('👤 Carol Example: +5511955554444');
+    expect(card.attachments.map((a) => [a.file_name, a.data.toString()])).toEqual([['Carol Example.vcf', `${vcard}\n`]]);
+
+    const poll = await send({ from, type: 'poll', text: 'Qual sabor?', options: ['Pizza', 'Sushi'] });
+    expect(poll.content).toBe('📊 Qual sabor?\n1. Pizza\n2. Sushi');
+
+    const reaction = await send({ from, type: 'reaction', targetId: 'IMG1', emoji: '👍' });
+    expect(reaction.content).toBe('Reacted 👍');
+    expect(reaction.content_attributes.in_reply_to).toBe(image.id);
+
+    const edit = await send({ from, type: 'edit', targetId: 'IMG1', text: 'foto do defeito (lado esquerdo)' });
+    expect(edit.content).toBe('✏️ Edited: foto do defeito (lado esquerdo)');
+    expect(edit.content_attributes.in_reply_to).toBe(image.id);
+
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from, type: 'revoke', targetId: 'PTT1' })).status).toBe(201);
+    await until('the voice note deleted in Chatwoot', () => Promise.resolve(byWaId('PTT1')?.content_attributes.deleted === true));
+
+    const group = await send({ from: '5511955550002', pushName: 'Bia', group: { jid: '120363000000000001@g.us', subject: 'Clientes VIP' }, text: 'bom dia, grupo' });
+    expect(group.content).toBe('*Bia* (+5511955550002):\nbom dia, grupo');
+    const group2 = await send({ from: '5511955550003', pushName: 'Caio', group: { jid: '120363000000000001@g.us' }, text: 'oi' });
+    expect(group2.content).toBe('*Caio* (+5511955550003):\noi');
+    const groupConvs = double.conversations(accountId).filter((c) => double.messages(accountId, c.id).some((m) => m.id === group.id || m.id === group2.id));
+    expect(groupConvs).toHaveLength(1);
+    expect(double.violations).toEqual([]);
+  }, 60_000);
+
+  it('a mixed run under lost responses and 5xx: nothing lost, nothing doubled, each chat in order', async () => {
+    double.faults.loseResponses({ ratio: 0.1, mode: 'status', status: 500 });
+    double.faults.fail({ status: 502, ratio: 0.15 });
+    const kinds = [
+      { type: 'text', text: 'olá' },
+      { type: 'image', media: JPEG.toString('base64'), mimetype: 'image/jpeg', caption: 'foto' },
+      { type: 'location', latitude: 1.5, longitude: 2.5 },
+      { type: 'document', media: PDF.toString('base64'), mimetype: 'application/pdf', fileName: 'x.pdf' },
+      { type: 'poll', text: 'Sim?', options: ['Sim', 'Não'] },
+    ];
+    const sent = new Map<string, string[]>();
+    for (let i = 0; i < 60; i++) {
+      const from = `55119666000${String(i % 4).padStart(2, '0')}`;
+      const id = `MIX${String(i).padStart(3, '0')}`;
+      expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from, id, ...kinds[i % kinds.length] })).status).toBe(201);
+      sent.set(from, [...(sent.get(from) ?? []), `WAID:${id}`]);
+    }
+    await until('60 mixed messages relayed', () => Promise.resolve(all().filter((m) => m.source_id?.startsWith('WAID:MIX')).length >= 60), daemon);
+    double.faults.clear();
+    const ids = all().filter((m) => m.source_id?.startsWith('WAID:MIX')).map((m) => m.source_id);
+    expect(ids).toHaveLength(60);
+    expect(new Set(ids).size).toBe(60);
+    for (const [, expected] of sent) {
+      const conv = double.conversations(accountId).find((c) => double.messages(accountId, c.id).some((m) => m.source_id === expected[0]))!;
+      expect(double.messages(accountId, conv.id).map((m) => m.source_id).filter((s) => s?.startsWith('WAID:MIX'))).toEqual(expected);
+    }
+    expect(double.faults.injected().lost).toBeGreaterThan(0);
+  }, 90_000);
+});
