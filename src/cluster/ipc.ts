@@ -33,7 +33,9 @@ export type WorkerOp =
   | 'sandbox.scan'
   | 'sandbox.message'
   | 'sandbox.receipt'
-  | 'sandbox.disconnect';
+  | 'sandbox.disconnect'
+  | 'sandbox.call'
+  | 'sandbox.group';
 
 export type WorkerToPrimary =
   | { type: 'ready'; slot: number }

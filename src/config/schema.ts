@@ -90,6 +90,7 @@ export const EnvSchema = z.object({
     .refine((v) => /^[A-Za-z0-9_.:-]+$/.test(v), 'may hold only letters, digits and _ . : -'),
 
   INBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  CALLS_REJECT: bool.default(false),
   OUTBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   OUTBOUND_AGENT_SIGNATURE: bool.default(false),
   OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
@@ -167,6 +168,8 @@ export interface Config {
   inbound: {
     /** Largest WhatsApp media relayed to Chatwoot; larger ones arrive as a note. */
     mediaMaxBytes: number;
+    /** Decline incoming WhatsApp calls (the conversation is told either way). */
+    rejectCalls: boolean;
   };
   outbound: {
     /** Largest attachment fetched from Chatwoot and sent on WhatsApp. */
@@ -231,7 +234,7 @@ export function compileConfig(e: ParsedEnv): Config {
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
-    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES },
+    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,

@@ -30,6 +30,8 @@ export interface ContactResolverDeps {
   keys: RedisKeys;
   instance: InstanceTarget;
   log: Logger;
+  /** A group's subject, to name its contact (the JID's number otherwise). */
+  groupSubject?: (jid: string) => Promise<string | undefined>;
 }
 
 /** A person's addresses in the forms Chatwoot records: canonical PN JID and phone, LID JID. */
@@ -82,6 +84,13 @@ export class ContactResolver {
     await this.deps.redis.hdel(this.chatKey(chatId), 'conversationId', 'contactId', 'sourceId', 'lastMessageId');
   }
 
+  /** A group was renamed on WhatsApp: its contact takes the new subject (when the group is known here). */
+  async renameGroup(groupJid: string, subject: string): Promise<void> {
+    const target = await this.cached(groupJid);
+    if (!target) return;
+    await this.deps.client.updateContact(this.deps.instance.accountId, target.contactId, { name: subject });
+  }
+
   async markInflight(chatId: string, waId: string): Promise<void> {
     await this.deps.redis.hset(this.chatKey(chatId), 'inflight', waId);
   }
@@ -96,6 +105,10 @@ export class ContactResolver {
     const hit = await this.cached(chatId);
     if (hit) return hit;
     const addresses = addressesOf(message);
+    if (message.chatKind === 'group' && this.deps.groupSubject) {
+      const subject = await this.deps.groupSubject(message.chatId).catch(() => undefined);
+      if (subject) addresses.name = subject;
+    }
     const { accountId } = this.deps.instance;
     const lockKeys = [addresses.pnJid, addresses.lidJid, addresses.identifier]
       .filter((a): a is string => a !== undefined)

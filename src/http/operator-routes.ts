@@ -17,6 +17,13 @@ const CreateSchema = z.object({
 });
 const PhoneSchema = z.object({ phone: z.string().regex(/^\+?[\d\s()-]{8,20}$/, 'must be a phone number with country code') });
 const ReceiptSchema = z.object({ id: z.string().min(1, 'is required'), status: z.enum(['delivered', 'read']) });
+const CallSchema = z.object({
+  from: z.string().regex(/^\+?[\d\s()-]{8,20}$|@(s\.whatsapp\.net|lid)$/, 'must be a phone number or a JID'),
+  id: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'must be letters and digits').optional(),
+  video: z.boolean().optional(),
+  status: z.enum(['timeout', 'offer']).default('timeout'),
+});
+const GroupSchema = z.object({ jid: z.string().regex(/@g\.us$/, 'must end with @g.us'), subject: z.string().min(1, 'is required').max(100) });
 const DisconnectSchema = z.object({ reason: z.enum(Object.keys(SANDBOX_DISCONNECTS) as [keyof typeof SANDBOX_DISCONNECTS, ...Array<keyof typeof SANDBOX_DISCONNECTS>]) });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -125,6 +132,12 @@ export function operatorRoutes(d: OperatorRoutesDeps): Router {
     });
     router.post('/sandbox/instances/:instance/disconnect', admin, json, async (req, res) => {
       res.json(await d.control.call(param(req, 'instance'), 'sandbox.disconnect', parse(DisconnectSchema, req.body)));
+    });
+    router.post('/sandbox/instances/:instance/calls', admin, json, async (req, res) => {
+      res.status(201).json(await d.control.call(param(req, 'instance'), 'sandbox.call', parse(CallSchema, req.body)));
+    });
+    router.post('/sandbox/instances/:instance/groups', admin, json, async (req, res) => {
+      res.json(await d.control.call(param(req, 'instance'), 'sandbox.group', parse(GroupSchema, req.body)));
     });
     router.get('/sandbox/instances/:instance/outbox', admin, async (req, res) => {
       res.json({ messages: await d.control.outbox(param(req, 'instance')) });

@@ -24,6 +24,10 @@ export interface WaSocket {
   logout(msg?: string): Promise<void>;
   /** The bytes of a media message (re-requesting expired media from the phone when needed). */
   downloadMedia(msg: WAMessage): Promise<Buffer>;
+  /** A group's subject (its name on WhatsApp). */
+  groupSubject(jid: string): Promise<string | undefined>;
+  /** Declines an incoming call. */
+  rejectCall(callId: string, from: string): Promise<void>;
   /** Which of these numbers (digits or JIDs) are on WhatsApp, with the JID to use. */
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>>;
   /** Asks WhatsApp for an 8-character pairing code for `phoneDigits` (only once connected). */

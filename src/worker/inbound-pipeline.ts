@@ -26,6 +26,8 @@ export interface InboundPipelineDeps {
   instanceKey: string;
   /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
   sweepIntervalMs?: number;
+  /** A group's subject through the instance's current socket. */
+  groupSubject?: (jid: string) => Promise<string | undefined>;
   /** Downloads media through the instance's current socket. */
   fetchMedia?: MediaFetcher;
   /** Called after each message reached Chatwoot. */
@@ -41,6 +43,7 @@ export class InboundPipeline {
   readonly queue: Queue<ChatJobData>;
   readonly producer: InboundProducer;
   readonly consumer: InboundConsumer;
+  readonly resolver: ContactResolver;
   private closing: Promise<void> | undefined;
 
   constructor(deps: InboundPipelineDeps) {
@@ -53,7 +56,8 @@ export class InboundPipeline {
     this.queue = createInboundQueue(redis, keys, instanceKey);
     this.queue.on('error', (err) => log.warn({ err }, 'inbound queue error'));
     this.producer = new InboundProducer(this.store, this.queue, chatAliases);
-    const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log });
+    const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
+    this.resolver = resolver;
     const relay = new Relay({
       client: chatwoot,
       resolver,

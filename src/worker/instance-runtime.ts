@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
-import { BufferJSON, type WAMessage } from '@whiskeysockets/baileys';
+import { BufferJSON, type WACallEvent, type WAMessage, jidNormalizedUser } from '@whiskeysockets/baileys';
+import type { WaSocket } from '../whatsapp/socket.js';
+import type { WaPerson } from '../model/inbound.js';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
 import type { InstanceStatus, WorkerToPrimary } from '../cluster/ipc.js';
 import type { Config } from '../config/schema.js';
@@ -74,6 +76,7 @@ export class InstanceRuntime {
       chatwoot: deps.chatwoot,
       log,
       instanceKey,
+      groupSubject: (jid) => this.session.currentSocket?.groupSubject(jid) ?? Promise.resolve(undefined),
       fetchMedia: async (ref) => {
         const socket = this.session.currentSocket;
         if (!socket || this.session.state !== 'open') throw new WhatsAppUnavailableError();
@@ -96,6 +99,15 @@ export class InstanceRuntime {
     });
     this.outboundQueue = createOutboundQueue(deps.redis, deps.keys, instanceKey);
     this.session.on('socket', (socket) => {
+      socket.ev.on('groups.update', (updates) => {
+        for (const u of updates) {
+          if (!u.id || !u.subject) continue;
+          void this.pipeline.resolver.renameGroup(u.id, u.subject).catch((err: unknown) => log.warn({ err: coerceError(err), group: u.id }, 'could not rename the group contact'));
+        }
+      });
+      socket.ev.on('call', (calls) => {
+        for (const call of calls) void this.onCall(socket, call).catch((err: unknown) => log.warn({ err: coerceError(err), callId: call.id }, 'could not report a call'));
+      });
       socket.ev.on('messages.update', (updates) => {
         for (const { key, update } of updates) {
           if (!key.fromMe || !key.id || typeof update.status !== 'number') continue;
@@ -123,6 +135,36 @@ export class InstanceRuntime {
       deps.send({ type: 'event', instanceKey, event: 'state', data: { state, ...(detail ? { detail } : {}) } });
     });
     this.session.on('alert', (text) => deps.send({ type: 'event', instanceKey, event: 'alert', data: { text } }));
+  }
+
+  /** A missed or rejected call leaves a line in the caller's conversation; calls may be declined automatically (CALLS_REJECT). */
+  private async onCall(socket: WaSocket, call: WACallEvent): Promise<void> {
+    if (call.isGroup) return;
+    let status: 'missed' | 'rejected' | undefined;
+    if (call.status === 'offer' && this.deps.config.inbound.rejectCalls) {
+      await socket.rejectCall(call.id, call.from);
+      status = 'rejected';
+    } else if (call.status === 'timeout') status = 'missed';
+    if (!status) return;
+    const from = jidNormalizedUser(call.from);
+    const alt = call.callerPn ? jidNormalizedUser(call.callerPn) : undefined;
+    const peer: WaPerson = {};
+    for (const jid of [from, alt]) {
+      if (!jid) continue;
+      if (jid.endsWith('@lid')) peer.lidJid ??= jid;
+      else if (jid.endsWith('@s.whatsapp.net')) peer.pnJid ??= jid;
+    }
+    if (!peer.pnJid && !peer.lidJid) return;
+    await this.pipeline.producer.enqueue({
+      waId: `CALL${call.id}`,
+      chatId: peer.pnJid ?? peer.lidJid ?? from,
+      chatKind: 'direct',
+      peer,
+      fromMe: false,
+      timestampS: Math.floor(call.date.getTime() / 1000),
+      upsertType: 'notify',
+      content: { kind: 'call', status, video: call.isVideo === true },
+    });
   }
 
   async start(): Promise<void> {

@@ -34,11 +34,13 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
 
   const sandboxSockets = new Map<string, SandboxSocket>();
   const sandboxMedia = new Map<string, Buffer>();
+  const sandboxGroups = new Map<string, string>();
   const factory =
     config.whatsapp.driver === 'sandbox'
       ? sandboxSocketFactory({
           qrIntervalMs: config.whatsapp.sandboxQrIntervalMs,
           media: sandboxMedia,
+          groups: sandboxGroups,
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
           onSend: (entry, instanceKey) => void redis.rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).catch(() => undefined),
@@ -80,11 +82,24 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error), 400);
       const { message, media } = buildSandboxMessage(parsed.data);
       if (media) sandboxMedia.set(media.sha256, media.data);
+      if (parsed.data.group?.subject && !sandboxGroups.has(parsed.data.group.jid)) sandboxGroups.set(parsed.data.group.jid, parsed.data.group.subject);
       sandboxOf(key).receive([message], 'notify');
       return Promise.resolve({ id: message.key.id });
     },
     'sandbox.receipt': (key, args) => {
       sandboxOf(key).receipt(String(args.id), args.status === 'read' ? 'read' : 'delivered');
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.call': (key, args) => {
+      const from = typeof args.from === 'string' ? args.from : '';
+      const digits = from.split('@')[0]!.replace(/\D/g, '');
+      const jid = from.includes('@') ? from : `${digits}@s.whatsapp.net`;
+      const id = typeof args.id === 'string' && args.id ? args.id : `C${Date.now().toString(16).toUpperCase()}`;
+      sandboxOf(key).call(jid, { id, video: args.video === true, status: args.status === 'offer' ? 'offer' : 'timeout' });
+      return Promise.resolve({ id });
+    },
+    'sandbox.group': (key, args) => {
+      sandboxOf(key).renameGroup(String(args.jid), String(args.subject));
       return Promise.resolve({ ok: true });
     },
     'sandbox.disconnect': (key, args) => {

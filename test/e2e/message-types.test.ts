@@ -76,7 +76,7 @@ describe('message types, black box', () => {
     return until(`message ${id} in Chatwoot`, () => Promise.resolve(byWaId(id)), daemon);
   }
 
-  it('renders each kind: media as attachments, location, contact card, poll, reaction, edit, revoke, groups', async () => {
+  it('renders each kind: media as attachments, location, contact card, poll, reaction, edit, revoke, groups, calls', async () => {
     const from = '5511955550001';
     const image = await send({ from, pushName: 'Ana', type: 'image', media: JPEG.toString('base64'), mimetype: 'image/jpeg', caption: 'foto do defeito', id: 'IMG1' });
     expect(image.content).toBe('foto do defeito');
@@ -118,6 +118,17 @@ describe('message types, black box', () => {
     expect(group2.content).toBe('*Caio* (+5511955550003):\noi');
     const groupConvs = double.conversations(accountId).filter((c) => double.messages(accountId, c.id).some((m) => m.id === group.id || m.id === group2.id));
     expect(groupConvs).toHaveLength(1);
+    const groupContact = () => double.contacts(accountId).find((c) => c.id === groupConvs[0]!.contact_id);
+    expect(groupContact()?.name).toBe('Clientes VIP');
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/groups`, { jid: '120363000000000001@g.us', subject: 'Clientes VIP 2026' })).status).toBe(200);
+    await until('the group contact renamed', () => Promise.resolve(groupContact()?.name === 'Clientes VIP 2026'));
+
+    // A missed call leaves a line in the caller's conversation.
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/calls`, { from, id: 'CALL1', status: 'timeout' })).status).toBe(201);
+    const call = await until('the missed call', () => Promise.resolve(byWaId('CALLCALL1')));
+    expect(call.content).toBe('📞 Missed voice call');
+    expect(double.conversations(accountId).find((c) => c.id === call.conversation_id)).toBeDefined();
+    expect(call.conversation_id).toBe(image.conversation_id);
     expect(double.violations).toEqual([]);
   }, 60_000);
 

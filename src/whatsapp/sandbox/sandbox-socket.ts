@@ -41,6 +41,8 @@ export interface SandboxOptions {
   notOnWhatsApp?: ReadonlySet<string>;
   /** Media bytes the simulated WhatsApp serves, by SHA-256 (hex); shared by an instance's sockets. */
   media?: Map<string, Buffer>;
+  /** Group subjects the simulated WhatsApp knows, by group JID. */
+  groups?: Map<string, string>;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
 }
@@ -184,6 +186,30 @@ export class SandboxSocket implements WaSocket {
     const data = sha ? this.sandbox.media?.get(sha) : undefined;
     if (!data) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
     return Promise.resolve(data);
+  }
+
+  groupSubject(jid: string): Promise<string | undefined> {
+    return Promise.resolve(this.sandbox.groups?.get(jid));
+  }
+
+  /** Calls this socket declined (the sandbox records them). */
+  readonly rejectedCalls: string[] = [];
+
+  rejectCall(callId: string): Promise<void> {
+    this.rejectedCalls.push(callId);
+    return Promise.resolve();
+  }
+
+  /** A call rings and ends unanswered (`timeout`), or the caller hangs up first. */
+  call(from: string, o: { id: string; video?: boolean; status: 'offer' | 'timeout' | 'reject' }): void {
+    if (!this.linked) throw new SandboxStateError('the instance is not connected');
+    this.ev.emit('call', [{ chatId: from, from, id: o.id, date: new Date(), isVideo: o.video ?? false, status: o.status, offline: false }]);
+  }
+
+  /** A group's subject changed on WhatsApp. */
+  renameGroup(jid: string, subject: string): void {
+    this.sandbox.groups?.set(jid, subject);
+    this.ev.emit('groups.update', [{ id: jid, subject }]);
   }
 
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>> {
