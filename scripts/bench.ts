@@ -10,14 +10,17 @@
  *      Chatwoot calls per message, and the ratio to bare BullMQ;
  *   3. the same with 25 ms of latency injected into every Chatwoot answer.
  *
- *   4. outbound: agent messages through the inbox webhook to the sandbox
+ *   4. media: images relayed as attachments, and the worker's peak memory
+ *      (`bench-media.ts`);
+ *   5. outbound: agent messages through the inbox webhook to the sandbox
  *      (`bench-outbound.ts`): webhook response time and send throughput;
- *   5. instances: restore time and memory per idle instance of the whole
+ *   6. instances: restore time and memory per idle instance of the whole
  *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
- * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_ONLY (inbound | outbound | instances).
+ * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_MEDIA (200), BENCH_MEDIA_KB (350),
+ * BENCH_ONLY (inbound | media | outbound | instances).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -32,6 +35,7 @@ import { buildTextMessage } from '../src/whatsapp/sandbox/message-builder.js';
 import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwoot-double/index.js';
 import { benchInstances } from './bench-instances.js';
+import { benchMedia } from './bench-media.js';
 import { benchOutbound } from './bench-outbound.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
@@ -200,6 +204,7 @@ async function main(): Promise<void> {
       await double.close();
     }
   }
+  if (only === undefined || only === 'media') await benchMedia(redisUrl);
   if (only === undefined || only === 'outbound') await benchOutbound(redisUrl);
   if (only === undefined || only === 'instances') await benchInstances(redisUrl);
 }
