@@ -91,6 +91,11 @@ export const EnvSchema = z.object({
 
   INBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   CALLS_REJECT: bool.default(false),
+  GROUPS_IGNORED: z
+    .string()
+    .default('')
+    .transform((v) => v.split(/[,\s]+/).filter((x) => x !== ''))
+    .pipe(z.array(z.string().regex(/^(all|[1-9]\d{0,9}-[1-9]\d{0,9})$/, 'must be "all" or instance keys like 1-12'))),
   OUTBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   OUTBOUND_AGENT_SIGNATURE: bool.default(false),
   OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
@@ -170,6 +175,8 @@ export interface Config {
     mediaMaxBytes: number;
     /** Decline incoming WhatsApp calls (the conversation is told either way). */
     rejectCalls: boolean;
+    /** Instances whose group messages are not relayed (`all` for every instance). */
+    groupsIgnored: readonly string[];
   };
   outbound: {
     /** Largest attachment fetched from Chatwoot and sent on WhatsApp. */
@@ -234,7 +241,7 @@ export function compileConfig(e: ParsedEnv): Config {
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
-    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT },
+    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,

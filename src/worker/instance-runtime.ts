@@ -119,6 +119,7 @@ export class InstanceRuntime {
         enqueue: (m, t) => this.pipeline.producer.enqueue(m, t),
         log,
         isOwnSend: (waId) => this.ownSends.has(waId),
+        ignoreGroups: deps.config.inbound.groupsIgnored.includes('all') || deps.config.inbound.groupsIgnored.includes(instanceKey),
       });
       void previous?.stop();
     });

@@ -13,6 +13,8 @@ export interface UpsertSource {
 export interface SessionInboundDeps {
   enqueue(message: InboundMessage, receivedAtMs: number): Promise<unknown>;
   log: Logger;
+  /** Group messages are dropped for this instance (GROUPS_IGNORED). */
+  ignoreGroups?: boolean;
   /** True for the echo of a message Ponte itself sent (outbound), which must not come back in. */
   isOwnSend?(waId: string): boolean;
   /** First and longest wait between attempts while Redis refuses the hand-over. */
@@ -54,6 +56,7 @@ export class SessionInbound {
         continue;
       }
       if (result.message.fromMe && this.deps.isOwnSend?.(result.message.waId)) continue;
+      if (this.deps.ignoreGroups && result.message.chatKind === 'group') continue;
       await this.handOver(result.message, receivedAtMs);
     }
   }
