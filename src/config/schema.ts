@@ -98,6 +98,7 @@ export const EnvSchema = z.object({
     .pipe(z.array(z.string().regex(/^(all|[1-9]\d{0,9}-[1-9]\d{0,9})$/, 'must be "all" or instance keys like 1-12'))),
   OUTBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
   OUTBOUND_AGENT_SIGNATURE: bool.default(false),
+  OUTBOUND_MARK_READ: bool.default(true),
   OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
 
   CHATWOOT_QUEUE_WORKER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -183,6 +184,8 @@ export interface Config {
     mediaMaxBytes: number;
     /** Prefix agent messages with `*Name:*`. */
     agentSignature: boolean;
+    /** When an agent replies, mark the customer's messages read on WhatsApp. */
+    markRead: boolean;
     /** How long an agent message waits for a disconnected instance before it fails. */
     maxWaitMs: number;
   };
@@ -242,7 +245,7 @@ export function compileConfig(e: ParsedEnv): Config {
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED },
-    outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
+    outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
       concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,

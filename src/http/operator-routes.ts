@@ -139,6 +139,9 @@ export function operatorRoutes(d: OperatorRoutesDeps): Router {
     router.post('/sandbox/instances/:instance/groups', admin, json, async (req, res) => {
       res.json(await d.control.call(param(req, 'instance'), 'sandbox.group', parse(GroupSchema, req.body)));
     });
+    router.get('/sandbox/instances/:instance/read', admin, async (req, res) => {
+      res.json({ ids: await d.control.readReceipts(param(req, 'instance')) });
+    });
     router.get('/sandbox/instances/:instance/outbox', admin, async (req, res) => {
       res.json({ messages: await d.control.outbox(param(req, 'instance')) });
     });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AnyMessageContent, WAMessage } from '@whiskeysockets/baileys';
+import type { AnyMessageContent, WAMessage, WAMessageKey } from '@whiskeysockets/baileys';
 import axios from 'axios';
 import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -29,6 +29,8 @@ export interface OutboundDeps {
   session: WhatsAppSession;
   /** Ids Ponte sends, so their echoes are not relayed back into Chatwoot. */
   ownSends: Set<string>;
+  /** The customer's messages not yet marked read, by chat JID (PN and LID forms). */
+  unread: Map<string, WAMessageKey[]>;
   log: Logger;
 }
 
@@ -155,6 +157,15 @@ export class OutboundConsumer {
         .exec();
     }
     await this.d.chatwoot.updateMessageStatus(j.accountId, j.conversationId, j.messageId, 'sent');
+    if (this.d.config.outbound.markRead) await this.markRead(socket, jid);
+  }
+
+  /** An agent answered: the customer's messages in this chat get their blue ticks. */
+  private async markRead(socket: WaSocket, jid: string): Promise<void> {
+    const keys = this.d.unread.get(jid);
+    if (!keys?.length) return;
+    for (const k of keys) for (const j of [k.remoteJid, k.remoteJidAlt]) if (j) this.d.unread.delete(j);
+    await socket.readMessages(keys).catch((err: unknown) => this.d.log.warn({ err: coerceError(err), jid }, 'could not mark messages read'));
   }
 
   private async quoted(jid: string, inReplyTo: number | undefined): Promise<WAMessage | undefined> {

@@ -142,6 +142,12 @@ export class ControlPlane {
     return this.qrs.get(instanceKey);
   }
 
+  /** The sandbox's record of messages Ponte marked read. */
+  async readReceipts(instanceKey: string): Promise<string[]> {
+    await this.known(instanceKey);
+    return this.o.redis.lrange(this.o.keys.sandboxRead(instanceKey), 0, -1);
+  }
+
   /** The sandbox outbox: every message Ponte sent through the instance, in order; `deleted` when later revoked. */
   async outbox(instanceKey: string): Promise<OutboxEntry[]> {
     await this.known(instanceKey);

@@ -77,6 +77,11 @@ export class RedisKeys {
     return `${this.prefix}out:${instanceKey}:jid:${conversationId}`;
   }
 
+  /** The sandbox driver's record of messages Ponte marked read, a list of WhatsApp ids. */
+  sandboxRead(instanceKey: string): string {
+    return `${this.prefix}sandbox:${instanceKey}:read`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }

@@ -65,6 +65,7 @@ export const baileysSocketFactory: SocketFactory = (o) => {
         return download(await sock.updateMediaMessage(msg));
       }
     },
+    readMessages: (keys) => sock.readMessages(keys),
     groupSubject: async (jid) => (await sock.groupMetadata(jid)).subject || undefined,
     rejectCall: (callId, from) => sock.rejectCall(callId, from),
     onWhatsApp: async (...numbers) => ((await sock.onWhatsApp(...numbers)) ?? []).map((r) => ({ jid: r.jid, exists: Boolean(r.exists) })),

@@ -5,6 +5,7 @@ import type {
   Contact,
   MiscMessageGenerationOptions,
   WAMessage,
+  WAMessageKey,
 } from '@whiskeysockets/baileys';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 
@@ -24,6 +25,8 @@ export interface WaSocket {
   logout(msg?: string): Promise<void>;
   /** The bytes of a media message (re-requesting expired media from the phone when needed). */
   downloadMedia(msg: WAMessage): Promise<Buffer>;
+  /** Sends read receipts (blue ticks) for these messages. */
+  readMessages(keys: WAMessageKey[]): Promise<void>;
   /** A group's subject (its name on WhatsApp). */
   groupSubject(jid: string): Promise<string | undefined>;
   /** Declines an incoming call. */

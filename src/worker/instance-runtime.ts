@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
-import { BufferJSON, type WACallEvent, type WAMessage, jidNormalizedUser } from '@whiskeysockets/baileys';
+import { BufferJSON, type WACallEvent, type WAMessage, type WAMessageKey, jidNormalizedUser } from '@whiskeysockets/baileys';
 import type { WaSocket } from '../whatsapp/socket.js';
 import type { WaPerson } from '../model/inbound.js';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
@@ -51,6 +51,8 @@ export class InstanceRuntime {
   private lastMessageAtMs: number | undefined;
   /** Ids of messages Ponte sent, so their echoes are not relayed back. */
   readonly ownSends = new Set<string>();
+  /** The customers' messages since the last agent reply, by chat JID. */
+  private readonly unread = new Map<string, WAMessageKey[]>();
 
   constructor(
     readonly instanceKey: string,
@@ -95,10 +97,21 @@ export class InstanceRuntime {
       chatwoot: deps.chatwoot,
       session: this.session,
       ownSends: this.ownSends,
+      unread: this.unread,
       log: log.child({ module: 'outbound' }),
     });
     this.outboundQueue = createOutboundQueue(deps.redis, deps.keys, instanceKey);
     this.session.on('socket', (socket) => {
+      socket.ev.on('messages.upsert', ({ messages }) => {
+        for (const m of messages) {
+          const key = m.key;
+          if (key.fromMe || !key.id || !key.remoteJid || key.remoteJid.endsWith('@g.us') || key.remoteJid.endsWith('@broadcast')) continue;
+          const list = this.unread.get(jidNormalizedUser(key.remoteJid)) ?? [];
+          list.push(key);
+          if (list.length > 50) list.shift();
+          for (const j of [key.remoteJid, key.remoteJidAlt]) if (j) this.unread.set(jidNormalizedUser(j), list);
+        }
+      });
       socket.ev.on('groups.update', (updates) => {
         for (const u of updates) {
           if (!u.id || !u.subject) continue;

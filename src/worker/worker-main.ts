@@ -44,6 +44,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
           onSend: (entry, instanceKey) => void redis.rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).catch(() => undefined),
+          onRead: (ids, instanceKey) => void redis.rpush(keys.sandboxRead(instanceKey), ...ids).catch(() => undefined),
         })
       : baileysSocketFactory;
   // One holder id per worker slot of this primary: a respawned worker takes

@@ -103,6 +103,8 @@ describe('agent replies, black box', () => {
     const text = await until('the text in the outbox', async () => (await outbox()).find((e) => e.text?.includes('Temos')));
     expect(text).toMatchObject({ to: '5511911112222@s.whatsapp.net', type: 'text', text: '*Ponte API:*\nTemos *sim*! Posso _reservar_?' });
     await until('sent', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === agent.id)?.status === 'sent'));
+    // The agent answered: the customer's message got its blue ticks on WhatsApp.
+    await until('the customer message marked read', async () => ((await api(daemon, 'GET', `/sandbox/instances/${key}/read`)).json.ids as string[]).includes('IN1'));
 
     await api(daemon, 'POST', `/sandbox/instances/${key}/receipts`, { id: text.id, status: 'delivered' });
     await until('delivered', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === agent.id)?.status === 'delivered'));

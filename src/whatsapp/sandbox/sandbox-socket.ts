@@ -5,6 +5,7 @@ import {
   type AuthenticationState,
   type Contact,
   type WAMessage,
+  type WAMessageKey,
   initAuthCreds,
   makeEventBuffer,
   proto,
@@ -43,6 +44,8 @@ export interface SandboxOptions {
   media?: Map<string, Buffer>;
   /** Group subjects the simulated WhatsApp knows, by group JID. */
   groups?: Map<string, string>;
+  /** Called with the ids of messages this socket marked read. */
+  onRead?(ids: string[], instanceKey: string): void;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
 }
@@ -186,6 +189,15 @@ export class SandboxSocket implements WaSocket {
     const data = sha ? this.sandbox.media?.get(sha) : undefined;
     if (!data) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
     return Promise.resolve(data);
+  }
+
+  /** Messages this socket marked read (the sandbox records their ids). */
+  readonly readIds: string[] = [];
+
+  readMessages(keys: WAMessageKey[]): Promise<void> {
+    for (const k of keys) if (k.id) this.readIds.push(k.id);
+    this.sandbox.onRead?.(keys.map((k) => k.id ?? '').filter((id) => id !== ''), this.options.instanceKey);
+    return Promise.resolve();
   }
 
   groupSubject(jid: string): Promise<string | undefined> {
