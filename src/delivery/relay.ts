@@ -8,7 +8,7 @@ import { ConversationPacer } from './conversation-pacer.js';
 import type { ContactResolver, ChatTarget } from './contact-resolver.js';
 import type { DeliveryOutcome } from './inbound-consumer.js';
 import { PacedError } from './relay-errors.js';
-import { createBody, type MediaFetcher, renderInbound } from './render.js';
+import { createBody, type MediaFetcher, type PollRecord, renderInbound } from './render.js';
 
 export interface RelayDeps {
   client: ChatwootClientLike;
@@ -22,6 +22,8 @@ export interface RelayDeps {
   /** Downloads media through the instance's socket; without it media arrive as their caption with a note. */
   fetchMedia?: MediaFetcher;
   maxMediaBytes?: number;
+  /** This number's own JIDs, for polls sent from the phone. */
+  ownJids?: () => string[];
 }
 
 /** The `source_id` Ponte gives every message it creates: how a lost create is found again. */
@@ -75,6 +77,16 @@ export class Relay {
     const rendering = await renderInbound(message, {
       maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
       ...(this.deps.fetchMedia ? { fetchMedia: this.deps.fetchMedia } : {}),
+      polls: {
+        remember: async (pollWaId, poll) => {
+          await this.deps.redis.set(this.deps.keys.poll(this.deps.instanceKey, pollWaId), JSON.stringify(poll), 'EX', 90 * 86_400);
+        },
+        get: async (pollWaId) => {
+          const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
+          return v ? (JSON.parse(v) as PollRecord) : undefined;
+        },
+      },
+      ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
       mapped: async (waId) => {
         const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
         return v ? Number(v.split(':')[1]) : undefined;

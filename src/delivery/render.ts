@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { decryptPollVote } from '@whiskeysockets/baileys';
 import type { CreateMessageBody, MessageAttachment } from '../chatwoot/types.js';
 import { coerceError } from '../lib/errors.js';
 import { WhatsAppUnavailableError } from './relay-errors.js';
@@ -11,8 +13,18 @@ export type Rendering =
   | { kind: 'create'; content: string; attributes: Record<string, unknown>; attachment?: MessageAttachment; voice?: boolean }
   | { kind: 'delete'; targetWaId: string };
 
+/** What Ponte keeps of a relayed poll to read its votes later. */
+export interface PollRecord {
+  options: string[];
+  secret?: string;
+  creatorJids: string[];
+}
+
 export interface RenderDeps {
   fetchMedia?: MediaFetcher;
+  polls?: { remember(pollWaId: string, poll: PollRecord): Promise<void>; get(pollWaId: string): Promise<PollRecord | undefined> };
+  /** This number's own JIDs (PN and LID), the creator of polls sent from the phone. */
+  ownJids?: () => string[];
   maxMediaBytes: number;
   /** The Chatwoot message id a WhatsApp id was relayed as, when known. */
   mapped(waId: string): Promise<number | undefined>;
@@ -115,7 +127,16 @@ export async function renderInbound(message: InboundMessage, deps: RenderDeps): 
     }
     case 'poll':
       content = joinLines(`📊 ${c.question}`, ...c.options.map((o, i) => `${i + 1}. ${o}`));
+      await deps.polls?.remember(message.waId, { options: c.options, ...(c.secret ? { secret: c.secret } : {}), creatorJids: c.creatorJids });
       break;
+    case 'pollVote': {
+      await replyTo(c.pollWaId);
+      const poll = await deps.polls?.get(c.pollWaId);
+      const chosen = poll ? readVote(c, poll, c.pollFromMe ? (deps.ownJids?.() ?? []) : poll.creatorJids) : undefined;
+      if (chosen === undefined) content = '🗳️ Voted in a poll (the choice could not be read)';
+      else content = chosen.length === 0 ? '🗳️ Removed their vote' : `🗳️ Voted: ${chosen.join(', ')}`;
+      break;
+    }
     case 'reaction':
       await replyTo(c.targetWaId);
       content = c.emoji ? `Reacted ${c.emoji}` : 'Removed a reaction';
@@ -136,6 +157,30 @@ export async function renderInbound(message: InboundMessage, deps: RenderDeps): 
   }
   if (message.chatKind === 'group' && message.participant) content = joinLines(participantLabel(message), content);
   return { kind: 'create', content, attributes, ...(attachment ? { attachment } : {}), ...(voice ? { voice } : {}) };
+}
+
+/**
+ * Decrypts a poll vote (rc14 no longer does: baileys.md §2.6). The JID forms
+ * in the vote's HMAC are not fixed (creator LID and voter PN were seen), so
+ * every creator/voter pair is tried until AES-GCM authenticates. Returns the
+ * chosen option names, or undefined when no pair opens it.
+ */
+function readVote(v: Extract<InboundContent, { kind: 'pollVote' }>, poll: PollRecord, creators: string[]): string[] | undefined {
+  if (!poll.secret) return undefined;
+  const vote = { encPayload: Buffer.from(v.encPayload, 'base64'), encIv: Buffer.from(v.encIv, 'base64') };
+  const pollEncKey = Buffer.from(poll.secret, 'base64');
+  for (const pollCreatorJid of creators) {
+    for (const voterJid of v.voterJids) {
+      try {
+        const decrypted = decryptPollVote(vote, { pollCreatorJid, pollMsgId: v.pollWaId, pollEncKey, voterJid });
+        const hashes = (decrypted.selectedOptions ?? []).map((h) => Buffer.from(h).toString('hex'));
+        return poll.options.filter((o) => hashes.includes(createHash('sha256').update(o).digest('hex')));
+      } catch {
+        // Not this pair.
+      }
+    }
+  }
+  return undefined;
 }
 
 function joinLines(...parts: string[]): string {

@@ -38,7 +38,16 @@ export type InboundContent =
     }
   | { kind: 'location'; latitude: number; longitude: number; name?: string; address?: string; live: boolean }
   | { kind: 'contacts'; contacts: Array<{ name: string; phones: string[]; vcard: string }> }
-  | { kind: 'poll'; question: string; options: string[] }
+  | {
+      kind: 'poll';
+      question: string;
+      options: string[];
+      /** The poll's `messageSecret` (base64): votes are encrypted with it. */
+      secret?: string;
+      /** The creator's JIDs as WhatsApp may have used them in the vote's HMAC (empty when the owner created it). */
+      creatorJids: string[];
+    }
+  | { kind: 'pollVote'; pollWaId: string; pollFromMe: boolean; encPayload: string; encIv: string; voterJids: string[] }
   | { kind: 'reaction'; targetWaId: string; emoji: string | null }
   | { kind: 'edit'; targetWaId: string; text: string }
   | { kind: 'revoke'; targetWaId: string }

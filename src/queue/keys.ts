@@ -82,6 +82,11 @@ export class RedisKeys {
     return `${this.prefix}sandbox:${instanceKey}:read`;
   }
 
+  /** A relayed poll's options and secret, to read its votes. */
+  poll(instanceKey: string, pollWaId: string): string {
+    return `${this.prefix}poll:${instanceKey}:${pollWaId}`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }

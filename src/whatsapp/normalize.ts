@@ -17,14 +17,12 @@ import type { InboundContent, InboundMessage, WaPerson } from '../model/inbound.
 export type NormalizeResult = { ok: true; message: InboundMessage } | { ok: false; reason: string };
 
 /**
- * Content types that are never a message of their own: poll votes (encrypted
- * for the poll's creator; they arrive again through `messages.update`), key
- * distribution, pins. Reactions, edits and revokes are relayed from their raw
+ * Content types that are never a message of their own: key distribution,
+ * pins, keep-in-chat. Reactions, edits and revokes are relayed from their raw
  * upsert, so they stay in order with the messages of their chat (their
  * derived `messages.reaction` / `messages.update` events are not used).
  */
 const NOT_A_MESSAGE = new Set<string>([
-  'pollUpdateMessage',
   'senderKeyDistributionMessage',
   'encReactionMessage',
   'keepInChatMessage',
@@ -141,7 +139,27 @@ function contentOf(msg: WAMessage, content: proto.IMessage, type: keyof proto.IM
     case 'pollCreationMessageV3': {
       const poll = c[type];
       if (!poll?.name) return undefined;
-      return { kind: 'poll', question: poll.name, options: (poll.options ?? []).map((o) => o.optionName ?? '').filter((o) => o !== '') };
+      const secret = msg.message?.messageContextInfo?.messageSecret ?? content.messageContextInfo?.messageSecret;
+      return {
+        kind: 'poll',
+        question: poll.name,
+        options: (poll.options ?? []).map((o) => o.optionName ?? '').filter((o) => o !== ''),
+        ...(secret ? { secret: Buffer.from(secret).toString('base64') } : {}),
+        creatorJids: msg.key.fromMe ? [] : senderJids(msg),
+      };
+    }
+    case 'pollUpdateMessage': {
+      const u = c.pollUpdateMessage;
+      const pollWaId = u?.pollCreationMessageKey?.id;
+      if (!u?.vote?.encPayload || !u.vote.encIv || !pollWaId) return undefined;
+      return {
+        kind: 'pollVote',
+        pollWaId,
+        pollFromMe: u.pollCreationMessageKey?.fromMe === true,
+        encPayload: Buffer.from(u.vote.encPayload).toString('base64'),
+        encIv: Buffer.from(u.vote.encIv).toString('base64'),
+        voterJids: msg.key.fromMe ? [] : senderJids(msg),
+      };
     }
     case 'reactionMessage': {
       const r = c.reactionMessage;
@@ -172,6 +190,14 @@ function contentOf(msg: WAMessage, content: proto.IMessage, type: keyof proto.IM
       return { kind: 'unsupported', waType: type, ...(caption ? { text: caption } : {}) };
     }
   }
+}
+
+/** Every JID the sender was addressed by (primary and alternate, PN and LID), device suffixes dropped. */
+function senderJids(msg: WAMessage): string[] {
+  const k = msg.key;
+  const group = k.remoteJid ? isJidGroup(k.remoteJid) : false;
+  const raw = group ? [k.participant, k.participantAlt] : [k.remoteJid, k.remoteJidAlt];
+  return [...new Set(raw.filter((j): j is string => Boolean(j)).map((j) => jidNormalizedUser(j)))];
 }
 
 function textOr(text: string | null | undefined, waType: string): InboundContent {

@@ -26,6 +26,8 @@ export interface InboundPipelineDeps {
   instanceKey: string;
   /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
   sweepIntervalMs?: number;
+  /** This number's own JIDs (for polls sent from the phone). */
+  ownJids?: () => string[];
   /** A group's subject through the instance's current socket. */
   groupSubject?: (jid: string) => Promise<string | undefined>;
   /** Downloads media through the instance's current socket. */
@@ -68,6 +70,7 @@ export class InboundPipeline {
       log,
       maxMediaBytes: config.inbound.mediaMaxBytes,
       ...(deps.fetchMedia ? { fetchMedia: deps.fetchMedia } : {}),
+      ...(deps.ownJids ? { ownJids: deps.ownJids } : {}),
     });
     const q = config.queue;
     this.consumer = new InboundConsumer({

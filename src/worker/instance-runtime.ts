@@ -78,6 +78,10 @@ export class InstanceRuntime {
       chatwoot: deps.chatwoot,
       log,
       instanceKey,
+      ownJids: () => {
+        const me = this.session.currentSocket?.user;
+        return [me?.id, me?.lid].filter((j): j is string => Boolean(j)).map((j) => jidNormalizedUser(j));
+      },
       groupSubject: (jid) => this.session.currentSocket?.groupSubject(jid) ?? Promise.resolve(undefined),
       fetchMedia: async (ref) => {
         const socket = this.session.currentSocket;

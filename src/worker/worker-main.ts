@@ -9,7 +9,7 @@ import { RedisKeys } from '../queue/keys.js';
 import { createRedis } from '../redis/connection.js';
 import { FileAuthStore } from '../whatsapp/auth-store.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
-import { buildSandboxMessage, describeZodError, SandboxMessageSchema } from '../whatsapp/sandbox/control.js';
+import { buildSandboxMessage, describeZodError, SandboxMessageSchema, type SandboxPoll, UnknownPollError } from '../whatsapp/sandbox/control.js';
 import { SANDBOX_DISCONNECTS, type SandboxDisconnect, type SandboxSocket, sandboxSocketFactory } from '../whatsapp/sandbox/sandbox-socket.js';
 import { InstanceRuntime } from './instance-runtime.js';
 
@@ -35,6 +35,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const sandboxSockets = new Map<string, SandboxSocket>();
   const sandboxMedia = new Map<string, Buffer>();
   const sandboxGroups = new Map<string, string>();
+  const sandboxPolls = new Map<string, SandboxPoll>();
   const factory =
     config.whatsapp.driver === 'sandbox'
       ? sandboxSocketFactory({
@@ -81,8 +82,16 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
     'sandbox.message': (key, args) => {
       const parsed = SandboxMessageSchema.safeParse(args);
       if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error), 400);
-      const { message, media } = buildSandboxMessage(parsed.data);
+      let built: ReturnType<typeof buildSandboxMessage>;
+      try {
+        built = buildSandboxMessage(parsed.data, sandboxPolls);
+      } catch (err) {
+        if (err instanceof UnknownPollError) throw new ControlError('not_found', `targetId: ${err.message}`, 404);
+        throw err;
+      }
+      const { message, media, poll } = built;
       if (media) sandboxMedia.set(media.sha256, media.data);
+      if (poll) sandboxPolls.set(poll.id, poll);
       if (parsed.data.group?.subject && !sandboxGroups.has(parsed.data.group.jid)) sandboxGroups.set(parsed.data.group.jid, parsed.data.group.subject);
       sandboxOf(key).receive([message], 'notify');
       return Promise.resolve({ id: message.key.id });

@@ -76,7 +76,7 @@ describe('message types, black box', () => {
     return until(`message ${id} in Chatwoot`, () => Promise.resolve(byWaId(id)), daemon);
   }
 
-  it('renders each kind: media as attachments, location, contact card, poll, reaction, edit, revoke, groups, calls', async () => {
+  it('renders each kind: media as attachments, location, contact card, poll and vote, reaction, edit, revoke, groups, calls', async () => {
     const from = '5511955550001';
     const image = await send({ from, pushName: 'Ana', type: 'image', media: JPEG.toString('base64'), mimetype: 'image/jpeg', caption: 'foto do defeito', id: 'IMG1' });
     expect(image.content).toBe('foto do defeito');
@@ -98,8 +98,12 @@ describe('message types, black box', () => {
     expect(card.content).toBe('👤 Carol Example: +5511955554444');
     expect(card.attachments.map((a) => [a.file_name, a.data.toString()])).toEqual([['Carol Example.vcf', `${vcard}\n`]]);
 
-    const poll = await send({ from, type: 'poll', text: 'Qual sabor?', options: ['Pizza', 'Sushi'] });
+    const poll = await send({ from, type: 'poll', text: 'Qual sabor?', options: ['Pizza', 'Sushi'], id: 'POLL1' });
     expect(poll.content).toBe('📊 Qual sabor?\n1. Pizza\n2. Sushi');
+    // A vote is encrypted for the poll's creator; Ponte decrypts it and names the choice.
+    const vote = await send({ from, type: 'vote', targetId: 'POLL1', options: ['Sushi'] });
+    expect(vote.content).toBe('🗳️ Voted: Sushi');
+    expect(vote.content_attributes.in_reply_to).toBe(poll.id);
 
     const reaction = await send({ from, type: 'reaction', targetId: 'IMG1', emoji: '👍' });
     expect(reaction.content).toBe('Reacted 👍');

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type WAMessage, proto } from '@whiskeysockets/baileys';
+import { type WAMessage, aesEncryptGCM, hmacSign, proto } from '@whiskeysockets/baileys';
 import { z } from 'zod';
 import { lidOf } from './sandbox-socket.js';
 import { buildMessage, newWaMessageId, type SenderOptions } from './message-builder.js';
 
-const MESSAGE_TYPES = ['text', 'image', 'video', 'audio', 'ptt', 'document', 'sticker', 'location', 'contact', 'poll', 'reaction', 'edit', 'revoke'] as const;
+const MESSAGE_TYPES = ['text', 'image', 'video', 'audio', 'ptt', 'document', 'sticker', 'location', 'contact', 'poll', 'vote', 'reaction', 'edit', 'revoke'] as const;
 
 /** `POST /sandbox/instances/:instance/messages`: a message arriving from WhatsApp. */
 export const SandboxMessageSchema = z
@@ -27,7 +27,7 @@ export const SandboxMessageSchema = z
     latitude: z.number().min(-90).max(90).optional(),
     longitude: z.number().min(-180).max(180).optional(),
     vcard: z.string().optional(),
-    options: z.array(z.string()).min(2).max(12).optional(),
+    options: z.array(z.string()).max(12).optional(),
   })
   .superRefine((b, ctx) => {
     const need = (field: keyof typeof b, why: string) => {
@@ -55,7 +55,11 @@ export const SandboxMessageSchema = z
         break;
       case 'poll':
         need('text', 'is required for type poll (the question)');
-        need('options', 'is required for type poll');
+        if ((b.options?.length ?? 0) < 2) ctx.addIssue({ code: 'custom', path: ['options'], message: 'needs at least 2 options for type poll' });
+        break;
+      case 'vote':
+        need('targetId', 'is required for type vote (the poll id)');
+        if (b.options === undefined) ctx.addIssue({ code: 'custom', path: ['options'], message: 'is required for type vote (the chosen options, [] removes the vote)' });
         break;
       case 'reaction':
         need('targetId', 'is required for type reaction');
@@ -88,8 +92,24 @@ export interface SandboxMedia {
   data: Buffer;
 }
 
+/** A poll the sandbox delivered: what its voters encrypt their votes with. */
+export interface SandboxPoll {
+  secret: Buffer;
+  creatorJid: string;
+}
+
+/** Encrypts a vote as WhatsApp does (the inverse of Baileys' decryptPollVote). */
+function encryptVote(options: string[], poll: SandboxPoll, pollMsgId: string, voterJid: string): { encPayload: Buffer; encIv: Buffer } {
+  const sign = Buffer.concat([Buffer.from(pollMsgId), Buffer.from(poll.creatorJid), Buffer.from(voterJid), Buffer.from('Poll Vote'), Buffer.from([1])]);
+  const key0 = hmacSign(poll.secret, new Uint8Array(32), 'sha256');
+  const encKey = hmacSign(sign, key0, 'sha256');
+  const encIv = randomBytes(12);
+  const plain = proto.Message.PollVoteMessage.encode({ selectedOptions: options.map((o) => createHash('sha256').update(o).digest()) }).finish();
+  return { encPayload: aesEncryptGCM(plain, encKey, encIv, Buffer.from(`${pollMsgId}\u0000${voterJid}`)), encIv };
+}
+
 /** Builds the `proto.WebMessageInfo` a live socket would deliver for a control call. */
-export function buildSandboxMessage(b: SandboxMessageBody): { message: WAMessage; media?: SandboxMedia } {
+export function buildSandboxMessage(b: SandboxMessageBody, polls: ReadonlyMap<string, SandboxPoll> = new Map()): { message: WAMessage; media?: SandboxMedia; poll?: SandboxPoll & { id: string } } {
   const digits = b.from.split('@')[0]!.split(':')[0]!.replace(/\D/g, '');
   const isLidJid = b.from.endsWith('@lid');
   const sender: SenderOptions = {
@@ -116,13 +136,22 @@ export function buildSandboxMessage(b: SandboxMessageBody): { message: WAMessage
       return { message: buildMessage(sender, { locationMessage: { degreesLatitude: b.latitude!, degreesLongitude: b.longitude!, ...(b.text ? { name: b.text } : {}), ...context } }) };
     case 'contact':
       return { message: buildMessage(sender, { contactMessage: { displayName: /FN:(.+)/.exec(b.vcard!)?.[1]?.trim() ?? 'Contato', vcard: b.vcard!, ...context } }) };
-    case 'poll':
-      return {
-        message: buildMessage(sender, {
-          pollCreationMessageV3: { name: b.text!, options: b.options!.map((optionName) => ({ optionName })), selectableOptionsCount: 1 },
-          messageContextInfo: { messageSecret: randomBytes(32) },
-        }),
-      };
+    case 'poll': {
+      const secret = randomBytes(32);
+      const message = buildMessage(sender, {
+        pollCreationMessageV3: { name: b.text!, options: b.options!.map((optionName) => ({ optionName })), selectableOptionsCount: 1 },
+        messageContextInfo: { messageSecret: secret },
+      });
+      // WhatsApp signs votes with the creator's LID when it has one (baileys.md §2.6).
+      const creatorJid = sender.fromLid ? `${sender.fromLid}@lid` : `${digits}@s.whatsapp.net`;
+      return { message, poll: { id: message.key.id!, secret, creatorJid } };
+    }
+    case 'vote': {
+      const poll = polls.get(b.targetId!);
+      if (!poll) throw new UnknownPollError(`no sandbox poll ${b.targetId!}`);
+      const vote = encryptVote(b.options!, poll, b.targetId!, `${digits}@s.whatsapp.net`);
+      return { message: buildMessage(sender, { pollUpdateMessage: { pollCreationMessageKey: targetKey(b.targetId!), vote, senderTimestampMs: Date.now() } }) };
+    }
     case 'reaction':
       return { message: buildMessage(sender, { reactionMessage: { key: targetKey(b.targetId!), text: b.emoji!, senderTimestampMs: Date.now() } }) };
     case 'edit':
@@ -160,6 +189,10 @@ export function buildSandboxMessage(b: SandboxMessageBody): { message: WAMessage
       return { message: buildMessage(sender, content), media: { sha256: sha.toString('hex'), data } };
     }
   }
+}
+
+export class UnknownPollError extends Error {
+  readonly code = 'UNKNOWN_POLL';
 }
 
 /** The first problem of a refused body, naming the field: `text: is required for type text`. */

@@ -63,7 +63,7 @@ describe('normalizeMessage', () => {
     ['status updates', buildTextMessage({ group: { jid: 'status@broadcast' }, fromPn: PN, text: 'story' }), 'status or broadcast list'],
     ['newsletters', buildTextMessage({ group: { jid: '120363000000000009@newsletter' }, fromPn: PN, text: 'news' }), 'newsletter'],
     ['protocol traffic other than edits and revokes', buildMessage({ fromPn: PN }, { protocolMessage: { type: proto.Message.ProtocolMessage.Type.EPHEMERAL_SETTING, key: { id: 'X' } } }), 'empty protocolMessage'],
-    ['poll votes (encrypted for the poll creator)', buildMessage({ fromPn: PN }, { pollUpdateMessage: { pollCreationMessageKey: { id: 'P' } } }), 'pollUpdateMessage'],
+    ['poll votes without an encrypted vote', buildMessage({ fromPn: PN }, { pollUpdateMessage: { pollCreationMessageKey: { id: 'P' } } }), 'empty pollUpdateMessage'],
   ])('ignores %s', (_what, raw, reason) => {
     expect(normalizeMessage(raw, 'notify')).toEqual({ ok: false, reason });
   });
@@ -82,7 +82,7 @@ describe('normalizeMessage', () => {
     ['a removed reaction', { reactionMessage: { key: { id: 'T3' }, text: '' } }, { kind: 'reaction', targetWaId: 'T3', emoji: null }],
     ['a location', { locationMessage: { degreesLatitude: -22.9519, degreesLongitude: -43.2105, name: 'Cristo Redentor', address: 'Rio de Janeiro' } }, { kind: 'location', latitude: -22.9519, longitude: -43.2105, name: 'Cristo Redentor', address: 'Rio de Janeiro', live: false }],
     ['a live location', { liveLocationMessage: { degreesLatitude: 1, degreesLongitude: 2 } }, { kind: 'location', latitude: 1, longitude: 2, live: true }],
-    ['a poll', { pollCreationMessageV3: { name: 'Sabor?', options: [{ optionName: 'Pizza' }, { optionName: 'Sushi' }], selectableOptionsCount: 1 } }, { kind: 'poll', question: 'Sabor?', options: ['Pizza', 'Sushi'] }],
+    ['a poll', { pollCreationMessageV3: { name: 'Sabor?', options: [{ optionName: 'Pizza' }, { optionName: 'Sushi' }], selectableOptionsCount: 1 } }, { kind: 'poll', question: 'Sabor?', options: ['Pizza', 'Sushi'], creatorJids: [`${PN}@s.whatsapp.net`] }],
     ['a button reply', { buttonsResponseMessage: { selectedButtonId: 'b1', selectedDisplayText: 'Sim, quero' } }, { kind: 'text', text: 'Sim, quero' }],
     ['a list reply', { listResponseMessage: { title: 'Plano anual', singleSelectReply: { selectedRowId: 'r2' } } }, { kind: 'text', text: 'Plano anual' }],
     ['a link with its preview title', { extendedTextMessage: { text: 'veja https://loja.example.com', title: 'Loja Exemplo' } }, { kind: 'text', text: 'veja https://loja.example.com', linkTitle: 'Loja Exemplo' }],
