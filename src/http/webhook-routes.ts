@@ -117,7 +117,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Router {
       res.status(200).json({ ok: true, ignored: 'event of another account' });
       return;
     }
-    await enqueueOutbound(d.outbound.queue(key), decision.job);
+    await enqueueOutbound(d.outbound.queue(key), decision.job, { redis: d.redis, keys: d.keys, instanceKey: key });
     res.status(200).json({ ok: true, queued: decision.job.kind });
   });
 

@@ -25,6 +25,8 @@ export interface OutboundJob {
   senderName?: string;
   contact: { phone?: string; identifier?: string; sourceId?: string };
   receivedAtMs: number;
+  /** Position in its conversation's outbound order (set when queued). */
+  seq?: number;
 }
 
 export type InboxDecision = { action: 'queue'; job: OutboundJob } | { action: 'ignore'; reason: string };

@@ -67,7 +67,7 @@ export class OutboundConsumer {
     this.worker = new Worker<OutboundJob>(outboundQueueName(this.d.instanceKey), (job, token) => this.process(job, token), {
       connection: this.d.redis,
       prefix: this.d.keys.bullPrefix,
-      concurrency: 1,
+      concurrency: this.d.config.queue.concurrency,
       lockDuration: q.lockDurationMs,
       stalledInterval: q.stalledIntervalMs,
     });
@@ -82,6 +82,39 @@ export class OutboundConsumer {
   }
 
   private async process(job: Job<OutboundJob>, token: string | undefined): Promise<void> {
+    const j = job.data;
+    // Chats run in parallel, each in order: a message waits for the one before
+    // it in its conversation (a predecessor lost for over a minute is not waited for).
+    if (j.seq !== undefined) {
+      const done = Number((await this.d.redis.get(this.d.keys.outDone(this.d.instanceKey, j.conversationId))) ?? 0);
+      if (done < j.seq - 1 && Date.now() - j.receivedAtMs < 60_000) {
+        await job.moveToDelayed(Date.now() + 100, token);
+        throw new DelayedError();
+      }
+    }
+    try {
+      await this.run(job, token);
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw err;
+      await this.markDone(j);
+      throw err;
+    }
+    await this.markDone(j);
+  }
+
+  private async markDone(j: OutboundJob): Promise<void> {
+    if (j.seq === undefined) return;
+    // max(done, seq): a later message can finish first only after the escape above.
+    await this.d.redis.eval(
+      "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+      1,
+      this.d.keys.outDone(this.d.instanceKey, j.conversationId),
+      String(j.seq),
+    );
+  }
+
+  private async run(job: Job<OutboundJob>, token: string | undefined): Promise<void> {
     const j = job.data;
     const socket = this.d.session.currentSocket;
     const state = this.d.session.state;

@@ -12,10 +12,15 @@ export function createOutboundQueue(connection: Redis, keys: RedisKeys, instance
 }
 
 /**
- * Queues an agent message (or its deletion). The job id is the Chatwoot
- * message id, so a repeated webhook while the job waits adds nothing; after
- * it ran, the per-part records make a repeat send nothing.
+ * Queues an agent message (or its deletion) with the next position in its
+ * conversation's order. The job id is the Chatwoot message id, so a repeated
+ * webhook while the job waits adds nothing; after it ran, the per-part
+ * records make a repeat send nothing.
  */
-export async function enqueueOutbound(queue: Queue<OutboundJob>, job: OutboundJob): Promise<void> {
-  await queue.add(job.kind, job, { jobId: `${job.kind}.${job.messageId}` });
+export async function enqueueOutbound(queue: Queue<OutboundJob>, job: OutboundJob, order: { redis: Redis; keys: RedisKeys; instanceKey: string }): Promise<void> {
+  const jobId = `${job.kind}.${job.messageId}`;
+  // A job still waiting for this message makes a repeat a no-op; no sequence number is spent on it.
+  if (await queue.getJob(jobId)) return;
+  const seq = await order.redis.incr(order.keys.outSeq(order.instanceKey, job.conversationId));
+  await queue.add(job.kind, { ...job, seq }, { jobId });
 }

@@ -72,6 +72,16 @@ export class RedisKeys {
     return `${this.prefix}out:${instanceKey}:wa:${waId}`;
   }
 
+  /** The last position handed out in a conversation's outbound order. */
+  outSeq(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:seq:${conversationId}`;
+  }
+
+  /** The last position of a conversation's outbound order that is done (sent or failed for good). */
+  outDone(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:done:${conversationId}`;
+  }
+
   /** The WhatsApp JID of a conversation Ponte did not create (resolved from the contact's number). */
   outJid(instanceKey: string, conversationId: number): string {
     return `${this.prefix}out:${instanceKey}:jid:${conversationId}`;

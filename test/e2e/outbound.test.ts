@@ -170,6 +170,22 @@ describe('agent replies, black box', () => {
     expect(after.some((e) => e.text?.includes('nota interna') || e.text?.includes('forjada') || e.text?.includes('Bom dia'))).toBe(false);
   }, 60_000);
 
+  it('keeps each conversation in order while conversations proceed in parallel', async () => {
+    const a = await inboundChat('5511955551111', 'oi A', 'INA');
+    const b = await inboundChat('5511955552222', 'oi B', 'INB');
+    for (let i = 0; i < 8; i++) {
+      double.createAgentMessage(accountId, a, { content: `A${i}` });
+      double.createAgentMessage(accountId, b, { content: `B${i}` });
+    }
+    const out = await until('16 burst messages', async () => {
+      const o = (await outbox()).filter((e) => /\n[AB]\d$/.test(e.text ?? ''));
+      return o.length >= 16 ? o : undefined;
+    });
+    const order = (chat: string) => out.filter((e) => e.to === `${chat}@s.whatsapp.net`).map((e) => e.text!.slice(-2));
+    expect(order('5511955551111')).toEqual(['A0', 'A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7']);
+    expect(order('5511955552222')).toEqual(['B0', 'B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7']);
+  }, 60_000);
+
   it('a failure is reported with a reason, a Retry sends once, a delete reaches WhatsApp, an agent-started conversation reaches the number', async () => {
     // Logged out: the agent message fails with a reason.
     const conv = await inboundChat('5511944445555', 'Olá', 'IN3');
