@@ -73,15 +73,15 @@ export class FileAuthStore implements AuthStore {
       creds,
       keys: {
         get: async <T extends keyof SignalDataTypeMap>(type: T, ids: string[]) => {
+          const values = await Promise.all(ids.map((id) => readJson<SignalDataTypeMap[T]>(join(dir, keyFile(type, id)))));
+          // Answer in the order asked, omitting ids that do not exist.
           const out: { [id: string]: SignalDataTypeMap[T] } = {};
-          await Promise.all(
-            ids.map(async (id) => {
-              let value = await readJson<SignalDataTypeMap[T]>(join(dir, keyFile(type, id)));
-              if (value === undefined) return;
-              if (type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value as object) as unknown as SignalDataTypeMap[T];
-              out[id] = value;
-            }),
-          );
+          ids.forEach((id, i) => {
+            let value: SignalDataTypeMap[T] | undefined = values[i];
+            if (value === undefined) return;
+            if (type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value as object) as unknown as SignalDataTypeMap[T];
+            out[id] = value;
+          });
           return out;
         },
         set: async (data: SignalDataSet) => {
