@@ -53,7 +53,7 @@ describe('InstanceLease', () => {
   });
 
   it('renewal keeps a lease alive past its TTL', async () => {
-    const a = new InstanceLease(redis, keys, '7-8', 'host-a', () => undefined, { ttlMs: 200, renewEveryMs: 50 });
+    const a = new InstanceLease(redis, keys, '7-8', 'host-a', () => undefined, { ttlMs: 1500, renewEveryMs: 50 });
     await a.acquire();
     // Wait for several renewals by watching the TTL being pushed back up.
     let renewals = 0;
