@@ -248,6 +248,16 @@ export class ContactResolver {
     const fresh = await client.getContact(instance.accountId, contact.id);
     const again = fresh.contact_inboxes?.find((ci) => ci.inbox.id === instance.inboxId);
     if (again) return again.source_id;
+    // Chatwoot answers a 500 when another contact owns this source id in the
+    // inbox (made by hand or by another bridge): that contact is the same
+    // person, so it is merged into this one and its contact inbox kept.
+    const owner = await client.findContactBySourceId(instance.accountId, instance.inboxId, a.identifier);
+    if (owner && owner.id !== contact.id) {
+      this.deps.log.warn({ contactId: contact.id, mergeeId: owner.id }, 'another contact holds this number in the inbox: merging');
+      await client.mergeContacts(instance.accountId, contact.id, owner.id);
+      return a.identifier;
+    }
+    if (owner) return a.identifier;
     const created = await client.createContactInbox(instance.accountId, contact.id, instance.inboxId, a.identifier);
     return created.source_id;
   }

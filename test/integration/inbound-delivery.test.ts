@@ -237,6 +237,23 @@ describe('inbound delivery to Chatwoot', () => {
       ]);
     });
 
+    it('merges a contact that holds the number\'s source id in the inbox instead of failing on it', async () => {
+      const cw = async (path: string, body: unknown) =>
+        (await fetch(`${h.double.url}/api/v1/accounts/${h.accountId}${path}`, { method: 'POST', headers: { api_access_token: h.double.token, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<{ payload: { contact: { id: number } } }>;
+      // One contact made by hand with the number, another (made by another bridge) owning the JID as source id.
+      const byHand = await cw('/contacts', { name: 'Dora (manual)', phone_number: '+5511977770000' });
+      const other = await cw('/contacts', { inbox_id: h.inboxId, name: 'Dora (bridge)', source_id: '5511977770000@s.whatsapp.net' });
+      h.emit([buildTextMessage({ fromPn: '5511977770000', pushName: 'Dora', text: 'oi', id: 'M1' })]);
+      await until(async () => (await h.pipeline.store.stats()).relayed >= 1);
+      const ids = h.double.contacts(h.accountId).map((c) => c.id);
+      expect(ids).toContain(byHand.payload.contact.id);
+      expect(ids).not.toContain(other.payload.contact.id);
+      expect(h.double.contactInboxes(h.accountId)).toHaveLength(1);
+      const [conv] = h.double.conversations(h.accountId);
+      expect(conv?.contact_id).toBe(byHand.payload.contact.id);
+      expect(h.double.messages(h.accountId, conv!.id).map((m) => m.source_id)).toEqual(['WAID:M1']);
+    });
+
     it('resolves again when Chatwoot lost the conversation (404), creating no duplicate contact', async () => {
       h.emit([buildTextMessage({ fromPn: '5511944440000', text: 'um', id: 'N1' })]);
       await until(async () => (await h.pipeline.store.stats()).relayed >= 1);
