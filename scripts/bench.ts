@@ -100,6 +100,7 @@ async function ponteInbound(redisUrl: string, double: ChatwootDouble, label: str
     CHATWOOT_BASE_URL: double.url,
     CHATWOOT_API_ACCESS_TOKEN: double.token,
     WEBHOOK_SECRET: 'bench-secret-0123456789',
+    SERVER_HOST: '127.0.0.1',
     REDIS_URL: redisUrl,
     REDIS_PREFIX: prefix,
     CHATWOOT_QUEUE_CONCURRENCY: String(CONCURRENCY),
@@ -182,6 +183,7 @@ async function main(): Promise<void> {
     CHATWOOT_BASE_URL: 'http://127.0.0.1:1',
     CHATWOOT_API_ACCESS_TOKEN: 'unused',
     WEBHOOK_SECRET: 'bench-secret-0123456789',
+    SERVER_HOST: '127.0.0.1',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
   });
   const redisUrl = await resolveRedisUrl(config, log);

@@ -25,11 +25,11 @@ let token: string | undefined;
 try {
   const config = loadConfig();
   base = process.env.PONTE_URL ?? `http://127.0.0.1:${config.server.port}`;
-  token = config.auth.adminToken ?? config.auth.statusToken;
+  token = config.auth.adminToken;
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   base = process.env.PONTE_URL ?? 'http://127.0.0.1:3000';
-  token = process.env.ADMIN_TOKEN ?? process.env.STATUS_TOKEN;
+  token = process.env.ADMIN_TOKEN;
 }
 
 async function call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {

@@ -13,7 +13,7 @@ function explainConfigError(error: ConfigError, dotenvFound: boolean): string {
     '',
     dotenvFound
       ? 'Fix these in .env (or the environment) and start again.'
-      : 'No .env file was found. Copy .env.example to .env, set at least CHATWOOT_BASE_URL, CHATWOOT_API_ACCESS_TOKEN and WEBHOOK_SECRET, and start again.',
+      : 'No .env file was found. Copy .env.example to .env, set at least CHATWOOT_BASE_URL, CHATWOOT_API_ACCESS_TOKEN, WEBHOOK_SECRET and ADMIN_TOKEN (or SERVER_HOST=127.0.0.1), and start again.',
     'Every variable, its default and its unit is documented in .env.example and in the README.',
   ];
   return lines.join('\n');

@@ -15,8 +15,10 @@ export class ConfigError extends AppError {
 
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => {
-    const name = issue.path.map(String).join('.') || '(environment)';
-    return `${name}: ${issue.message}`;
+    // List entries are named by their variable and position: "GROUPS_IGNORED: must be … (entry 2)".
+    const [name, ...rest] = issue.path.map(String);
+    const entry = rest.length > 0 && /^\d+$/.test(rest[0]!) ? ` (entry ${Number(rest[0]) + 1})` : '';
+    return `${name ?? '(environment)'}: ${issue.message}${entry}`;
   });
 }
 
@@ -27,10 +29,39 @@ function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Readonly<Config> {
   // Empty strings mean "not set": `FOO=` in a .env file should fall back to the default.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) as Record<string, string>;
   const result = EnvSchema.safeParse(cleaned);
-  if (!result.success) throw new ConfigError(describeIssues(result.error.issues));
+  const problems = [...(result.success ? [] : describeIssues(result.error.issues)), ...crossChecks(cleaned)];
+  if (!result.success || problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(compileConfig(result.data));
+}
+
+/** True for an address only this host can reach: `127.0.0.0/8`, `::1`, `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Rules between variables (DESIGN.md, Decisions 16): each token has one role, and a listener beyond loopback needs the admin token. */
+function crossChecks(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const host = env.SERVER_HOST?.trim() || '0.0.0.0';
+  if (!env.ADMIN_TOKEN && !isLoopbackHost(host)) {
+    problems.push(`ADMIN_TOKEN: is required when SERVER_HOST (${host}) is not a loopback address; set it (at least 16 characters, e.g. openssl rand -hex 24) or listen on SERVER_HOST=127.0.0.1`);
+  }
+  const tokens: Array<[string, string | undefined]> = [
+    ['WEBHOOK_SECRET', env.WEBHOOK_SECRET],
+    ['ADMIN_TOKEN', env.ADMIN_TOKEN],
+    ['STATUS_TOKEN', env.STATUS_TOKEN],
+  ];
+  for (let i = 0; i < tokens.length; i++) {
+    for (let j = i + 1; j < tokens.length; j++) {
+      const [a, va] = tokens[i]!;
+      const [b, vb] = tokens[j]!;
+      if (va !== undefined && vb !== undefined && va.trim() === vb.trim()) problems.push(`${b}: must differ from ${a} (each token has one role)`);
+    }
+  }
+  return problems;
 }
 
 /** Reads `.env` (when present) into `process.env` without overriding what the environment already sets. */

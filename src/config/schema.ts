@@ -37,6 +37,33 @@ const phoneList = z
       .filter((p) => p.length > 0),
   );
 
+/** E-mail addresses, lower-cased (Chatwoot compares them case-insensitively). */
+const emailList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(/[,;\s]+/)
+      .map((e) => e.trim().toLowerCase())
+      .filter((e) => e !== ''),
+  )
+  .pipe(z.array(z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be e-mail addresses, comma-separated')));
+
+/** Host names Ponte may download agent attachments from: `host`, `host:port`, or `*.domain` for its subdomains. */
+const hostList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(/[,\s]+/)
+      .map((h) => h.trim().toLowerCase())
+      .filter((h) => h !== ''),
+  )
+  .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/, 'must be host names (host, host:port or *.domain), comma-separated')));
+
+/** An operator token: one role each, long enough not to be guessed. */
+const token = optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional());
+
 export const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
 
@@ -74,9 +101,11 @@ export const EnvSchema = z.object({
     .transform((v) => v.trim().toLowerCase())
     .pipe(z.string().regex(/^\S+$/, 'must be one word')),
   WEBHOOK_AUTHORIZED_PHONE_NUMBERS: phoneList,
+  WEBHOOK_AUTHORIZED_AGENT_EMAILS: emailList,
   WEBHOOK_SIGNATURE_MAX_AGE_S: int(1).default(300),
-  STATUS_TOKEN: optionalString,
-  ADMIN_TOKEN: optionalString,
+  WEBHOOK_REQUIRE_SIGNATURE: bool.default(true),
+  STATUS_TOKEN: token,
+  ADMIN_TOKEN: token,
 
   REDIS_URL: z
     .string()
@@ -97,6 +126,8 @@ export const EnvSchema = z.object({
     .transform((v) => v.split(/[,\s]+/).filter((x) => x !== ''))
     .pipe(z.array(z.string().regex(/^(all|[1-9]\d{0,9}-[1-9]\d{0,9})$/, 'must be "all" or instance keys like 1-12'))),
   OUTBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  OUTBOUND_MEDIA_HOSTS: hostList,
+  OUTBOUND_MEDIA_TIMEOUT_MS: int(1000).default(120_000),
   OUTBOUND_AGENT_SIGNATURE: bool.default(false),
   OUTBOUND_MARK_READ: bool.default(true),
   OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
@@ -159,7 +190,11 @@ export interface Config {
     secret: string;
     commandKeyword: string;
     authorizedPhones: readonly string[];
+    /** Chatwoot users (by e-mail, lower-cased) whose private notes and messages are commands, on a signed account webhook. */
+    authorizedAgentEmails: readonly string[];
     signatureMaxAgeS: number;
+    /** Once an inbox's signing secret is known, refuse its unsigned webhooks. */
+    requireSignature: boolean;
   };
   auth: {
     statusToken: string | undefined;
@@ -182,6 +217,10 @@ export interface Config {
   outbound: {
     /** Largest attachment fetched from Chatwoot and sent on WhatsApp. */
     mediaMaxBytes: number;
+    /** Hosts besides Chatwoot's own that attachments may be downloaded from (its object storage). */
+    mediaHosts: readonly string[];
+    /** Wall-clock deadline of one attachment download, redirects included. */
+    mediaTimeoutMs: number;
     /** Prefix agent messages with `*Name:*`. */
     agentSignature: boolean;
     /** When an agent replies, mark the customer's messages read on WhatsApp. */
@@ -240,12 +279,14 @@ export function compileConfig(e: ParsedEnv): Config {
       secret: e.WEBHOOK_SECRET,
       commandKeyword: e.WEBHOOK_COMMAND_KEYWORD,
       authorizedPhones: e.WEBHOOK_AUTHORIZED_PHONE_NUMBERS,
+      authorizedAgentEmails: e.WEBHOOK_AUTHORIZED_AGENT_EMAILS,
       signatureMaxAgeS: e.WEBHOOK_SIGNATURE_MAX_AGE_S,
+      requireSignature: e.WEBHOOK_REQUIRE_SIGNATURE,
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED },
-    outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
+    outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
       concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,

@@ -54,11 +54,12 @@ export interface OperatorRoutesDeps {
  */
 export function operatorRoutes(d: OperatorRoutesDeps): Router {
   const router = Router();
-  const admin = bearerAuth([d.adminToken ?? d.statusToken], 'the admin API');
+  // One role per token (DESIGN.md, Decisions 16): the status token never opens the admin API.
+  const admin = bearerAuth([d.adminToken], 'the admin API');
   const json = express.json({ limit: '20mb' });
 
   // Administrators may read the status too.
-  const statusAuth = bearerAuth(d.statusToken === undefined ? [] : [d.statusToken, d.adminToken], '/global-status and /metrics');
+  const statusAuth = bearerAuth([d.statusToken, d.adminToken], '/global-status and /metrics');
   const snapshot = () => buildGlobalStatus(d.control, d.supervisor, d.version);
   const metrics = createMetrics(snapshot);
   router.get('/global-status', statusAuth, async (_req, res) => {

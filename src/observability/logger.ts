@@ -42,6 +42,37 @@ export const REDACT_PATHS: readonly string[] = [
   'err.response.config.headers.api_access_token',
 ];
 
+/** Fields of an error that may reach a log line; anything else (an axios error's `config`, `request`, `response`, headers) never does. */
+const ERROR_FIELDS = ['code', 'kind', 'status', 'statusCode', 'method', 'route', 'reason', 'retryable', 'url', 'errno', 'syscall'] as const;
+
+export interface LoggedError {
+  type: string;
+  message: string;
+  stack?: string;
+  cause?: LoggedError;
+  [field: string]: unknown;
+}
+
+/**
+ * The `err` serializer: an allow-list, so a future log line cannot leak a
+ * token an error happens to carry (axios keeps the request headers, the
+ * Chatwoot access token among them, in `request._header` and `config`).
+ * Only primitive values of the listed fields are kept; causes follow, to a
+ * depth of four.
+ */
+export function serializeErrorForLog(value: unknown, depth = 0): LoggedError {
+  if (!(value instanceof Error)) return { type: typeof value, message: typeof value === 'string' ? value : '[not an Error]' };
+  const out: LoggedError = { type: value.name, message: value.message };
+  if (value.stack) out.stack = value.stack;
+  const fields = value as unknown as Record<string, unknown>;
+  for (const f of ERROR_FIELDS) {
+    const v = fields[f];
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[f] = v;
+  }
+  if (value.cause !== undefined && depth < 4) out.cause = serializeErrorForLog(value.cause, depth + 1);
+  return out;
+}
+
 export interface LoggerOptions {
   level: LogLevel;
   name?: string;
@@ -57,7 +88,7 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { pid: process.pid, ...options.base },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: serializeErrorForLog },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination,

@@ -48,6 +48,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
     CHATWOOT_API_ACCESS_TOKEN: double.token,
     CHATWOOT_API_TIMEOUT: '1000',
     WEBHOOK_SECRET: 'test-secret-0123456789',
+    SERVER_HOST: '127.0.0.1',
     REDIS_URL: testRedisUrl(),
     REDIS_PREFIX: prefix,
     CHATWOOT_QUEUE_CONCURRENCY: '5',

@@ -5,6 +5,7 @@ const valid = {
   CHATWOOT_BASE_URL: 'https://chat.example.com/',
   CHATWOOT_API_ACCESS_TOKEN: 'cw-token-123456',
   WEBHOOK_SECRET: 'a-long-webhook-secret',
+  SERVER_HOST: '127.0.0.1',
 };
 
 function problemsOf(env: Record<string, string>): readonly string[] {
@@ -27,7 +28,32 @@ describe('loadConfig', () => {
         'WEBHOOK_SECRET: is required',
       ]),
     );
-    expect(problems).toHaveLength(3);
+    // The default listener (0.0.0.0) is beyond loopback: the admin token is required too.
+    expect(problems.find((p) => p.startsWith('ADMIN_TOKEN:'))).toMatch(/required when SERVER_HOST \(0\.0\.0\.0\) is not a loopback address/);
+    expect(problems).toHaveLength(4);
+  });
+
+  it('needs ADMIN_TOKEN beyond loopback only', () => {
+    for (const host of ['127.0.0.1', '::1', 'localhost', '127.0.0.2']) expect(() => loadConfig({ ...valid, SERVER_HOST: host })).not.toThrow();
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', 'ponte.example.com']) {
+      expect(problemsOf({ ...valid, SERVER_HOST: host })).toEqual([expect.stringMatching(/^ADMIN_TOKEN: is required when SERVER_HOST/)]);
+    }
+    expect(loadConfig({ ...valid, SERVER_HOST: '0.0.0.0', ADMIN_TOKEN: 'admin-token-0123456789' }).auth.adminToken).toBe('admin-token-0123456789');
+  });
+
+  it('gives every token one role and at least 16 characters', () => {
+    expect([...problemsOf({ ...valid, ADMIN_TOKEN: 'short', STATUS_TOKEN: 'tiny' })].sort()).toEqual(['ADMIN_TOKEN: must be at least 16 characters', 'STATUS_TOKEN: must be at least 16 characters']);
+    expect(problemsOf({ ...valid, ADMIN_TOKEN: 'same-token-0123456789', STATUS_TOKEN: 'same-token-0123456789' })).toEqual(['STATUS_TOKEN: must differ from ADMIN_TOKEN (each token has one role)']);
+    expect(problemsOf({ ...valid, ADMIN_TOKEN: valid.WEBHOOK_SECRET })).toEqual(['ADMIN_TOKEN: must differ from WEBHOOK_SECRET (each token has one role)']);
+  });
+
+  it('reads agent e-mails, attachment hosts and the signature rule', () => {
+    const config = loadConfig({ ...valid, WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'Ana@Example.com, ops@example.com', OUTBOUND_MEDIA_HOSTS: '*.s3.amazonaws.com, files.example.com:9000', WEBHOOK_REQUIRE_SIGNATURE: 'false' });
+    expect(config.webhook.authorizedAgentEmails).toEqual(['ana@example.com', 'ops@example.com']);
+    expect(config.outbound.mediaHosts).toEqual(['*.s3.amazonaws.com', 'files.example.com:9000']);
+    expect(config.webhook.requireSignature).toBe(false);
+    expect(loadConfig(valid).webhook.requireSignature).toBe(true);
+    expect(problemsOf({ ...valid, OUTBOUND_MEDIA_HOSTS: 'http://evil/', WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'not-an-email' }).map((p) => p.split(':')[0]).sort()).toEqual(['OUTBOUND_MEDIA_HOSTS', 'WEBHOOK_AUTHORIZED_AGENT_EMAILS']);
   });
 
   it('lists bad values together with missing ones', () => {
@@ -38,6 +64,7 @@ describe('loadConfig', () => {
       WHATSAPP_DRIVER: 'telegram',
       REDIS_URL: 'localhost:6379',
       WEBHOOK_SECRET: 'short',
+      SERVER_HOST: '127.0.0.1',
     });
     const names = problems.map((p) => p.split(':')[0]);
     expect(new Set(names)).toEqual(
@@ -80,8 +107,8 @@ describe('redactConfig', () => {
   it('hides every secret and the Redis password', () => {
     const config = loadConfig({
       ...valid,
-      STATUS_TOKEN: 'status-token-xyz',
-      ADMIN_TOKEN: 'admin-token-xyz',
+      STATUS_TOKEN: 'status-token-xyz-0123456',
+      ADMIN_TOKEN: 'admin-token-xyz-0123456',
       REDIS_URL: 'redis://user:hunter2@redis.internal:6379/0',
       REDIS_PASSWORD: 'hunter3',
       CHATWOOT_ACCOUNT_WEBHOOK_SECRET: 'account-webhook-secret',

@@ -42,7 +42,7 @@ describe('SessionInbound', () => {
 });
 
 describe('GROUPS_IGNORED', () => {
-  const base = { CHATWOOT_BASE_URL: 'http://cw.example', CHATWOOT_API_ACCESS_TOKEN: 't', WEBHOOK_SECRET: '0123456789abcdef' };
+  const base = { CHATWOOT_BASE_URL: 'http://cw.example', CHATWOOT_API_ACCESS_TOKEN: 't', WEBHOOK_SECRET: '0123456789abcdef', SERVER_HOST: '127.0.0.1' };
   it('takes instance keys or all', () => {
     expect(loadConfig({ ...base, GROUPS_IGNORED: '1-12, 3-4' }).inbound.groupsIgnored).toEqual(['1-12', '3-4']);
     expect(loadConfig({ ...base, GROUPS_IGNORED: 'all' }).inbound.groupsIgnored).toEqual(['all']);
