@@ -1,3 +1,4 @@
+import { openAsBlob } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
@@ -256,7 +257,9 @@ export class ChatwootClient implements ChatwootClientLike {
     if (body.external_created_at !== undefined) form.append('external_created_at', String(body.external_created_at));
     if (body.is_voice_message) form.append('is_voice_message', 'true');
     for (const a of attachments) {
-      form.append('attachments[]', new Blob([new Uint8Array(a.data)], { type: a.contentType }), a.fileName);
+      // A spooled file becomes a file-backed Blob: axios streams it from disk.
+      const blob = 'file' in a ? await openAsBlob(a.file, { type: a.contentType }) : new Blob([a.data], { type: a.contentType });
+      form.append('attachments[]', blob, a.fileName);
     }
     return this.call<CwMessage>({
       method: 'POST',

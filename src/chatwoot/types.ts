@@ -92,11 +92,8 @@ export interface CreateMessageBody {
   is_voice_message?: boolean;
 }
 
-export interface MessageAttachment {
-  fileName: string;
-  contentType: string;
-  data: Buffer;
-}
+/** A file for a multipart message create: small ones in memory, media spooled to a temporary file (streamed from disk). */
+export type MessageAttachment = { fileName: string; contentType: string } & ({ data: Buffer } | { file: string; bytes: number });
 
 /** One clause of `POST /contacts/filter`. */
 export interface CwFilterClause {

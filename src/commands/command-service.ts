@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import QRCode from 'qrcode';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
 import { ChatwootNotFoundError } from '../chatwoot/errors.js';
@@ -8,14 +9,16 @@ import { instanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
 import type { ControlPlane } from '../primary/control-plane.js';
 import type { Supervisor } from '../primary/supervisor.js';
-import type { CommandContext } from './authorize.js';
+import { type CommandContext, PONTE_SOURCE_PREFIX } from './authorize.js';
 import { parseCommand, usage } from './parse.js';
 
 /**
  * Carries out operator commands and reports on instances in the conversation
  * that asked (its notify target): each QR as a PNG, the link, QR expiry,
- * alerts. Replies are outgoing messages, so an operator writing from
- * WhatsApp through a Ponte inbox gets them on WhatsApp too.
+ * alerts. An operator writing from WhatsApp through a Ponte inbox gets
+ * outgoing replies (so they reach WhatsApp); an agent's command is answered
+ * with private notes, so nothing reaches the customer of that conversation.
+ * Every reply carries a `PONTE:` source id, so it is never read as a command.
  */
 export class CommandService {
   /** Instances that showed a QR since they last opened. */
@@ -43,16 +46,17 @@ export class CommandService {
     return this.o.config.webhook.commandKeyword;
   }
 
-  private async reply(accountId: number, conversationId: number, content: string): Promise<void> {
-    await this.o.chatwoot.createMessage(accountId, conversationId, { content, message_type: 'outgoing', private: false });
+  private async reply(target: { accountId: number; conversationId: number; private?: boolean }, content: string): Promise<void> {
+    await this.o.chatwoot.createMessage(target.accountId, target.conversationId, { content, message_type: 'outgoing', private: target.private === true, source_id: replySourceId() });
   }
 
   /** Acts on an authorized command message. */
   async handle(ctx: CommandContext): Promise<void> {
     const cmd = parseCommand(ctx.text, this.keyword, this.o.config.chatwoot.defaultAccountId);
     if (!cmd) return;
-    const say = (text: string) => this.reply(ctx.accountId, ctx.conversationId, text);
-    this.o.log.info({ command: cmd.kind, accountId: ctx.accountId, conversationId: ctx.conversationId }, 'command');
+    const here = { accountId: ctx.accountId, conversationId: ctx.conversationId, private: ctx.replyPrivately };
+    const say = (text: string) => this.reply(here, text);
+    this.o.log.info({ command: cmd.kind, accountId: ctx.accountId, conversationId: ctx.conversationId, by: ctx.author.kind }, 'command');
     switch (cmd.kind) {
       case 'invalid':
         return say(`⚠️ ${cmd.reason}.\n\n${usage(this.keyword)}`);
@@ -85,7 +89,7 @@ export class CommandService {
         if (existing?.status?.state === 'open' && existing.desired === 'running') {
           return say(`Instance ${key} is already linked to +${existing.status.phone ?? '?'} and connected. "${this.keyword} logout ${cmd.inboxId}" unlinks it.`);
         }
-        const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId };
+        const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
         const { created } = await this.o.control.create({ accountId: cmd.accountId, inboxId: cmd.inboxId, notify });
         if (!created) await this.o.control.start(key);
         if (cmd.kind === 'code') {
@@ -126,13 +130,18 @@ export class CommandService {
     const record = await this.o.registry.get(key);
     const notify = record?.notify;
     if (!notify) return;
-    const say = (text: string) => this.reply(notify.accountId, notify.conversationId, text);
+    const say = (text: string) => this.reply(notify, text);
     if (event === 'qr' && typeof data.qr === 'string') {
       const png = await QRCode.toBuffer(data.qr, { type: 'png', width: 400, margin: 2 });
       await this.o.chatwoot.createMessageWithAttachments(
         notify.accountId,
         notify.conversationId,
-        { content: `QR code for ${key} (attempt ${String(data.n)} of ${String(data.max)}). Scan it in WhatsApp → Linked devices → Link a device.`, message_type: 'outgoing', private: false },
+        {
+          content: `QR code for ${key} (attempt ${String(data.n)} of ${String(data.max)}). Scan it in WhatsApp → Linked devices → Link a device.`,
+          message_type: 'outgoing',
+          private: notify.private === true,
+          source_id: replySourceId(),
+        },
         [{ fileName: `ponte-${key}-qr-${String(data.n)}.png`, contentType: 'image/png', data: png }],
       );
       return;
@@ -150,4 +159,9 @@ export class CommandService {
     }
     if (event === 'alert' && typeof data.text === 'string') await say(`⚠️ ${key}: ${data.text}`);
   }
+}
+
+/** A fresh `PONTE:` source id for a reply Ponte writes itself. */
+function replySourceId(): string {
+  return `${PONTE_SOURCE_PREFIX}${randomBytes(8).toString('hex')}`;
 }

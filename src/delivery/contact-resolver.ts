@@ -5,7 +5,7 @@ import type { InboundMessage, WaPerson } from '../model/inbound.js';
 import type { Logger } from '../observability/logger.js';
 import { brazilianVariants, canonicalBrazilian, digitsOf } from '../lib/phone.js';
 import { withLocks } from '../lib/redis-lock.js';
-import type { RedisKeys } from '../queue/keys.js';
+import { RETENTION_S, type RedisKeys } from '../queue/keys.js';
 
 /** Where one chat's messages go in Chatwoot, as cached per chat. */
 export interface ChatTarget {
@@ -95,9 +95,9 @@ export class ContactResolver {
     await this.deps.redis.hset(this.chatKey(chatId), 'inflight', waId);
   }
 
-  /** One command on the hot path: an empty `inflight` means none. */
+  /** One round trip on the hot path: an empty `inflight` means none; the chat's cache lives on while it is used. */
   async recordCreated(chatId: string, messageId: number): Promise<void> {
-    await this.deps.redis.hset(this.chatKey(chatId), { lastMessageId: String(messageId), inflight: '' });
+    await this.deps.redis.multi().hset(this.chatKey(chatId), { lastMessageId: String(messageId), inflight: '' }).expire(this.chatKey(chatId), RETENTION_S).exec();
   }
 
   /** The chat's target: from the cache, or resolved against Chatwoot under the person's locks. */
@@ -117,11 +117,15 @@ export class ContactResolver {
       const again = await this.cached(chatId);
       if (again) return again;
       const target = await this.resolveCold(addresses);
-      await this.deps.redis.hset(this.chatKey(chatId), {
-        conversationId: String(target.conversationId),
-        contactId: String(target.contactId),
-        sourceId: target.sourceId,
-      });
+      await this.deps.redis
+        .multi()
+        .hset(this.chatKey(chatId), {
+          conversationId: String(target.conversationId),
+          contactId: String(target.contactId),
+          sourceId: target.sourceId,
+        })
+        .expire(this.chatKey(chatId), RETENTION_S)
+        .exec();
       return target;
     });
   }
@@ -157,7 +161,9 @@ export class ContactResolver {
     }
     if (!contact) contact = await this.lookupOrCreate(a);
     contact = await this.completeIdentity(contact, a);
-    await redis.mset(Object.fromEntries(aliasKeys.map((k) => [k, String(contact.id)])));
+    const batch = redis.multi();
+    for (const k of aliasKeys) batch.set(k, String(contact.id), 'EX', RETENTION_S);
+    await batch.exec();
     return contact;
   }
 

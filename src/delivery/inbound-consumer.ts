@@ -16,7 +16,8 @@ export type DeliveryOutcome =
   /** Nothing to relay (e.g. a message kind this instance ignores). */
   | { kind: 'ignored'; reason: string };
 
-export type Deliver = (event: InboundEvent) => Promise<DeliveryOutcome>;
+/** Delivers one event of chat `chatId` (Ponte's chat id: the list it was queued in). */
+export type Deliver = (event: InboundEvent, chatId: string) => Promise<DeliveryOutcome>;
 
 export interface InboundConsumerOptions {
   concurrency: number;
@@ -126,7 +127,7 @@ export class InboundConsumer {
     const { store, deliver, classify, log, options, queue } = this.deps;
     const waId = head.event.message.waId;
     try {
-      const outcome = await deliver(head.event);
+      const outcome = await deliver(head.event, chatId);
       this.breaker.success();
       if (outcome.kind === 'delivered') {
         await store.ack(chatId, head, outcome);

@@ -1,6 +1,8 @@
+import { rm } from 'node:fs/promises';
 import type { ChatwootClientLike, CwMessage } from '../chatwoot/types.js';
 import { ChatwootNotFoundError } from '../chatwoot/errors.js';
 import type { InboundEvent } from '../model/inbound.js';
+import { parseRelayed } from '../model/relayed.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../queue/keys.js';
 import type { Redis } from 'ioredis';
@@ -46,25 +48,25 @@ export class Relay {
     this.pacer = deps.pacer ?? new ConversationPacer();
   }
 
-  readonly deliver = async (event: InboundEvent): Promise<DeliveryOutcome> => {
+  /** `chatId` is Ponte's chat id of the event (its chat list), which joins a person's phone number and LID. */
+  readonly deliver = async (event: InboundEvent, chatId: string = event.message.chatId): Promise<DeliveryOutcome> => {
     const { message } = event;
-    const chatId = message.chatId;
-    let target = await this.deps.resolver.resolve(chatId, message);
+    let target = await this.deps.resolver.resolve(message.chatId, message);
     try {
-      return await this.deliverTo(target, event);
+      return await this.deliverTo(target, event, chatId);
     } catch (err) {
       // The conversation (or its contact) was deleted in Chatwoot: the cache
       // is only a cache, so drop it and resolve once more.
       if (!(err instanceof ChatwootNotFoundError)) throw err;
       this.deps.log.warn({ conversationId: target.conversationId }, 'conversation gone in Chatwoot: resolving again');
-      await this.deps.resolver.forget(chatId);
+      await this.deps.resolver.forget(message.chatId);
       this.pacer.forget(target.conversationId);
-      target = await this.deps.resolver.resolve(chatId, message);
-      return this.deliverTo(target, event);
+      target = await this.deps.resolver.resolve(message.chatId, message);
+      return this.deliverTo(target, event, chatId);
     }
   };
 
-  private async deliverTo(target: ChatTarget, event: InboundEvent): Promise<DeliveryOutcome> {
+  private async deliverTo(target: ChatTarget, event: InboundEvent, chatId: string): Promise<DeliveryOutcome> {
     const { message } = event;
     const { client, accountId, resolver } = this.deps;
     if (target.inflight === message.waId) {
@@ -87,31 +89,39 @@ export class Relay {
         },
       },
       ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
-      mapped: async (waId) => {
+      chatId,
+      relayed: async (waId) => {
         const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
-        return v ? Number(v.split(':')[1]) : undefined;
+        return v ? parseRelayed(v) : undefined;
       },
     });
+    if (rendering.kind === 'skip') {
+      this.deps.log.info({ waId: message.waId, reason: rendering.reason }, 'inbound act not applied');
+      return { kind: 'ignored', reason: rendering.reason };
+    }
     if (rendering.kind === 'delete') {
-      // Deleted for everyone on WhatsApp: delete the relayed message in Chatwoot.
-      const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, rendering.targetWaId));
-      if (v) {
-        const [conversationId, messageId] = v.split(':').map(Number);
-        await client.deleteMessage(accountId, conversationId!, messageId!).catch((err: unknown) => {
-          if (!(err instanceof ChatwootNotFoundError)) throw err;
-        });
-      }
+      // Deleted for everyone on WhatsApp by its sender: delete the relayed message in Chatwoot.
+      const { conversationId, messageId } = rendering.target;
+      await client.deleteMessage(accountId, conversationId, messageId).catch((err: unknown) => {
+        if (!(err instanceof ChatwootNotFoundError)) throw err;
+      });
       return { kind: 'ignored', reason: 'deleted on WhatsApp; deleted in Chatwoot' };
     }
-    const waitMs = this.pacer.reserve(target.conversationId);
-    if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
     const body = createBody(rendering, message);
-    await resolver.markInflight(message.chatId, message.waId);
-    const created = rendering.attachment
-      ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [rendering.attachment])
-      : await client.createMessage(accountId, target.conversationId, body);
-    await resolver.recordCreated(message.chatId, created.id);
-    return { kind: 'delivered', conversationId: target.conversationId, messageId: created.id };
+    const attachment = rendering.attachment;
+    try {
+      const waitMs = this.pacer.reserve(target.conversationId);
+      if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
+      await resolver.markInflight(message.chatId, message.waId);
+      const created = attachment
+        ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [attachment])
+        : await client.createMessage(accountId, target.conversationId, body);
+      await resolver.recordCreated(message.chatId, created.id);
+      return { kind: 'delivered', conversationId: target.conversationId, messageId: created.id };
+    } finally {
+      // A spooled download is read once; a retry downloads again.
+      if (attachment && 'file' in attachment) await rm(attachment.file, { force: true });
+    }
   }
 
   /** Looks for a message with this WhatsApp id among the conversation's latest messages. */

@@ -1,17 +1,22 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { decryptPollVote } from '@whiskeysockets/baileys';
 import type { CreateMessageBody, MessageAttachment } from '../chatwoot/types.js';
 import { coerceError } from '../lib/errors.js';
+import { spoolToFile, TooLargeError } from '../lib/spool.js';
 import { WhatsAppUnavailableError } from './relay-errors.js';
 import type { InboundContent, InboundMessage, MediaKind } from '../model/inbound.js';
+import { authorOf, type RelayedMessage, sameAuthor } from '../model/relayed.js';
 
-/** Fetches a media message's bytes through the instance's current socket (`ref` as the normalizer stored it). */
-export type MediaFetcher = (ref: string) => Promise<Buffer>;
+/** Streams a media message's bytes through the instance's current socket (`ref` as the normalizer stored it). */
+export type MediaFetcher = (ref: string) => Promise<Readable>;
 
 /** What one inbound message becomes in Chatwoot. */
 export type Rendering =
   | { kind: 'create'; content: string; attributes: Record<string, unknown>; attachment?: MessageAttachment; voice?: boolean }
-  | { kind: 'delete'; targetWaId: string };
+  | { kind: 'delete'; target: RelayedMessage }
+  /** Nothing to do in Chatwoot: a revoke of nothing Ponte relayed, or an act on a message its sender may not touch. */
+  | { kind: 'skip'; reason: string };
 
 /** What Ponte keeps of a relayed poll to read its votes later. */
 export interface PollRecord {
@@ -26,8 +31,10 @@ export interface RenderDeps {
   /** This number's own JIDs (PN and LID), the creator of polls sent from the phone. */
   ownJids?: () => string[];
   maxMediaBytes: number;
-  /** The Chatwoot message id a WhatsApp id was relayed as, when known. */
-  mapped(waId: string): Promise<number | undefined>;
+  /** Ponte's chat id of the message being rendered (the alias joining a person's phone number and LID). */
+  chatId: string;
+  /** What Ponte recorded for a WhatsApp id it relayed, when known. */
+  relayed(waId: string): Promise<RelayedMessage | undefined>;
 }
 
 const EXT: Record<string, string> = {
@@ -67,14 +74,28 @@ function participantLabel(message: InboundMessage): string {
  * edits as short replies to their message; a revoke as a delete; calls as a
  * line; anything else as an `is_unsupported` placeholder naming its type.
  * Group messages start with the participant's name and number.
+ *
+ * Message ids are not secrets (every member of a group sees them all), so an
+ * act on another message is checked against what Ponte recorded of it: a
+ * reaction, a quote or a vote refers only to a message of the same chat; an
+ * edit or a revoke also only to one its sender wrote.
  */
 export async function renderInbound(message: InboundMessage, deps: RenderDeps): Promise<Rendering> {
   const attributes: Record<string, unknown> = {};
   if (message.fromMe) attributes.external_echo = true;
+  const inThisChat = (r: RelayedMessage | undefined): r is RelayedMessage => r !== undefined && r.chatId !== '' && r.chatId === deps.chatId;
   const replyTo = async (waId: string) => {
-    const id = await deps.mapped(waId);
-    if (id !== undefined) attributes.in_reply_to = id;
+    const target = await deps.relayed(waId);
+    if (inThisChat(target)) attributes.in_reply_to = target.messageId;
     else attributes.in_reply_to_external_id = `WAID:${waId}`;
+  };
+  /** For edits and revokes: the target, when this message's sender may act on it; a reason when not. */
+  const ownTarget = async (waId: string): Promise<{ target?: RelayedMessage; refused?: string }> => {
+    const target = await deps.relayed(waId);
+    if (!target) return {};
+    if (!inThisChat(target)) return { refused: 'names a message of another chat' };
+    if (!sameAuthor(target.author, authorOf(message))) return { refused: 'names a message its sender did not write' };
+    return { target };
   };
   if (message.quotedWaId) await replyTo(message.quotedWaId);
 
@@ -95,20 +116,18 @@ export async function renderInbound(message: InboundMessage, deps: RenderDeps): 
       }
       try {
         if (!deps.fetchMedia) throw new Error('no WhatsApp connection to download it');
-        const data = await deps.fetchMedia(c.ref);
-        if (data.length > deps.maxMediaBytes) {
-          content = joinLines(caption, `[${label} of ${mb(data.length)} not relayed: over the ${mb(deps.maxMediaBytes)} limit]`);
-          break;
-        }
+        // Streamed to a temporary file and cut at the cap, whatever size the sender declared.
+        const spooled = await spoolToFile(await deps.fetchMedia(c.ref), { maxBytes: deps.maxMediaBytes, prefix: 'ponte-media-' });
         const contentType = c.media === 'voice' ? 'audio/ogg' : c.mimetype.split(';')[0]!.trim();
         const ext = EXT[contentType] ?? contentType.split('/')[1]?.replace(/[^a-z0-9]/gi, '') ?? 'bin';
-        attachment = { fileName: c.fileName ?? `${c.media}-${message.waId}.${ext}`, contentType, data };
+        attachment = { fileName: c.fileName ?? `${c.media}-${message.waId}.${ext}`, contentType, file: spooled.file, bytes: spooled.bytes };
         voice = c.media === 'voice';
         content = caption;
       } catch (err) {
-        // A dropped connection is waited out; a download WhatsApp refuses is noted.
+        // A dropped connection is waited out; a file over the cap or a download WhatsApp refuses is noted.
         if (err instanceof WhatsAppUnavailableError) throw err;
-        content = joinLines(caption, `[${label} could not be downloaded from WhatsApp: ${coerceError(err).message}]`);
+        if (err instanceof TooLargeError) content = joinLines(caption, `[${label} over the ${mb(deps.maxMediaBytes)} limit: not relayed]`);
+        else content = joinLines(caption, `[${label} could not be downloaded from WhatsApp: ${coerceError(err).message}]`);
       }
       if (c.viewOnce) content = joinLines(content, '(view once)');
       break;
@@ -137,16 +156,26 @@ export async function renderInbound(message: InboundMessage, deps: RenderDeps): 
       else content = chosen.length === 0 ? '🗳️ Removed their vote' : `🗳️ Voted: ${chosen.join(', ')}`;
       break;
     }
-    case 'reaction':
+    case 'reaction': {
+      const target = await deps.relayed(c.targetWaId);
+      if (target && !inThisChat(target)) return { kind: 'skip', reason: 'a reaction naming a message of another chat' };
       await replyTo(c.targetWaId);
       content = c.emoji ? `Reacted ${c.emoji}` : 'Removed a reaction';
       break;
-    case 'edit':
+    }
+    case 'edit': {
+      const { refused } = await ownTarget(c.targetWaId);
+      if (refused) return { kind: 'skip', reason: `an edit that ${refused}` };
       await replyTo(c.targetWaId);
       content = `✏️ Edited: ${c.text}`;
       break;
-    case 'revoke':
-      return { kind: 'delete', targetWaId: c.targetWaId };
+    }
+    case 'revoke': {
+      const { target, refused } = await ownTarget(c.targetWaId);
+      if (refused) return { kind: 'skip', reason: `a revoke that ${refused}` };
+      if (!target) return { kind: 'skip', reason: 'a revoke of a message Ponte did not relay' };
+      return { kind: 'delete', target };
+    }
     case 'call':
       content = `${c.video ? '📹' : '📞'} ${c.status === 'rejected' ? 'Rejected' : 'Missed'} ${c.video ? 'video' : 'voice'} call`;
       break;

@@ -1,27 +1,37 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
+/** Authentication of Chatwoot's webhooks: Ponte's URL token first, then Chatwoot's HMAC signature on the raw body. */
+import { createHmac } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { safeEqual } from '../lib/safe-equal.js';
 
 export type WebhookAuthResult = { ok: true } | { ok: false; reason: string };
 
 /**
  * Every webhook carries `WEBHOOK_SECRET` (query `token` or header
- * `x-ponte-token`). When Chatwoot's signing secret is known, the
- * `X-Chatwoot-Signature` (`sha256=hex(HMAC(secret, "<timestamp>.<raw body>"))`)
- * must match the raw bytes and the timestamp be at most `maxAgeS` old
+ * `x-ponte-token`). Checked before the body is read, so a stranger cannot
+ * make Ponte read and buffer megabytes (DESIGN.md, Decisions 16).
+ */
+export function webhookToken(secret: string, onRefused: (req: Request, reason: string) => void) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const queryToken = typeof req.query.token === 'string' ? req.query.token : undefined;
+    const token = queryToken ?? req.get('x-ponte-token');
+    const reason = !token ? 'missing token: add ?token=<WEBHOOK_SECRET> to the webhook URL' : !safeEqual(token, secret) ? 'wrong token' : undefined;
+    if (reason === undefined) return next();
+    onRefused(req, reason);
+    res.status(401).json({ error: 'unauthorized', message: reason });
+  };
+}
+
+/** Whether the request carries Chatwoot's signature headers at all. */
+export function isSigned(req: Request): boolean {
+  return req.get('x-chatwoot-signature') !== undefined || req.get('x-chatwoot-timestamp') !== undefined;
+}
+
+/**
+ * Checks `X-Chatwoot-Signature` (`sha256=hex(HMAC(secret, "<timestamp>.<raw body>"))`)
+ * against the raw bytes, and that the timestamp is at most `maxAgeS` old
  * (`reference/chatwoot.md` §3.1; Chatwoot enforces no replay window itself).
  */
-export function verifyWebhook(req: Request, raw: Buffer, o: { secret: string; signingSecret?: string | undefined; maxAgeS: number; nowS?: number }): WebhookAuthResult {
-  const queryToken = typeof req.query.token === 'string' ? req.query.token : undefined;
-  const token = queryToken ?? req.get('x-ponte-token');
-  if (!token) return { ok: false, reason: 'missing token: add ?token=<WEBHOOK_SECRET> to the webhook URL' };
-  if (!safeEqual(token, o.secret)) return { ok: false, reason: 'wrong token' };
-  if (!o.signingSecret) return { ok: true };
+export function verifySignature(req: Request, raw: Buffer, o: { signingSecret: string; maxAgeS: number; nowS?: number }): WebhookAuthResult {
   const signature = req.get('x-chatwoot-signature');
   const ts = req.get('x-chatwoot-timestamp');
   if (!signature || !ts) return { ok: false, reason: 'missing X-Chatwoot-Signature or X-Chatwoot-Timestamp' };

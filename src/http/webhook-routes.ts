@@ -1,29 +1,29 @@
+/** Chatwoot's webhooks: the account webhook with operator commands, and each Ponte inbox's webhook with agent replies. */
 import express, { type Request, type Response, Router } from 'express';
-import type { Redis } from 'ioredis';
-import { authorizeCommand, type CommandEvent } from '../commands/authorize.js';
-import type { CommandService } from '../commands/command-service.js';
+import { PONTE_SOURCE_PREFIX } from '../commands/authorize.js';
+import type { AcceptedCommand } from '../commands/command-intake.js';
 import { parseCommand } from '../commands/parse.js';
 import type { Config } from '../config/schema.js';
-import type { InstanceRegistry } from '../instances/registry.js';
-import { coerceError } from '../lib/errors.js';
-import { instanceKey } from '../model/instance-key.js';
-import type { Logger } from '../observability/logger.js';
-import { parseMapping } from '../queue/inbound-store.js';
-import type { RedisKeys } from '../queue/keys.js';
-import { verifyWebhook } from './webhook-auth.js';
-import type { Queue } from 'bullmq';
-import { decideInboxEvent, type OutboundJob } from '../outbound/inbox-events.js';
-import { enqueueOutbound } from '../outbound/outbound-queue.js';
 import { parseInstanceKey } from '../model/instance-key.js';
+import type { Logger } from '../observability/logger.js';
+import { decideInboxEvent, type OutboundJob } from '../outbound/inbox-events.js';
+import { isSigned, verifySignature, webhookToken } from './webhook-auth.js';
+
+/** An authentic event Ponte keeps: an agent message for an instance's outbound queue, or a command. */
+export type AcceptedWebhook = { kind: 'outbound'; instanceKey: string; job: OutboundJob } | { kind: 'command'; command: AcceptedCommand };
 
 export interface WebhookRoutesDeps {
   config: Readonly<Config>;
-  /** Where agent messages are queued for the instance's worker. */
-  outbound: { queue(instanceKey: string): Queue<OutboundJob>; inboxSecret(instanceKey: string): string | undefined };
-  redis: Redis;
-  keys: RedisKeys;
-  registry: InstanceRegistry;
-  commands: CommandService;
+  /** Whether an instance exists, from memory (a webhook never waits on Redis to know). */
+  isInstance(instanceKey: string): boolean;
+  /** Each inbox's signing secret as last read, and a re-read after a mismatch (undefined when unchanged). */
+  inboxSecrets: { current(instanceKey: string): string | undefined; refresh(instanceKey: string): Promise<string | undefined> };
+  /**
+   * Hands an accepted event to Redis, or past its budget to the local
+   * journal (DESIGN.md, Decisions 17); rejects only when it could be stored
+   * nowhere.
+   */
+  accept(event: AcceptedWebhook): Promise<'direct' | 'journaled'>;
   log: Logger;
 }
 
@@ -31,32 +31,46 @@ export interface WebhookRoutesDeps {
 const rawBody = express.raw({ type: () => true, limit: '2mb' });
 
 function parseJson(raw: Buffer): Record<string, unknown> | undefined {
+  let v: unknown;
   try {
-    const v = JSON.parse(raw.toString('utf8')) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    v = JSON.parse(raw.toString('utf8'));
   } catch {
     return undefined;
   }
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined);
+
 /**
- * `POST /webhook/comando`: Chatwoot's account webhook with operator
- * commands. Chatwoot gives a webhook 5 s, never retries, and marks the
- * message failed on any non-2xx, so an authentic request is answered 200 at
- * once whether it is acted on or ignored, and the work happens afterwards.
- * A repeated delivery (same event and message id) is answered and dropped.
+ * Chatwoot gives a webhook 5 s, never retries, and marks the message failed
+ * on any non-2xx (DESIGN.md, Decisions 7), so an authentic request is
+ * answered 2xx whether it is acted on or ignored, and nothing slow happens
+ * before the answer. A stranger gets a 4xx with a reason before any body is
+ * read (wrong token) or before anything is stored (wrong signature).
  */
 export function webhookRoutes(d: WebhookRoutesDeps): Router {
   const router = Router();
   const log = d.log.child({ module: 'webhook' });
+  const refused = (route: string) => (req: Request, reason: string) => log.warn({ route, reason, ip: req.ip }, 'webhook refused');
+  const agentEmails = d.config.webhook.authorizedAgentEmails;
+  const keyword = d.config.webhook.commandKeyword;
 
-  router.post('/webhook/comando', rawBody, async (req: Request, res: Response) => {
+  /**
+   * `POST /webhook/comando`: the account webhook. Only messages that read as
+   * a command are kept (in Redis until carried out: `CommandIntake`); who
+   * may give one is decided afterwards (`authorizeCommand`).
+   */
+  router.post('/webhook/comando', webhookToken(d.config.webhook.secret, refused('comando')), rawBody, async (req: Request, res: Response) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const auth = verifyWebhook(req, raw, { secret: d.config.webhook.secret, signingSecret: d.config.chatwoot.accountWebhookSecret, maxAgeS: d.config.webhook.signatureMaxAgeS });
-    if (!auth.ok) {
-      log.warn({ route: 'comando', reason: auth.reason, ip: req.ip }, 'webhook refused');
-      res.status(401).json({ error: 'unauthorized', message: auth.reason });
-      return;
+    const signingSecret = d.config.chatwoot.accountWebhookSecret;
+    if (signingSecret) {
+      const auth = verifySignature(req, raw, { signingSecret, maxAgeS: d.config.webhook.signatureMaxAgeS });
+      if (!auth.ok) {
+        refused('comando')(req, auth.reason);
+        res.status(401).json({ error: 'unauthorized', message: auth.reason });
+        return;
+      }
     }
     const payload = parseJson(raw);
     if (!payload) {
@@ -67,83 +81,102 @@ export function webhookRoutes(d: WebhookRoutesDeps): Router {
       res.status(400).json({ error: 'bad_request', message: 'event: is required' });
       return;
     }
-    const id = typeof payload.id === 'number' || typeof payload.id === 'string' ? String(payload.id) : '';
-    if (id) {
-      const first = await d.redis.set(`${d.keys.prefix}webhook:comando:${payload.event}:${id}`, '1', 'EX', 86_400, 'NX');
-      if (first === null) {
-        res.status(200).json({ ok: true, ignored: 'duplicate delivery' });
-        return;
-      }
+    // Most messages an account webhook sees are customers' and agents' own: not commands, nothing stored.
+    const sourceId = typeof payload.source_id === 'string' ? payload.source_id : '';
+    if (payload.event !== 'message_created' || sourceId.startsWith(PONTE_SOURCE_PREFIX) || parseCommand(typeof payload.content === 'string' ? payload.content : '', keyword) === undefined) {
+      res.status(200).json({ ok: true, ignored: 'not a command' });
+      return;
     }
-    res.status(200).json({ ok: true });
-    void act(payload as CommandEvent).catch((err: unknown) => log.error({ err: coerceError(err), messageId: id }, 'command failed'));
+    const id = typeof payload.id === 'number' || (typeof payload.id === 'string' && /^\d{1,18}$/.test(payload.id)) ? String(payload.id) : '';
+    if (!id) {
+      res.status(200).json({ ok: true, ignored: 'a command message without an id' });
+      return;
+    }
+    const command: AcceptedCommand = { id: `${payload.event}:${id}`, payload, signed: signingSecret !== undefined, acceptedAtMs: Date.now() };
+    const how = await d.accept({ kind: 'command', command });
+    res.status(200).json({ ok: true, accepted: how });
   });
 
   /**
    * `POST /webhook/chatwoot/:instance`: the API inbox's webhook. Agent
    * messages (and their deletes and Retries) are queued for the instance's
-   * worker and answered 200 in milliseconds; everything else authentic is
-   * answered 200 and ignored. Signed with the inbox's own secret when Ponte
-   * has it (DESIGN.md, Decisions 9).
+   * worker; everything else authentic is answered 200 and ignored. Signed
+   * with the inbox's own secret when Ponte has read it (DESIGN.md,
+   * Decisions 9); once it has, unsigned deliveries are refused unless
+   * `WEBHOOK_REQUIRE_SIGNATURE=false`.
    */
-  router.post('/webhook/chatwoot/:instance', rawBody, async (req: Request, res: Response) => {
-    const key = typeof req.params.instance === 'string' ? req.params.instance : '';
-    if (!parseInstanceKey(key)) {
-      res.status(400).json({ error: 'bad_request', message: `instance: ${JSON.stringify(key)} is not <account_id>-<inbox_id>` });
-      return;
-    }
-    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const auth = verifyWebhook(req, raw, { secret: d.config.webhook.secret, signingSecret: d.outbound.inboxSecret(key), maxAgeS: d.config.webhook.signatureMaxAgeS });
-    if (!auth.ok) {
-      log.warn({ route: 'inbox', instanceId: key, reason: auth.reason, ip: req.ip }, 'webhook refused');
-      res.status(401).json({ error: 'unauthorized', message: auth.reason });
-      return;
-    }
-    if (!(await d.registry.get(key))) {
-      res.status(404).json({ error: 'not_found', message: `no instance ${key}; create it with "erga <inbox_id> <account_id>"` });
-      return;
-    }
-    const payload = parseJson(raw);
-    if (!payload || typeof payload.event !== 'string') {
-      res.status(400).json({ error: 'bad_request', message: payload ? 'event: is required' : 'body: must be a JSON object (a Chatwoot webhook payload)' });
-      return;
-    }
-    const decision = decideInboxEvent(payload);
-    if (decision.action === 'ignore') {
-      res.status(200).json({ ok: true, ignored: decision.reason });
-      return;
-    }
-    if (decision.job.accountId !== parseInstanceKey(key)!.accountId) {
-      res.status(200).json({ ok: true, ignored: 'event of another account' });
-      return;
-    }
-    await enqueueOutbound(d.outbound.queue(key), decision.job, { redis: d.redis, keys: d.keys, instanceKey: key });
-    res.status(200).json({ ok: true, queued: decision.job.kind });
-  });
+  router.post(
+    '/webhook/chatwoot/:instance',
+    (req, res, next) => {
+      const key = typeof req.params.instance === 'string' ? req.params.instance : '';
+      if (!parseInstanceKey(key)) {
+        res.status(400).json({ error: 'bad_request', message: `instance: ${JSON.stringify(key)} is not <account_id>-<inbox_id>` });
+        return;
+      }
+      next();
+    },
+    webhookToken(d.config.webhook.secret, refused('inbox')),
+    (req, res, next) => {
+      const key = String(req.params.instance);
+      if (!d.isInstance(key)) {
+        res.status(404).json({ error: 'not_found', message: `no instance ${key}; create it with "erga <inbox_id> <account_id>"` });
+        return;
+      }
+      next();
+    },
+    rawBody,
+    async (req: Request, res: Response) => {
+      const key = String(req.params.instance);
+      const ref = parseInstanceKey(key)!;
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const auth = await checkInboxSignature(req, raw, key);
+      if (!auth.ok) {
+        log.warn({ route: 'inbox', instanceId: key, reason: auth.reason, ip: req.ip }, 'webhook refused');
+        res.status(401).json({ error: 'unauthorized', message: auth.reason });
+        return;
+      }
+      const payload = parseJson(raw);
+      if (!payload || typeof payload.event !== 'string') {
+        res.status(400).json({ error: 'bad_request', message: payload ? 'event: is required' : 'body: must be a JSON object (a Chatwoot webhook payload)' });
+        return;
+      }
+      // An account webhook pointed at an inbox URL carries every inbox's events: act only on this instance's.
+      const inboxId = num((payload.inbox as { id?: unknown } | undefined)?.id) ?? num(payload.inbox_id) ?? num((payload.conversation as { inbox_id?: unknown } | undefined)?.inbox_id);
+      if (inboxId !== ref.inboxId) {
+        log.warn({ instanceId: key, payloadInbox: inboxId ?? null, event: payload.event }, 'inbox webhook event of another inbox ignored');
+        res.status(200).json({ ok: true, ignored: inboxId === undefined ? 'the event names no inbox' : 'event of another inbox' });
+        return;
+      }
+      const decision = decideInboxEvent(payload, { commandKeyword: keyword, agentEmails });
+      if (decision.action === 'ignore') {
+        res.status(200).json({ ok: true, ignored: decision.reason });
+        return;
+      }
+      if (decision.job.accountId !== ref.accountId) {
+        res.status(200).json({ ok: true, ignored: 'event of another account' });
+        return;
+      }
+      const how = await d.accept({ kind: 'outbound', instanceKey: key, job: decision.job });
+      res.status(200).json({ ok: true, queued: decision.job.kind, accepted: how });
+    },
+  );
 
-  async function act(payload: CommandEvent): Promise<void> {
-    // Most messages an account webhook sees are customers' and agents' own: not commands.
-    if (parseCommand(typeof payload.content === 'string' ? payload.content : '', d.config.webhook.commandKeyword) === undefined) return;
-    const decision = await authorizeCommand(payload, {
-      commandInboxId: d.config.chatwoot.commandInboxId,
-      authorizedPhones: d.config.webhook.authorizedPhones,
-      isPonteInbox: async (accountId, inboxId) => (await d.registry.get(instanceKey({ accountId, inboxId }))) !== undefined,
-      relayed: async (accountId, inboxId, waId) => {
-        // Chatwoot's webhook can overtake Ponte's own record of the create; wait a little for it.
-        const key = d.keys.waToCw(instanceKey({ accountId, inboxId }), waId);
-        for (let i = 0; i < 20; i++) {
-          const v = await d.redis.get(key);
-          if (v) return parseMapping(v);
-          await new Promise((r) => setTimeout(r, 250));
-        }
-        return undefined;
-      },
-    });
-    if (!decision.act) {
-      log[decision.log]({ messageId: payload.id, inboxId: payload.inbox?.id, reason: decision.reason }, 'command message ignored');
-      return;
+  async function checkInboxSignature(req: Request, raw: Buffer, key: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const maxAgeS = d.config.webhook.signatureMaxAgeS;
+    const secret = d.inboxSecrets.current(key);
+    if (!isSigned(req)) {
+      if (secret && d.config.webhook.requireSignature) return { ok: false, reason: 'unsigned webhook: this inbox signs its webhooks (X-Chatwoot-Signature); set WEBHOOK_REQUIRE_SIGNATURE=false only for a Chatwoot that does not' };
+      return { ok: true };
     }
-    await d.commands.handle(decision.ctx);
+    if (secret) {
+      const first = verifySignature(req, raw, { signingSecret: secret, maxAgeS });
+      if (first.ok || first.reason !== 'signature does not match') return first;
+    }
+    // Unknown or changed secret (Chatwoot's "reset secret"): read it once more before refusing.
+    const fresh = await d.inboxSecrets.refresh(key);
+    if (fresh) return verifySignature(req, raw, { signingSecret: fresh, maxAgeS });
+    if (!secret) return { ok: true };
+    return { ok: false, reason: 'signature does not match' };
   }
 
   return router;

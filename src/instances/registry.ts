@@ -8,21 +8,34 @@ export interface InstanceRecord {
   accountId: number;
   inboxId: number;
   desired: 'running' | 'stopped';
-  /** Where operators are told about QR codes, links and alerts (the command's conversation). */
-  notify?: { accountId: number; conversationId: number };
+  /** Where operators are told about QR codes, links and alerts (the command's conversation); as private notes when `private`. */
+  notify?: { accountId: number; conversationId: number; private?: boolean };
   createdAtMs: number;
   updatedAtMs: number;
 }
 
-/** The instance registry: one Redis hash, instance key → JSON record. The primary owns it. */
+/**
+ * The instance registry: one Redis hash, instance key → JSON record. The
+ * primary owns it and mirrors the keys in memory, so a webhook can tell a
+ * known instance from an unknown one without waiting on Redis.
+ */
 export class InstanceRegistry {
+  private readonly known = new Set<string>();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
   ) {}
 
+  /** Whether the instance exists, from memory (filled by `list`, kept by `upsert` and `remove`). */
+  has(instanceKey: string): boolean {
+    return this.known.has(instanceKey);
+  }
+
   async list(): Promise<InstanceRecord[]> {
     const all = await this.redis.hgetall(this.keys.instances);
+    this.known.clear();
+    for (const k of Object.keys(all)) this.known.add(k);
     return Object.values(all)
       .map((v) => JSON.parse(v) as InstanceRecord)
       .sort((a, b) => a.createdAtMs - b.createdAtMs || a.instanceKey.localeCompare(b.instanceKey));
@@ -48,6 +61,7 @@ export class InstanceRegistry {
       updatedAtMs: now,
     };
     await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(record));
+    this.known.add(instanceKey);
     return { record, created: !existing };
   }
 
@@ -61,6 +75,7 @@ export class InstanceRegistry {
 
   async remove(instanceKey: string): Promise<void> {
     await this.redis.hdel(this.keys.instances, instanceKey);
+    this.known.delete(instanceKey);
   }
 }
 

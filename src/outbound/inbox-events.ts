@@ -31,12 +31,36 @@ export interface OutboundJob {
 
 export type InboxDecision = { action: 'queue'; job: OutboundJob } | { action: 'ignore'; reason: string };
 
+/** What the decision needs to know of the configuration. */
+export interface InboxEventRules {
+  /** `WEBHOOK_COMMAND_KEYWORD`: an authorized agent's command is carried out by the command webhook, never sent to the customer. */
+  commandKeyword: string;
+  /** `WEBHOOK_AUTHORIZED_AGENT_EMAILS`, lower-cased. */
+  agentEmails: readonly string[];
+}
+
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined);
 
-export function decideInboxEvent(p: Json, nowMs = Date.now()): InboxDecision {
+/** The last path segment of an attachment URL, decoded; '' when the URL or its escapes are malformed (the send then fails with a reason). */
+function fileNameOf(url: string): string {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return '';
+  }
+  const last = path.split('/').pop() ?? '';
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
+export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.now()): InboxDecision {
   const event = p.event;
   if (event !== 'message_created' && event !== 'message_updated') return { action: 'ignore', reason: `event ${String(event)}` };
   const type = p.message_type;
@@ -61,6 +85,10 @@ export function decideInboxEvent(p: Json, nowMs = Date.now()): InboxDecision {
   const sender = obj(obj(conversation.meta)?.sender) ?? {};
   const contactInbox = obj(conversation.contact_inbox) ?? {};
   const agent = obj(p.sender);
+  const agentEmail = typeof agent?.email === 'string' ? agent.email.trim().toLowerCase() : '';
+  if (agent?.type === 'user' && agentEmail && rules.agentEmails.includes(agentEmail) && firstWord(p.content) === rules.commandKeyword) {
+    return { action: 'ignore', reason: 'an operator command (answered by the command webhook)' };
+  }
   const attachments = (Array.isArray(p.attachments) ? p.attachments : []).map(obj).filter((a): a is Json => a !== undefined && str(a.data_url) !== undefined);
   const inReplyTo = num(attrs.in_reply_to);
   return {
@@ -73,7 +101,7 @@ export function decideInboxEvent(p: Json, nowMs = Date.now()): InboxDecision {
       content: typeof p.content === 'string' ? p.content : null,
       attachments: attachments.map((a) => {
         const url = str(a.data_url)!;
-        const last = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+        const last = fileNameOf(url);
         return {
           url,
           fileType: str(a.file_type) ?? 'file',
@@ -92,4 +120,8 @@ export function decideInboxEvent(p: Json, nowMs = Date.now()): InboxDecision {
       receivedAtMs: nowMs,
     },
   };
+}
+
+function firstWord(content: unknown): string {
+  return typeof content === 'string' ? (content.trim().split(/\s+/)[0] ?? '').toLowerCase() : '';
 }

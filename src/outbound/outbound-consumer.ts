@@ -1,21 +1,22 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import type { AnyMessageContent, WAMessage, WAMessageKey } from '@whiskeysockets/baileys';
-import axios from 'axios';
 import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatwootClientLike, CwMessageStatus } from '../chatwoot/types.js';
 import type { Config } from '../config/schema.js';
-import { coerceError } from '../lib/errors.js';
+import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
-import { outboundQueueName, type RedisKeys } from '../queue/keys.js';
+import { outboundQueueName, RETENTION_S, type RedisKeys } from '../queue/keys.js';
 import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
+import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
 import { markdownToWhatsApp } from './markdown.js';
 
-/** A send that cannot succeed by retrying: the Chatwoot message is marked failed with this reason. */
-export class OutboundRejected extends Error {
+/** A send that cannot succeed by retrying: the Chatwoot message is marked failed with this reason (words for an agent). */
+export class OutboundRejected extends AppError {
   readonly code = 'OUTBOUND_REJECTED';
 }
 
@@ -26,6 +27,8 @@ export interface OutboundDeps {
   instanceKey: string;
   accountId: number;
   chatwoot: ChatwootClientLike;
+  /** Downloads agents' attachments from Chatwoot and its storage only (DESIGN.md, Decisions 15). */
+  attachments: AttachmentFetcher;
   session: WhatsAppSession;
   /** Ids Ponte sends, so their echoes are not relayed back into Chatwoot. */
   ownSends: Set<string>;
@@ -36,6 +39,8 @@ export interface OutboundDeps {
 
 interface Part {
   content: AnyMessageContent;
+  /** A temporary file the content streams from; removed once sent. */
+  file?: string;
 }
 
 const JID = /@(s\.whatsapp\.net|lid|g\.us)$/;
@@ -107,10 +112,11 @@ export class OutboundConsumer {
     if (j.seq === undefined) return;
     // max(done, seq): a later message can finish first only after the escape above.
     await this.d.redis.eval(
-      "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+      "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end return 1",
       1,
       this.d.keys.outDone(this.d.instanceKey, j.conversationId),
       String(j.seq),
+      String(RETENTION_S),
     );
   }
 
@@ -155,7 +161,7 @@ export class OutboundConsumer {
     if (!digits) throw new OutboundRejected('the contact has no phone number to send WhatsApp messages to');
     const found = (await socket.onWhatsApp(...brazilianVariants(digits))).find((r) => r.exists);
     if (!found) throw new OutboundRejected(`+${digits} is not on WhatsApp`);
-    await this.d.redis.set(this.d.keys.outJid(this.d.instanceKey, j.conversationId), found.jid);
+    await this.d.redis.set(this.d.keys.outJid(this.d.instanceKey, j.conversationId), found.jid, 'EX', RETENTION_S);
     return found.jid;
   }
 
@@ -176,16 +182,22 @@ export class OutboundConsumer {
 
     for (const [i, step] of plan.entries()) {
       if (done[String(i)]) continue;
-      const part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
+      const part: Part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
       const id = newMessageId();
       this.d.ownSends.add(id);
-      const sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
+      let sent: WAMessage | undefined;
+      try {
+        sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
+      } finally {
+        if (part.file) await rm(part.file, { force: true });
+      }
       const waId = sent?.key.id ?? id;
       await this.d.redis
         .multi()
         .hset(partsKey, String(i), waId)
-        .set(this.d.keys.outWa(this.d.instanceKey, waId), `${j.conversationId}:${j.messageId}:${i}:${jid}`)
-        .set(this.d.keys.cwToWa(this.d.instanceKey, j.messageId), waId, 'NX')
+        .expire(partsKey, RETENTION_S)
+        .set(this.d.keys.outWa(this.d.instanceKey, waId), `${j.conversationId}:${j.messageId}:${i}:${jid}`, 'EX', RETENTION_S)
+        .set(this.d.keys.cwToWa(this.d.instanceKey, j.messageId), waId, 'EX', RETENTION_S, 'NX')
         .hincrby(this.d.keys.stats(this.d.instanceKey), 'sent', 1)
         .exec();
     }
@@ -211,31 +223,31 @@ export class OutboundConsumer {
 
   private async mediaPart(a: OutboundAttachment, caption: string | undefined): Promise<Part> {
     const max = this.d.config.outbound.mediaMaxBytes;
-    if (a.size !== undefined && a.size > max) throw new OutboundRejected(`${a.fileName} is larger than ${Math.round(max / 1048576)} MiB`);
-    let data: Buffer;
-    let contentType = a.contentType;
+    if (a.size !== undefined && a.size > max) throw new OutboundRejected(`the attachment is larger than ${Math.round(max / 1048576)} MiB`);
+    let fetched: Awaited<ReturnType<AttachmentFetcher['fetchToFile']>>;
     try {
-      const res = await axios.get<ArrayBuffer>(a.url, { responseType: 'arraybuffer', maxRedirects: 5, maxContentLength: max, timeout: 60_000 });
-      data = Buffer.from(res.data);
-      const header = res.headers['content-type'];
-      contentType ??= typeof header === 'string' ? header : undefined;
+      fetched = await this.d.attachments.fetchToFile(a.url);
     } catch (err) {
       const e = coerceError(err);
-      if (/maxContentLength/i.test(e.message)) throw new OutboundRejected(`${a.fileName} is larger than ${Math.round(max / 1048576)} MiB`);
-      const status = (err as { response?: { status?: number } }).response?.status;
-      if (status === 404) throw new OutboundRejected(`${a.fileName} could not be downloaded from Chatwoot (404)`);
+      if (!(e instanceof AttachmentFetchError)) throw e;
+      // The agent sees plain words; the host, status and remote text stay in the log.
+      this.d.log.warn({ err: e, reason: e.reason }, 'attachment download failed');
+      if (!e.retryable) throw new OutboundRejected(e.agentMessage, { cause: e });
       throw e;
     }
-    const mimetype = (contentType ?? 'application/octet-stream').split(';')[0]!.trim();
+    const mimetype = (a.contentType ?? fetched.contentType ?? 'application/octet-stream').split(';')[0]!.trim();
     const cap = caption ? { caption } : {};
-    if (a.fileType === 'image' && /^image\/(jpeg|png|webp|gif)$/.test(mimetype)) return { content: { image: data, mimetype, ...cap } };
-    if (a.fileType === 'video') return { content: { video: data, mimetype, ...cap } };
+    // Baileys streams a local file (`url` as a path) while encrypting: the file never sits whole in memory.
+    const media = { url: fetched.file };
+    const part = (content: AnyMessageContent): Part => ({ content, file: fetched.file });
+    if (a.fileType === 'image' && /^image\/(jpeg|png|webp|gif)$/.test(mimetype)) return part({ image: media, mimetype, ...cap });
+    if (a.fileType === 'video') return part({ video: media, mimetype, ...cap });
     if (a.fileType === 'audio' || mimetype.startsWith('audio/')) {
       // audio/ogg (opus) goes as a voice note; other audio as a file to play (DESIGN.md, Decisions 11).
       const ptt = mimetype === 'audio/ogg' || mimetype === 'audio/opus';
-      return { content: { audio: data, mimetype: ptt ? 'audio/ogg; codecs=opus' : mimetype, ptt } };
+      return part({ audio: media, mimetype: ptt ? 'audio/ogg; codecs=opus' : mimetype, ptt });
     }
-    return { content: { document: data, mimetype, fileName: a.fileName, ...cap } };
+    return part({ document: media, mimetype, fileName: a.fileName, ...cap });
   }
 
   private async remove(socket: WaSocket, j: OutboundJob): Promise<void> {
@@ -258,7 +270,7 @@ export class OutboundConsumer {
     const stKey = this.d.keys.outStatus(this.d.instanceKey, Number(messageId));
     const before = await this.d.redis.hget(stKey, part!);
     if (Number(before ?? 0) >= waStatus) return;
-    await this.d.redis.hset(stKey, part!, String(waStatus));
+    await this.d.redis.multi().hset(stKey, part!, String(waStatus)).expire(stKey, RETENTION_S).exec();
     const [parts, statuses] = await Promise.all([this.d.redis.hlen(this.d.keys.outParts(this.d.instanceKey, Number(messageId))), this.d.redis.hvals(stKey)]);
     if (statuses.length < parts) return;
     const lowest = Math.min(...statuses.map(Number));

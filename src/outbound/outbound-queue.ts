@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { outboundQueueName, type RedisKeys } from '../queue/keys.js';
+import { outboundQueueName, RETENTION_S, type RedisKeys } from '../queue/keys.js';
 import type { OutboundJob } from './inbox-events.js';
 
 export function createOutboundQueue(connection: Redis, keys: RedisKeys, instanceKey: string): Queue<OutboundJob> {
@@ -21,6 +21,7 @@ export async function enqueueOutbound(queue: Queue<OutboundJob>, job: OutboundJo
   const jobId = `${job.kind}.${job.messageId}`;
   // A job still waiting for this message makes a repeat a no-op; no sequence number is spent on it.
   if (await queue.getJob(jobId)) return;
-  const seq = await order.redis.incr(order.keys.outSeq(order.instanceKey, job.conversationId));
+  const seqKey = order.keys.outSeq(order.instanceKey, job.conversationId);
+  const [[, seq]] = (await order.redis.multi().incr(seqKey).expire(seqKey, RETENTION_S).exec()) as [[Error | null, number], [Error | null, number]];
   await queue.add(job.kind, { ...job, seq }, { jobId });
 }

@@ -2,21 +2,32 @@ import cluster from 'node:cluster';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { redactConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ChatwootClient } from '../chatwoot/client.js';
+import { authorizeCommand } from '../commands/authorize.js';
+import { CommandIntake } from '../commands/command-intake.js';
 import { CommandService } from '../commands/command-service.js';
 import { createApp } from '../http/app.js';
-import { webhookRoutes } from '../http/webhook-routes.js';
+import { type AcceptedWebhook, webhookRoutes } from '../http/webhook-routes.js';
 import { controlErrorHandler, operatorRoutes } from '../http/operator-routes.js';
 import { InstanceRegistry } from '../instances/registry.js';
+import { Journal } from '../lib/journal.js';
+import { instanceKey } from '../model/instance-key.js';
 import { createLogger } from '../observability/logger.js';
+import { enqueueOutbound } from '../outbound/outbound-queue.js';
 import { RedisKeys } from '../queue/keys.js';
+import { waitForRelayed } from '../queue/relayed-lookup.js';
 import { createRedis, resolveRedisUrl } from '../redis/connection.js';
 import { VERSION } from '../version.js';
 import { ControlPlane } from './control-plane.js';
+import { InboxSecrets } from './inbox-secrets.js';
 import { OutboundGateway } from './outbound-gateway.js';
 import { Supervisor } from './supervisor.js';
+
+/** How long a webhook waits for Redis before its event goes to the local journal (Chatwoot allows 5 s in all). */
+const WEBHOOK_REDIS_BUDGET_MS = 1500;
 
 /**
  * The primary process: configuration, Redis, the HTTP port, the instance
@@ -30,6 +41,9 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const redisUrl = await resolveRedisUrl(config, log);
   const redis = createRedis(redisUrl, config, { maxRetriesPerRequest: 1 });
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
+  // Webhook intake fails fast while Redis is away, so its events go to the journal within their budget.
+  const intakeRedis = createRedis(redisUrl, config, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  intakeRedis.on('error', (err) => log.debug({ err }, 'redis connection error (webhook intake)'));
   const keys = new RedisKeys(config.redis.prefix);
   const registry = new InstanceRegistry(redis, keys);
 
@@ -38,15 +52,37 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
   const control = new ControlPlane({ registry, supervisor, redis, keys, log, staggerMs: config.whatsapp.restoreStaggerMs });
   const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
-  const outbound = new OutboundGateway({ redis, keys, chatwoot, log });
+  const outbound = new OutboundGateway({ redis: intakeRedis, keys });
+  const secrets = new InboxSecrets({ chatwoot, redis, keys, log: log.child({ module: 'inbox-secrets' }) });
   supervisor.on('event', (e) => {
-    if (e.event === 'open' && !outbound.inboxSecret(e.instanceKey)) void outbound.learnSecret(e.instanceKey);
+    if (e.event === 'open') secrets.learn(e.instanceKey);
   });
   const commands = new CommandService({ config, chatwoot, control, registry, supervisor, log: log.child({ module: 'commands' }) });
-  if (config.chatwoot.commandInboxId === 0) {
-    log.warn('DEFAULT_RELAY_CHATWOOT_INBOX_ID=0: commands are read from every inbox of the account; set it to the command inbox');
-  }
-  if (config.webhook.authorizedPhones.length === 0) log.warn('WEBHOOK_AUTHORIZED_PHONE_NUMBERS is empty: nobody can give commands');
+  const intake = new CommandIntake({
+    redis: intakeRedis,
+    keys,
+    log: log.child({ module: 'commands' }),
+    authorize: (payload, signed) =>
+      authorizeCommand(payload, {
+        commandInboxId: config.chatwoot.commandInboxId,
+        authorizedPhones: config.webhook.authorizedPhones,
+        authorizedAgentEmails: config.webhook.authorizedAgentEmails,
+        signed,
+        isPonteInbox: (accountId, inboxId) => Promise.resolve(registry.has(instanceKey({ accountId, inboxId }))),
+        relayed: (accountId, inboxId, waId) => waitForRelayed(redis, keys, instanceKey({ accountId, inboxId }), waId),
+      }),
+    handle: (ctx) => commands.handle(ctx),
+  });
+  const journal = new Journal<AcceptedWebhook>({
+    file: join(config.whatsapp.sessionsDir, 'journal', 'primary.jsonl'),
+    log,
+    // Idempotent both: the outbound queue dedupes by Chatwoot message id, the intake by delivery id.
+    apply: async (event) => {
+      if (event.kind === 'outbound') await enqueueOutbound(outbound.queue(event.instanceKey), event.job, { redis: intakeRedis, keys, instanceKey: event.instanceKey });
+      else await intake.accept(event.command);
+    },
+  });
+  logCommandAuthority(config, log);
   supervisor.on('event', (e) => {
     if (e.event === 'alert') log.warn({ instanceId: e.instanceKey, alert: e.data.text }, 'instance alert');
     if (e.event === 'open') log.info({ instanceId: e.instanceKey, phone: e.data.phone }, 'instance linked and connected');
@@ -65,7 +101,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       return { ready: Object.values(checks).every(Boolean), checks };
     },
     routes: [
-      webhookRoutes({ config, redis, keys, registry, commands, log, outbound }),
+      webhookRoutes({ config, isInstance: (key) => registry.has(key), inboxSecrets: secrets, accept: (event) => journal.submit(event, WEBHOOK_REDIS_BUDGET_MS), log }),
       operatorRoutes({
         control,
         supervisor,
@@ -81,7 +117,9 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
 
   supervisor.start();
   await control.restore();
-  await Promise.all((await registry.list()).map((r) => outbound.learnSecret(r.instanceKey)));
+  await secrets.load((await registry.list()).map((r) => r.instanceKey));
+  await journal.open();
+  await intake.resume();
   const server: Server = app.listen(config.server.port, config.server.host);
   await once(server, 'listening');
   log.info({ port: config.server.port, host: config.server.host, workers: count, driver: config.whatsapp.driver }, 'HTTP listening');
@@ -100,15 +138,21 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       process.exit(1);
     }, config.server.shutdownTimeoutMs);
     deadline.unref();
-    // Workers first (their sessions end, in-flight deliveries finish), while
-    // the listener keeps accepting; then the listener, then Redis.
-    await supervisor.stop(Math.max(1000, config.server.shutdownTimeoutMs - 2000));
+    // Commands in flight first (they may need the workers), then the workers
+    // (their sessions end, in-flight deliveries finish), while the listener
+    // keeps accepting; then the listener, the journal, then Redis.
+    const budget = config.server.shutdownTimeoutMs;
+    if (!(await intake.drain(Math.floor(budget / 4)))) log.warn({ commands: intake.running }, 'commands still running at shutdown: they run again at the next start');
+    await supervisor.stop(Math.max(1000, Math.floor(budget / 2)));
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    if (!(await journal.drain(2000))) log.warn({ entries: journal.pending }, 'journal not empty at shutdown: replayed at the next start');
+    await journal.close();
+    secrets.close();
     await outbound.close();
-    await redis.quit().catch(() => undefined);
+    await Promise.all([redis.quit().catch(() => undefined), intakeRedis.quit().catch(() => undefined)]);
     log.info('stopped');
     log.flush();
     process.exit(0);
@@ -131,4 +175,23 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       supervisor.on('ready', onReady);
     }
   }
+}
+
+/** Says at start-up who can give commands (DESIGN.md, Decisions 8), and what keeps anyone from doing so. */
+function logCommandAuthority(config: Readonly<Config>, log: ReturnType<typeof createLogger>): void {
+  const inbox = config.chatwoot.commandInboxId;
+  const phones = config.webhook.authorizedPhones;
+  const agents = config.webhook.authorizedAgentEmails;
+  const signed = config.chatwoot.accountWebhookSecret !== undefined;
+  log.info(
+    {
+      phones: phones.map((p) => `+${p}`),
+      phoneInboxes: inbox === 0 ? 'any Ponte inbox of the account' : `inbox ${inbox} (a Ponte inbox)`,
+      agents: signed ? agents : [],
+      agentInboxes: 'any inbox of the account (private notes and outgoing messages)',
+    },
+    'commands are accepted from these WhatsApp numbers, through messages Ponte relayed, and from these Chatwoot agents',
+  );
+  if (phones.length === 0 && (agents.length === 0 || !signed)) log.warn('nobody can give commands: set WEBHOOK_AUTHORIZED_PHONE_NUMBERS, or WEBHOOK_AUTHORIZED_AGENT_EMAILS with CHATWOOT_ACCOUNT_WEBHOOK_SECRET');
+  if (agents.length > 0 && !signed) log.warn('WEBHOOK_AUTHORIZED_AGENT_EMAILS is set but CHATWOOT_ACCOUNT_WEBHOOK_SECRET is not: unsigned deliveries never authorize an agent, so agents cannot give commands');
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { InboundEvent } from '../model/inbound.js';
-import type { RedisKeys } from './keys.js';
+import { authorOf, encodeRelayed, parseRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
+import { LIST_CAP, RETENTION_S, type RedisKeys } from './keys.js';
 
 /**
  * Per-chat ordered storage of one instance's inbound events in Redis.
@@ -30,13 +31,23 @@ const INGEST = `
 local base = ARGV[1]
 if redis.call('EXISTS', ARGV[8]) == 1 then return {0, '', 0} end
 if not redis.call('SET', base .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[7])) then return {0, '', 0} end
-local aliases = base .. 'alias'
+local ttl = tonumber(ARGV[7])
+-- One key per address (expiring with the retention); the hash is where older versions kept them.
+local function alias(jid)
+  local v = redis.call('GET', base .. 'alias:' .. jid)
+  if not v then v = redis.call('HGET', base .. 'alias', jid) end
+  return v
+end
+local function keep(jid, chat)
+  local key = base .. 'alias:' .. jid
+  if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
+end
 local chat = false
-if ARGV[3] ~= '' then chat = redis.call('HGET', aliases, ARGV[3]) end
-if (not chat) and ARGV[4] ~= '' then chat = redis.call('HGET', aliases, ARGV[4]) end
+if ARGV[3] ~= '' then chat = alias(ARGV[3]) end
+if (not chat) and ARGV[4] ~= '' then chat = alias(ARGV[4]) end
 if not chat then chat = ARGV[5] end
-if ARGV[3] ~= '' then redis.call('HSETNX', aliases, ARGV[3], chat) end
-if ARGV[4] ~= '' then redis.call('HSETNX', aliases, ARGV[4], chat) end
+if ARGV[3] ~= '' then keep(ARGV[3], chat) end
+if ARGV[4] ~= '' then keep(ARGV[4], chat) end
 redis.call('RPUSH', base .. 'chat:' .. chat, ARGV[6])
 redis.call('SADD', base .. 'pending', chat)
 redis.call('HINCRBY', ARGV[9], 'received', 1)
@@ -67,7 +78,14 @@ return 1
 const PARK = `
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
-redis.call('RPUSH', ARGV[1] .. 'parked', ARGV[5])
+local parked = ARGV[1] .. 'parked'
+redis.call('RPUSH', parked, ARGV[5])
+-- Bounded: the oldest parked events beyond the cap are dropped, and counted.
+local over = redis.call('LLEN', parked) - tonumber(ARGV[6])
+if over > 0 then
+  redis.call('LTRIM', parked, over, -1)
+  redis.call('HINCRBY', KEYS[1], 'parkedDropped', over)
+end
 redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'parked', 1)
 return 1
@@ -147,7 +165,6 @@ export interface InboundStoreOptions {
   retentionS?: number;
 }
 
-const DEFAULT_RETENTION_S = 30 * 24 * 3600;
 
 export class InboundStore {
   private readonly redis: Redis & InboundScripts;
@@ -157,7 +174,7 @@ export class InboundStore {
   constructor(private readonly opts: InboundStoreOptions) {
     this.redis = withScripts(opts.redis);
     this.base = opts.keys.inbound(opts.instanceKey);
-    this.retentionS = opts.retentionS ?? DEFAULT_RETENTION_S;
+    this.retentionS = opts.retentionS ?? RETENTION_S;
   }
 
   get instanceKey(): string {
@@ -191,10 +208,18 @@ export class InboundStore {
     return { raw, event: JSON.parse(raw) as InboundEvent };
   }
 
-  /** Removes the head after it reached Chatwoot and records the id mapping both ways. */
+  /** Removes the head after it reached Chatwoot and records the id mapping both ways, with the chat and author. */
   async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<void> {
     const k = this.opts.keys;
-    const waId = head.event.message.waId;
+    const message = head.event.message;
+    const waId = message.waId;
+    const record: RelayedMessage = {
+      ...target,
+      chatId,
+      chatKind: message.chatKind,
+      author: authorOf(message),
+      senderDigits: senderDigitsOf(message),
+    };
     await this.redis.ponteAck(
       3,
       k.waToCw(this.instanceKey, waId),
@@ -204,7 +229,7 @@ export class InboundStore {
       chatId,
       head.raw,
       waId,
-      `${target.conversationId}:${target.messageId}:${senderDigits(head.event)}`,
+      encodeRelayed(record),
       String(Date.now()),
       String(this.retentionS),
     );
@@ -218,7 +243,7 @@ export class InboundStore {
   /** Moves the head to the parked list: failed for good, visible and replayable; the chat goes on. */
   async park(chatId: string, head: ChatHead, error: { code?: string; message: string }): Promise<void> {
     const entry: ParkedEntry = { chatId, event: head.raw, error, atMs: Date.now() };
-    await this.redis.pontePark(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry));
+    await this.redis.pontePark(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP));
   }
 
   /** Lowers the chat's scheduled flag if its list is empty; false means more events arrived. */
@@ -266,10 +291,10 @@ export class InboundStore {
     return [...new Set(chats)];
   }
 
-  /** The Chatwoot message a WhatsApp id was delivered as, if any. */
-  async delivered(waId: string): Promise<{ conversationId: number; messageId: number } | undefined> {
+  /** The Chatwoot message a WhatsApp id was delivered as, if any, with its chat and author. */
+  async delivered(waId: string): Promise<RelayedMessage | undefined> {
     const v = await this.redis.get(this.opts.keys.waToCw(this.instanceKey, waId));
-    return v === null ? undefined : parseTarget(v);
+    return v === null ? undefined : parseRelayed(v);
   }
 
   /** Counters of this instance's inbound path (zero when never incremented). */
@@ -278,24 +303,6 @@ export class InboundStore {
     const n = (k: keyof InboundStats): number => Number(raw[k] ?? 0);
     return { received: n('received'), relayed: n('relayed'), duplicates: n('duplicates'), ignored: n('ignored'), parked: n('parked'), retried: n('retried') };
   }
-}
-
-/**
- * The phone number (digits) that wrote a relayed message, kept with its id
- * mapping: the command webhook checks that a command relayed from WhatsApp
- * really came from an authorized number (DESIGN.md, Decisions 8).
- */
-function senderDigits(event: InboundEvent): string {
-  const m = event.message;
-  if (m.fromMe) return '';
-  const jid = m.chatKind === 'group' ? m.participant?.pnJid : m.peer.pnJid;
-  return jid ? (jid.split('@')[0] ?? '') : '';
-}
-
-/** Reads a WhatsApp id mapping: `<conversationId>:<messageId>[:<sender digits>]`. */
-export function parseMapping(v: string): { conversationId: number; messageId: number; senderDigits: string } {
-  const [c, m, sender] = v.split(':');
-  return { conversationId: Number(c), messageId: Number(m), senderDigits: sender ?? '' };
 }
 
 export interface InboundStats {
@@ -307,9 +314,4 @@ export interface InboundStats {
   ignored: number;
   parked: number;
   retried: number;
-}
-
-function parseTarget(v: string): { conversationId: number; messageId: number } {
-  const [c, m] = v.split(':');
-  return { conversationId: Number(c), messageId: Number(m) };
 }

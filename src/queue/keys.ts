@@ -4,6 +4,16 @@
  * deployments can share one Redis. BullMQ queues use `<prefix>q` as their
  * own prefix.
  */
+/**
+ * How long Ponte keeps what it records per message (id mappings, delivery
+ * records, per-chat caches): 30 days, refreshed by use. Queues and their
+ * chat lists drain and need none.
+ */
+export const RETENTION_S = 30 * 24 * 3600;
+
+/** Longest lists Ponte keeps that nothing drains (parked messages, the sandbox's outbox): the newest entries stay. */
+export const LIST_CAP = 10_000;
+
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
@@ -45,6 +55,11 @@ export class RedisKeys {
   /** Which process owns an instance's socket (DESIGN.md, Decisions 6). */
   lease(instanceKey: string): string {
     return `${this.prefix}lease:${instanceKey}`;
+  }
+
+  /** The last signing secret read for an instance's inbox (so a restart during a Chatwoot outage still verifies). */
+  inboxSecret(instanceKey: string): string {
+    return `${this.prefix}secret:${instanceKey}`;
   }
 
   /** The instance registry: one hash, instance key → JSON record. */

@@ -53,7 +53,8 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     logout: (msg) => sock.logout(msg),
     requestPairingCode: (phone) => sock.requestPairingCode(phone),
     downloadMedia: async (msg: WAMessage) => {
-      const download = (m: WAMessage) => downloadMediaMessage(m, 'buffer', {}, { logger: o.logger, reuploadRequest: sock.updateMediaMessage });
+      // A stream: the caller cuts it at INBOUND_MEDIA_MAX_BYTES, whatever size the sender declared.
+      const download = (m: WAMessage) => downloadMediaMessage(m, 'stream', {}, { logger: o.logger, reuploadRequest: sock.updateMediaMessage });
       try {
         return await download(msg);
       } catch (err) {

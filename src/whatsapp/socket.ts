@@ -7,6 +7,7 @@ import type {
   WAMessage,
   WAMessageKey,
 } from '@whiskeysockets/baileys';
+import type { Readable } from 'node:stream';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 
 /**
@@ -23,8 +24,8 @@ export interface WaSocket {
   end(error: Error | undefined): Promise<void> | void;
   /** Unlinks this device from the phone (an operator's explicit logout only). */
   logout(msg?: string): Promise<void>;
-  /** The bytes of a media message (re-requesting expired media from the phone when needed). */
-  downloadMedia(msg: WAMessage): Promise<Buffer>;
+  /** The decrypted bytes of a media message as a stream (re-requesting expired media from the phone when needed). */
+  downloadMedia(msg: WAMessage): Promise<Readable>;
   /** Sends read receipts (blue ticks) for these messages. */
   readMessages(keys: WAMessageKey[]): Promise<void>;
   /** A group's subject (its name on WhatsApp). */

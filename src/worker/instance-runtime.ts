@@ -13,6 +13,7 @@ import type { RedisKeys } from '../queue/keys.js';
 import type { AuthStore } from '../whatsapp/auth-store.js';
 import type { SocketFactory } from '../whatsapp/socket.js';
 import { WhatsAppSession } from '../whatsapp/session.js';
+import type { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { OutboundConsumer } from '../outbound/outbound-consumer.js';
 import { createOutboundQueue } from '../outbound/outbound-queue.js';
 import { parseInstanceKey } from '../model/instance-key.js';
@@ -29,6 +30,8 @@ export interface InstanceRuntimeDeps {
   chatwoot: ChatwootClientLike;
   auth: AuthStore;
   factory: SocketFactory;
+  /** Downloads agents' attachments (one per worker: its keep-alive connections serve every instance). */
+  attachments: AttachmentFetcher;
   /** This process's lease holder id. */
   holder: string;
   log: Logger;
@@ -99,6 +102,7 @@ export class InstanceRuntime {
       instanceKey,
       accountId: parseInstanceKey(instanceKey)!.accountId,
       chatwoot: deps.chatwoot,
+      attachments: deps.attachments,
       session: this.session,
       ownSends: this.ownSends,
       unread: this.unread,

@@ -5,13 +5,17 @@ import { ControlError, type PrimaryToWorker, type WorkerToPrimary } from '../clu
 import type { Config } from '../config/schema.js';
 import { coerceError } from '../lib/errors.js';
 import { createLogger } from '../observability/logger.js';
-import { RedisKeys } from '../queue/keys.js';
+import { LIST_CAP, RedisKeys } from '../queue/keys.js';
 import { createRedis } from '../redis/connection.js';
+import { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { FileAuthStore } from '../whatsapp/auth-store.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
 import { buildSandboxMessage, describeZodError, SandboxMessageSchema, type SandboxPoll, UnknownPollError } from '../whatsapp/sandbox/control.js';
 import { SANDBOX_DISCONNECTS, type SandboxDisconnect, type SandboxSocket, sandboxSocketFactory } from '../whatsapp/sandbox/sandbox-socket.js';
 import { InstanceRuntime } from './instance-runtime.js';
+
+/** HTTP statuses of the errors a control call may answer with, by code; anything else is a 500 with its details in the log. */
+const CONTROL_STATUS: Record<string, number> = { SANDBOX_STATE: 409, SANDBOX_UNKNOWN_MESSAGE: 404, UNKNOWN_POLL: 404, INVALID_INSTANCE_KEY: 400 };
 
 /**
  * A cluster worker: runs the instances the primary assigns to it, answers
@@ -30,6 +34,12 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const keys = new RedisKeys(config.redis.prefix);
   const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
   const auth = new FileAuthStore(config.whatsapp.sessionsDir);
+  const attachments = new AttachmentFetcher({
+    chatwootBaseUrl: config.chatwoot.baseUrl,
+    allowedHosts: config.outbound.mediaHosts,
+    maxBytes: config.outbound.mediaMaxBytes,
+    deadlineMs: config.outbound.mediaTimeoutMs,
+  });
   const baileysLogger = createLogger({ level: config.whatsapp.logLevel, base: { module: 'baileys', slot } }) as unknown as ILogger;
 
   const sandboxSockets = new Map<string, SandboxSocket>();
@@ -44,15 +54,16 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           groups: sandboxGroups,
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
-          onSend: (entry, instanceKey) => void redis.rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).catch(() => undefined),
-          onRead: (ids, instanceKey) => void redis.rpush(keys.sandboxRead(instanceKey), ...ids).catch(() => undefined),
+          // Both capped: a long rehearsal keeps the newest entries.
+          onSend: (entry, instanceKey) => void redis.multi().rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).ltrim(keys.sandboxOutbox(instanceKey), -LIST_CAP, -1).exec().catch(() => undefined),
+          onRead: (ids, instanceKey) => void redis.multi().rpush(keys.sandboxRead(instanceKey), ...ids).ltrim(keys.sandboxRead(instanceKey), -LIST_CAP, -1).exec().catch(() => undefined),
         })
       : baileysSocketFactory;
   // One holder id per worker slot of this primary: a respawned worker takes
   // its dead predecessor's leases back at once, any other process waits.
   const holder = `${hostname()}:${primaryPid}:${slot}`;
   const runtimes = new Map<string, InstanceRuntime>();
-  const runtimeDeps = { config, redis, keys, chatwoot, auth, factory, holder, log, baileysLogger, send };
+  const runtimeDeps = { config, redis, keys, chatwoot, auth, factory, attachments, holder, log, baileysLogger, send };
 
   const sandboxOf = (instanceKey: string): SandboxSocket => {
     const s = sandboxSockets.get(instanceKey);
@@ -126,6 +137,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       log.info({ why, instances: runtimes.size }, 'worker stopping');
       clearInterval(statusTimer);
       await Promise.allSettled([...runtimes.values()].map((rt) => rt.stop()));
+      attachments.close();
       await redis.quit().catch(() => undefined);
       log.info('worker stopped');
       log.flush();
@@ -166,11 +178,13 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
             (result) => send({ type: 'response', id: msg.id, ok: true, result }),
             (err: unknown) => {
               const e = coerceError(err);
+              const status = err instanceof ControlError ? err.status : CONTROL_STATUS[(e as { code?: string }).code ?? ''];
+              if (status === undefined) log.error({ err: e, op: msg.op, instanceId: msg.instanceKey }, 'control call failed');
               send({
                 type: 'response',
                 id: msg.id,
                 ok: false,
-                error: { code: err instanceof ControlError ? err.code : 'internal', message: e.message, ...(err instanceof ControlError ? { status: err.status } : {}) },
+                error: { code: err instanceof ControlError ? err.code : ((e as { code?: string }).code ?? 'internal'), message: status === undefined ? `${msg.op} failed; see the worker log` : e.message, ...(status !== undefined ? { status } : {}) },
               });
             },
           );

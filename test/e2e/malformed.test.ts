@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN, api, startDaemon, type Daemon } from '../support/daemon.js';
+import { ADMIN, api, startDaemon, type Daemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
 
@@ -139,6 +139,27 @@ describe('malformed and unauthenticated requests', () => {
     expect(failures).toEqual([]);
     expect((await api(daemon, 'GET', '/admin/instances')).json.instances).toEqual([]);
     expect(double.contacts(accountId)).toEqual([]);
+    expect(double.conversations(accountId)).toEqual([]);
+
+    // The sandbox routes of a running, linked instance: garbage gets a 4xx too, never a 500.
+    const key = `${accountId}-${inboxId}`;
+    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
+    await until('a QR', async () => (await api(daemon, 'GET', '/admin/instances')).json.instances !== undefined && (await fetch(`${daemon.base}/admin/instances/${key}/qr?format=text`, { headers: { authorization: `Bearer ${ADMIN}` } })).ok, daemon);
+    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
+    await until('linked', async () => (await fetch(`${daemon.base}/admin/instances/${key}/qr?format=text`, { headers: { authorization: `Bearer ${ADMIN}` } })).status === 404, daemon);
+    const live: Probe[] = [];
+    const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    for (const from of ['@@@', '@lid', 'abc@s.whatsapp.net', ':1@lid', '++', '5511999990000@g.us']) live.push({ method: 'POST', path: `/sandbox/instances/${key}/messages`, headers: admin, body: JSON.stringify({ from, text: 'x' }) });
+    live.push({ method: 'POST', path: `/sandbox/instances/${key}/messages`, headers: admin, body: '{"from":"5511999990000","type":"vote","targetId":"NOPOLL","options":["a"]}' });
+    for (const id of ['UNKNOWN', 'X'.repeat(64)]) live.push({ method: 'POST', path: `/sandbox/instances/${key}/receipts`, headers: admin, body: JSON.stringify({ id, status: 'read' }) });
+    live.push({ method: 'POST', path: `/sandbox/instances/${key}/scan`, headers: admin, body: '{"phone":"5511933332222"}' });
+    const liveFailures: string[] = [];
+    for (const p of live) {
+      const res = await fetch(`${daemon.base}${p.path}`, { method: p.method, headers: p.headers ?? {}, body: p.body ?? '' });
+      const text = await res.text();
+      if (res.status < 400 || res.status >= 500 || reasonOf(text) === '') liveFailures.push(`${p.method} ${p.path} ${(p.body ?? '').slice(0, 60)} → ${res.status} ${text.slice(0, 120)}`);
+    }
+    expect(liveFailures).toEqual([]);
     expect(double.conversations(accountId)).toEqual([]);
   }, 120_000);
 });

@@ -136,6 +136,33 @@ describe('message types, black box', () => {
     expect(double.violations).toEqual([]);
   }, 60_000);
 
+  it('acts on a message only from its own chat and sender: revokes, edits and reactions naming others are ignored', async () => {
+    const victim = await send({ from: '5511955560001', pushName: 'Vera', text: 'meu pedido é o 4411', id: 'VICTIM1' });
+    const attacker = '5511955560002';
+    // Message ids are not secrets (every group member sees them all): another chat names the victim's message.
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: attacker, type: 'revoke', targetId: 'VICTIM1' })).status).toBe(201);
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: attacker, type: 'edit', targetId: 'VICTIM1', text: 'cancelem meu pedido', id: 'FORGEDEDIT' })).status).toBe(201);
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: attacker, type: 'reaction', targetId: 'VICTIM1', emoji: '💩', id: 'FORGEDREACT' })).status).toBe(201);
+    // In a group, one member revokes or edits another's message.
+    const jid = '120363000000000077@g.us';
+    const own = await send({ from: '5511955560003', group: { jid, subject: 'Loja' }, text: 'texto original', id: 'GROUPMSG1' });
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: attacker, group: { jid }, type: 'revoke', targetId: 'GROUPMSG1' })).status).toBe(201);
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: attacker, group: { jid }, type: 'edit', targetId: 'GROUPMSG1', text: 'trocado', id: 'GROUPEDIT' })).status).toBe(201);
+    // A reaction from another member of the same group is normal.
+    const reaction = await send({ from: attacker, group: { jid }, type: 'reaction', targetId: 'GROUPMSG1', emoji: '❤️' });
+    expect(reaction.content_attributes.in_reply_to).toBe(own.id);
+    // Markers in the attacker's chat: once they arrive, everything before them in those chats was handled.
+    await send({ from: attacker, text: 'marcador', id: 'MARK1' });
+    await send({ from: attacker, group: { jid }, text: 'marcador', id: 'MARK2' });
+    expect(byWaId('VICTIM1')).toMatchObject({ id: victim.id, content: 'meu pedido é o 4411' });
+    expect(byWaId('VICTIM1')?.content_attributes.deleted).toBeUndefined();
+    expect(byWaId('GROUPMSG1')?.content_attributes.deleted).toBeUndefined();
+    expect([byWaId('FORGEDEDIT'), byWaId('FORGEDREACT'), byWaId('GROUPEDIT')]).toEqual([undefined, undefined, undefined]);
+    // The author may still revoke their own message.
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511955560003', group: { jid }, type: 'revoke', targetId: 'GROUPMSG1' })).status).toBe(201);
+    await until('the group message deleted by its author', () => Promise.resolve(byWaId('GROUPMSG1')?.content_attributes.deleted === true));
+  }, 60_000);
+
   it('a mixed run under lost responses and 5xx: nothing lost, nothing doubled, each chat in order', async () => {
     double.faults.loseResponses({ ratio: 0.1, mode: 'status', status: 500 });
     double.faults.fail({ status: 502, ratio: 0.15 });

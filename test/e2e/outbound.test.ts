@@ -5,6 +5,8 @@
  * shows the ticks Ponte reported.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,7 +160,7 @@ describe('agent replies, black box', () => {
       const t = String(Math.floor(Date.now() / 1000));
       return { 'x-chatwoot-timestamp': t, 'x-chatwoot-signature': `sha256=${createHmac('sha256', INBOX_SECRET).update(`${t}.${payload}`).digest('hex')}` };
     };
-    const replay = JSON.stringify({ event: 'message_created', id: agent.id, content: 'uma vez só', message_type: 'outgoing', private: false, source_id: null, content_attributes: {}, account: { id: accountId }, conversation: { id: conv, contact_inbox: { source_id: '5511922223333@s.whatsapp.net' }, meta: { sender: {} } }, sender: { type: 'user', name: 'Ponte API' } });
+    const replay = JSON.stringify({ event: 'message_created', id: agent.id, content: 'uma vez só', message_type: 'outgoing', private: false, source_id: null, content_attributes: {}, account: { id: accountId }, inbox: { id: inboxId }, conversation: { id: conv, contact_inbox: { source_id: '5511922223333@s.whatsapp.net' }, meta: { sender: {} } }, sender: { type: 'user', name: 'Ponte API' } });
     await until('the first send', async () => (await outbox()).some((e) => e.text?.endsWith('uma vez só')));
     expect(await fetch(`${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json', ...signed(replay) }, body: replay }).then((r) => r.status)).toBe(200);
 
@@ -168,6 +170,50 @@ describe('agent replies, black box', () => {
     const after = (await outbox()).slice(before);
     expect(after.filter((e) => e.text?.endsWith('uma vez só'))).toHaveLength(1);
     expect(after.some((e) => e.text?.includes('nota interna') || e.text?.includes('forjada') || e.text?.includes('Bom dia'))).toBe(false);
+  }, 60_000);
+
+  it('fetches attachments only from Chatwoot: another host fails the message with a plain reason, a malformed link too', async () => {
+    const conv = await inboundChat('5511966667777', 'Manda o arquivo?', 'IN5');
+    // An internal service on this host, the kind a forged data_url aims at.
+    let hits = 0;
+    const internal = createServer((_req, res) => {
+      hits += 1;
+      res.end('internal secret');
+    });
+    await new Promise<void>((r) => internal.listen(0, '127.0.0.1', r));
+    const port = (internal.address() as AddressInfo).port;
+    const signed = (payload: string) => {
+      const t = String(Math.floor(Date.now() / 1000));
+      return { 'content-type': 'application/json', 'x-chatwoot-timestamp': t, 'x-chatwoot-signature': `sha256=${createHmac('sha256', INBOX_SECRET).update(`${t}.${payload}`).digest('hex')}` };
+    };
+    // Agent messages made while the inbox webhook is off, then announced with attachment links of our choosing.
+    double.setInboxWebhook(inboxId, '');
+    const viaInternal = double.createAgentMessage(accountId, conv, { content: 'segue' });
+    const malformed = double.createAgentMessage(accountId, conv, { content: 'segue também' });
+    double.setInboxWebhook(inboxId, `${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`);
+    const announce = (id: number, dataUrl: string) =>
+      JSON.stringify({
+        event: 'message_created', id, content: 'segue', message_type: 'outgoing', private: false, source_id: null, content_attributes: {}, account: { id: accountId }, inbox: { id: inboxId },
+        conversation: { id: conv, inbox_id: inboxId, contact_inbox: { source_id: '5511966667777@s.whatsapp.net' }, meta: { sender: {} } }, sender: { type: 'user', name: 'Ponte API' },
+        attachments: [{ id: 1, message_id: id, file_type: 'file', extension: 'pdf', data_url: dataUrl, file_size: 15 }],
+      });
+    for (const [id, url] of [[viaInternal.id, `http://127.0.0.1:${port}/admin/export.pdf`], [malformed.id, 'http://[::1']] as const) {
+      const body = announce(id, url);
+      expect((await fetch(`${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`, { method: 'POST', headers: signed(body), body })).status).toBe(200);
+    }
+    const failed = await until('both failed', () => {
+      const f = double.messages(accountId, conv).filter((m) => (m.id === viaInternal.id || m.id === malformed.id) && m.status === 'failed');
+      return Promise.resolve(f.length === 2 ? f : undefined);
+    });
+    internal.close();
+    expect(hits).toBe(0);
+    for (const m of failed) {
+      const reason = String(m.content_attributes.external_error);
+      expect(reason).toMatch(/attachment/);
+      expect(reason).not.toMatch(/127\.0\.0\.1|::1|localhost|internal secret/);
+      expect(reason).not.toContain(String(port));
+    }
+    expect((await outbox()).some((e) => e.text?.endsWith('segue') || e.caption?.endsWith('segue'))).toBe(false);
   }, 60_000);
 
   it('keeps each conversation in order while conversations proceed in parallel', async () => {

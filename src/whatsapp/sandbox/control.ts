@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type WAMessage, aesEncryptGCM, hmacSign, proto } from '@whiskeysockets/baileys';
 import { z } from 'zod';
+import { AppError } from '../../lib/errors.js';
 import { lidOf } from './sandbox-socket.js';
 import { buildMessage, newWaMessageId, type SenderOptions } from './message-builder.js';
 
@@ -9,7 +10,7 @@ const MESSAGE_TYPES = ['text', 'image', 'video', 'audio', 'ptt', 'document', 'st
 /** `POST /sandbox/instances/:instance/messages`: a message arriving from WhatsApp. */
 export const SandboxMessageSchema = z
   .object({
-    from: z.string().min(3, 'must be a phone number or a JID'),
+    from: z.string().regex(/^\+?[\d\s()-]{6,24}$|^\d{5,20}(:\d{1,3})?@(s\.whatsapp\.net|lid)$/, 'must be a phone number with country code or a JID (…@s.whatsapp.net, …@lid)'),
     pushName: z.string().optional(),
     id: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'must be letters and digits').optional(),
     fromMe: z.boolean().optional(),
@@ -191,7 +192,7 @@ export function buildSandboxMessage(b: SandboxMessageBody, polls: ReadonlyMap<st
   }
 }
 
-export class UnknownPollError extends Error {
+export class UnknownPollError extends AppError {
   readonly code = 'UNKNOWN_POLL';
 }
 

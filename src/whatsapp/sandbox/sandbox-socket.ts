@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import {
   type AnyMessageContent,
   type AuthenticationCreds,
@@ -11,6 +13,7 @@ import {
   proto,
 } from '@whiskeysockets/baileys';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
+import { AppError } from '../../lib/errors.js';
 import { closeError } from '../disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from '../socket.js';
 import { buildMessage, newWaMessageId } from './message-builder.js';
@@ -154,7 +157,7 @@ export class SandboxSocket implements WaSocket {
     if (!this.linked) throw new SandboxStateError('the instance is not connected');
     const sent = this.sentIndex.get(id);
     const remoteJid = sent?.key.remoteJid;
-    if (!remoteJid) throw new SandboxStateError(`no sent message ${id}`);
+    if (!remoteJid) throw new SandboxUnknownMessageError(`id: no message ${id} was sent through this instance`);
     const value = status === 'read' ? proto.WebMessageInfo.Status.READ : proto.WebMessageInfo.Status.DELIVERY_ACK;
     this.ev.emit('messages.update', [{ key: { remoteJid, id, fromMe: true }, update: { status: value } }]);
   }
@@ -163,11 +166,11 @@ export class SandboxSocket implements WaSocket {
     this.end(closeError(SANDBOX_DISCONNECTS[reason], `sandbox: ${reason}`));
   }
 
-  sendMessage: WaSocket['sendMessage'] = (jid, content, options) => {
-    if (!this.linked) return Promise.reject(closeError(428, 'Connection Closed'));
+  sendMessage: WaSocket['sendMessage'] = async (jid, content, options) => {
+    if (!this.linked) throw closeError(428, 'Connection Closed');
     const id = options?.messageId ?? newWaMessageId();
     const user = jid.split('@')[0] ?? jid;
-    const entry = outboxEntry(id, jid, content, options?.quoted?.key.id ?? undefined);
+    const entry = await outboxEntry(id, jid, content, options?.quoted?.key.id ?? undefined);
     const message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
     const msg = buildMessage({ fromMe: true, id, ...(jid.endsWith('@lid') ? { fromLid: user } : { fromPn: user }) }, message);
     msg.status = proto.WebMessageInfo.Status.SERVER_ACK;
@@ -179,16 +182,17 @@ export class SandboxSocket implements WaSocket {
     this.sandbox.onSend?.(entry, this.options.instanceKey);
     // The echo of an own send, as a live socket delivers it.
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
-    return Promise.resolve(msg);
+    return msg;
   };
 
-  downloadMedia(msg: WAMessage): Promise<Buffer> {
+  downloadMedia(msg: WAMessage): Promise<Readable> {
     const content = msg.message ?? {};
     const node = content.imageMessage ?? content.videoMessage ?? content.audioMessage ?? content.documentMessage ?? content.stickerMessage;
     const sha = node?.directPath?.split('/').pop();
     const data = sha ? this.sandbox.media?.get(sha) : undefined;
     if (!data) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
-    return Promise.resolve(data);
+    // In chunks, as a live download arrives.
+    return Promise.resolve(Readable.from(chunksOf(data, 64 * 1024)));
   }
 
   /** Messages this socket marked read (the sandbox records their ids). */
@@ -256,8 +260,18 @@ export class SandboxSocket implements WaSocket {
   }
 }
 
-export class SandboxStateError extends Error {
-  readonly code = 'SANDBOX_STATE';
+/** A sandbox control call that does not fit the account's state (not linked, already linked, closed). */
+export class SandboxStateError extends AppError {
+  readonly code: string = 'SANDBOX_STATE';
+}
+
+/** A receipt for a message the sandbox never sent. */
+export class SandboxUnknownMessageError extends SandboxStateError {
+  override readonly code = 'SANDBOX_UNKNOWN_MESSAGE';
+}
+
+function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
 /** A stable fake LID for a phone number (sandbox accounts need one). */
@@ -266,7 +280,15 @@ export function lidOf(phoneDigits: string): string {
   return `2${n.toString().padStart(14, '0')}`;
 }
 
-function outboxEntry(id: string, to: string, content: AnyMessageContent, quotedId?: string): OutboxEntry {
+/** The bytes of a media field as Baileys accepts it: a Buffer, or `{ url }` naming a local file. */
+async function mediaBytes(media: unknown): Promise<Buffer | undefined> {
+  if (Buffer.isBuffer(media)) return media;
+  const url = (media as { url?: unknown } | null)?.url;
+  if (typeof url === 'string' && !/^https?:/i.test(url)) return readFile(url);
+  return undefined;
+}
+
+async function outboxEntry(id: string, to: string, content: AnyMessageContent, quotedId?: string): Promise<OutboxEntry> {
   const c = content as Record<string, unknown>;
   const entry: OutboxEntry = { id, to, type: 'text', atMs: Date.now(), ...(quotedId ? { quotedId } : {}) };
   if (typeof c.text === 'string') entry.text = c.text;
@@ -274,7 +296,8 @@ function outboxEntry(id: string, to: string, content: AnyMessageContent, quotedI
     const media = c[type];
     if (media === undefined) continue;
     entry.type = type === 'audio' && c.ptt === true ? 'ptt' : type;
-    if (Buffer.isBuffer(media)) entry.mediaSha256 = createHash('sha256').update(media).digest('hex');
+    const bytes = await mediaBytes(media);
+    if (bytes) entry.mediaSha256 = createHash('sha256').update(bytes).digest('hex');
   }
   if (typeof c.caption === 'string') entry.caption = c.caption;
   if (typeof c.fileName === 'string') entry.fileName = c.fileName;

@@ -48,6 +48,8 @@ export interface ChatwootDouble {
   addAccount(): { id: number };
   addInbox(o: { accountId: number; name?: string; webhookUrl?: string; secret?: string; lockToSingleConversation?: boolean }): { id: number; secret: string };
   addAccountWebhook(o: { accountId: number; url: string; subscriptions: string[]; secret?: string }): { id: number };
+  /** As if an administrator changed the inbox's webhook URL in its settings. */
+  setInboxWebhook(inboxId: number, url: string): void;
   /** Live contacts (merged-away ones are gone). */
   contacts(accountId: number): CwContactRecord[];
   contactInboxes(accountId: number): ContactInboxRecord[];
@@ -59,8 +61,10 @@ export interface ChatwootDouble {
   deleteConversation(accountId: number, conversationId: number): void;
   /** As if an agent changed the status in the dashboard (activity message, status webhooks). */
   setConversationStatus(accountId: number, conversationId: number, status: ConversationStatus): void;
-  /** An agent's reply written in the dashboard (fires `message_created`). */
-  createAgentMessage(accountId: number, conversationId: number, o: { content: string; private?: boolean; attachments?: AgentAttachment[] }): CwMessageRecord;
+  /** Another agent of the installation (the token's owner is user 1, `api@ponte.invalid`). */
+  addUser(o: { name: string; email: string }): { id: number };
+  /** An agent's reply written in the dashboard (fires `message_created`); by the token's owner unless `userId` says who. */
+  createAgentMessage(accountId: number, conversationId: number, o: { content: string; private?: boolean; attachments?: AgentAttachment[]; userId?: number }): CwMessageRecord;
   /** Every route served, as `METHOD /spec/template`. */
   readonly routes: string[];
   /** Requests Chatwoot would refuse (unknown route, bad parameters, body against the spec), one readable line each. */
@@ -317,6 +321,11 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
       return { id: i.id, secret: i.secret };
     },
     addAccountWebhook: (o) => store.addWebhook(o.accountId, o),
+    setInboxWebhook: (inboxId, url) => {
+      const inbox = store.inboxes.get(inboxId);
+      if (!inbox) throw new Error(`no inbox ${inboxId}`);
+      inbox.webhook_url = url;
+    },
     contacts: (accountId) => [...accountOf(accountId).contacts.values()],
     contactInboxes: (accountId) => [...accountOf(accountId).contactInboxes],
     conversations: (accountId) => [...accountOf(accountId).conversations.values()],
@@ -329,8 +338,9 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     createAgentMessage: (accountId, conversationId, o) => {
       const account = accountOf(accountId);
       const files: UploadedFile[] = (o.attachments ?? []).map((a) => ({ name: a.fileName, type: a.contentType, data: Buffer.from(a.data) }));
-      return createMessage(deps, account, store.conversation(account, conversationId), { content: o.content, message_type: 'outgoing', private: o.private ?? false }, files);
+      return createMessage(deps, account, store.conversation(account, conversationId), { content: o.content, message_type: 'outgoing', private: o.private ?? false }, files, o.userId);
     },
+    addUser: (o) => store.addUser(o),
     routes: routes.map((r) => r.key),
     violations,
     calls: {

@@ -86,7 +86,8 @@ export function statusChanged(deps: RouteDeps, account: AccountRecord, conv: CwC
 }
 
 /** `Messages::MessageBuilder#perform` plus the model's validations and callbacks; fires `message_created`. */
-export function createMessage(deps: RouteDeps, account: AccountRecord, conv: CwConversationRecord, body: Record<string, unknown>, files: UploadedFile[]): CwMessageRecord {
+/** `userId`: the agent who writes it (the token's user when the API is called). */
+export function createMessage(deps: RouteDeps, account: AccountRecord, conv: CwConversationRecord, body: Record<string, unknown>, files: UploadedFile[], userId?: number): CwMessageRecord {
   const { store } = deps;
   const type = (typeof body.message_type === 'string' ? body.message_type : 'outgoing') as MessageType;
   if (type !== 'incoming' && type !== 'outgoing' && type !== 'template') throw new HttpAnswer(422, { error: `'${type}' is not a valid message_type` });
@@ -104,7 +105,7 @@ export function createMessage(deps: RouteDeps, account: AccountRecord, conv: CwC
     source_id: typeof body.source_id === 'string' ? body.source_id : null,
     content_attributes: attrs,
     attachments: files.map((f) => store.newAttachment(f.type, f.name, f.data, deps.baseUrl())),
-    sender: type === 'incoming' ? { type: 'contact', id: conv.contact_id } : { type: 'user', id: store.user.id },
+    sender: type === 'incoming' ? { type: 'contact', id: conv.contact_id } : { type: 'user', id: userId ?? store.user.id },
     ...(typeof body.echo_id === 'string' ? { echo_id: body.echo_id } : {}),
   });
   // after_create_commit: reopen_conversation (its events) comes before dispatch_create_events.

@@ -152,6 +152,18 @@ export class Store {
   private seq = { account: 0, inbox: 0, contact: 0, contactInbox: 0, message: 0, attachment: 0, webhook: 0 };
   /** The token's owner: an administrator (never auto-assigned). */
   readonly user = { id: 1, name: 'Ponte API', email: 'api@ponte.invalid' };
+  /** Every agent, the token's owner first. */
+  readonly users = new Map<number, { id: number; name: string; email: string }>([[1, this.user]]);
+
+  addUser(o: { name: string; email: string }): { id: number } {
+    const id = this.users.size + 1;
+    this.users.set(id, { id, name: o.name, email: o.email.toLowerCase() });
+    return { id };
+  }
+
+  private userOf(id: number): { id: number; name: string; email: string } {
+    return this.users.get(id) ?? this.user;
+  }
 
   addAccount(): AccountRecord {
     const id = ++this.seq.account;
@@ -607,8 +619,9 @@ export class Store {
   }
 
   /** `User#push_event_data`. */
-  private userPushJson(): Record<string, unknown> {
-    return { id: this.user.id, name: this.user.name, available_name: this.user.name, avatar_url: '', type: 'user', availability_status: 'online', thumbnail: '' };
+  private userPushJson(id: number): Record<string, unknown> {
+    const u = this.userOf(id);
+    return { id: u.id, name: u.name, available_name: u.name, avatar_url: '', type: 'user', availability_status: 'online', thumbnail: '' };
   }
 
   private senderPushJson(account: AccountRecord, m: CwMessageRecord): Record<string, unknown> | null {
@@ -616,7 +629,7 @@ export class Store {
       const c = account.contacts.get(m.sender.id);
       return c ? this.contactPushJson(c) : null;
     }
-    if (m.sender?.type === 'user') return this.userPushJson();
+    if (m.sender?.type === 'user') return this.userPushJson(m.sender.id);
     return null;
   }
 
@@ -773,7 +786,8 @@ export class Store {
       const c = account.contacts.get(m.sender.id);
       sender = c ? this.contactWebhookJson(account, c) : null;
     } else if (m.sender?.type === 'user') {
-      sender = { id: this.user.id, name: this.user.name, email: this.user.email, type: 'user' };
+      const u = this.userOf(m.sender.id);
+      sender = { id: u.id, name: u.name, email: u.email, type: 'user' };
     }
     return {
       account: { id: account.id, name: account.name },
