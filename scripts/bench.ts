@@ -15,12 +15,14 @@
  *   5. outbound: agent messages through the inbox webhook to the sandbox
  *      (`bench-outbound.ts`): webhook response time and send throughput;
  *   6. instances: restore time and memory per idle instance of the whole
- *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`).
+ *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`);
+ *   7. Redis memory of one number per 10,000 messages each way
+ *      (`bench-redis-memory.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
  * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_MEDIA (200), BENCH_MEDIA_KB (350),
- * BENCH_ONLY (inbound | media | outbound | instances).
+ * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_ONLY (inbound | media | outbound | instances | memory).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -37,6 +39,7 @@ import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwo
 import { benchInstances } from './bench-instances.js';
 import { benchMedia } from './bench-media.js';
 import { benchOutbound } from './bench-outbound.js';
+import { benchRedisMemory } from './bench-redis-memory.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const CHATS = Number(process.env.BENCH_CHATS ?? 50);
@@ -209,6 +212,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'media') await benchMedia(redisUrl);
   if (only === undefined || only === 'outbound') await benchOutbound(redisUrl);
   if (only === undefined || only === 'instances') await benchInstances(redisUrl);
+  if (only === undefined || only === 'memory') await benchRedisMemory(redisUrl);
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,114 @@
+/** The whole daemon as a child process for the benchmarks: start, call, link a sandbox number, stop and clean up. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from '../src/redis/redis-server.js';
+import type { ChatwootDouble } from '../test/support/chatwoot-double/index.js';
+
+export const BENCH_TOKEN = 'bench-admin-token-0123456789';
+export const BENCH_SECRET = 'bench-webhook-secret-0123456789';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Chatwoot's webhook signature headers for `body`, signed with the inbox's secret. */
+export function signatureHeaders(secret: string, body: string): Record<string, string> {
+  const ts = String(Math.floor(Date.now() / 1000));
+  return { 'content-type': 'application/json', 'x-chatwoot-timestamp': ts, 'x-chatwoot-signature': `sha256=${createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex')}` };
+}
+
+/** Deletes every key under `prefix` (SCAN, never FLUSHALL). */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+export interface BenchDaemon {
+  proc: ChildProcess;
+  base: string;
+  prefix: string;
+  /** A JSON call with the admin token. */
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
+  /** Creates the instance of `<account>-<inbox>`, scans its QR as `phone` and waits until it is open; returns its key. */
+  linkSandbox(accountId: number, inboxId: number, phone: string): Promise<string>;
+  /** SIGTERM, then its keys and session folder are removed. */
+  stop(): Promise<void>;
+}
+
+/** Starts the daemon (sandbox driver) against `double` on `redisUrl`, under a prefix of its own, and waits until it is ready. */
+export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDouble; label: string; env?: Record<string, string> }): Promise<BenchDaemon> {
+  const sessions = await mkdtemp(join(tmpdir(), `ponte-bench-${o.label}-`));
+  const prefix = `ponte-bench:${process.pid}:${o.label}:`;
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      CHATWOOT_BASE_URL: o.double.url,
+      CHATWOOT_API_ACCESS_TOKEN: o.double.token,
+      WEBHOOK_SECRET: BENCH_SECRET,
+      ADMIN_TOKEN: BENCH_TOKEN,
+      REDIS_URL: o.redisUrl,
+      REDIS_PREFIX: prefix,
+      MAX_WORKERS: '1',
+      WHATSAPP_DRIVER: 'sandbox',
+      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
+      SANDBOX_QR_INTERVAL_MS: '60000',
+      SERVER_LOG_LEVEL: 'error',
+      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+      ...o.env,
+      SERVER_PORT: String(port),
+      SERVER_HOST: '127.0.0.1',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const call: BenchDaemon['call'] = async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${BENCH_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, json: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+  };
+  while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) {
+    if (proc.exitCode !== null) throw new Error(`the daemon exited with ${proc.exitCode} before it was ready`);
+    await sleep(100);
+  }
+  const stateOf = async (key: string) => ((await call('GET', '/global-status')).json.instances as Array<{ instance: string; state?: string }> | undefined)?.find((i) => i.instance === key)?.state;
+  return {
+    proc,
+    base,
+    prefix,
+    call,
+    linkSandbox: async (accountId, inboxId, phone) => {
+      const key = `${accountId}-${inboxId}`;
+      await call('POST', '/admin/instances', { inbox: inboxId, account: accountId });
+      while ((await call('GET', `/admin/instances/${key}/qr?format=text`)).status !== 200) await sleep(100);
+      await call('POST', `/sandbox/instances/${key}/scan`, { phone });
+      while ((await stateOf(key)) !== 'open') await sleep(100);
+      return key;
+    },
+    stop: async () => {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+      await rm(sessions, { recursive: true, force: true });
+    },
+  };
+}
