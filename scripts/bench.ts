@@ -134,7 +134,7 @@ async function ponteInbound(redisUrl: string, double: ChatwootDouble, label: str
   });
 
   const socket = new SandboxSocket({ instanceKey, auth: linkedMemoryAuthState('5511900000000'), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
-  const session = new SessionInbound(socket.ev, { enqueue: (m, t) => pipeline.producer.enqueue(m, t), log });
+  const session = new SessionInbound(socket.ev, { handOver: (m, t) => pipeline.producer.enqueue(m, t), log });
   await pipeline.start();
   double.calls.reset();
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { ChatwootError } from '../chatwoot/errors.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
+import { pause } from '../lib/pause.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../queue/keys.js';
 import type { CommandContext, CommandEvent, Decision } from './authorize.js';
@@ -160,19 +161,4 @@ export class CommandIntake {
       this.d.log.warn({ err: coerceError(err), commandId: command.id }, 'could not record a command as done');
     });
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
 }

@@ -75,6 +75,10 @@ export const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(1000).default(25_000),
 
   WHATSAPP_DRIVER: z.enum(['baileys', 'sandbox']).default('baileys'),
+  WHATSAPP_WS_URL: z
+    .string()
+    .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
+    .default('wss://web.whatsapp.com/ws/chat'),
   BAILEYS_AUTH_SESSIONS_PARENT_DIR: z.string().min(1).default('sessions'),
   BAILEYS_BROWSER_NAME: z.string().min(1).default('Ponte'),
   BAILEYS_LOG_LEVEL_INSTANCE: z.enum(LOG_LEVELS).default('warn'),
@@ -164,6 +168,8 @@ export interface Config {
   };
   whatsapp: {
     driver: 'baileys' | 'sandbox';
+    /** The WebSocket URL Baileys connects to: WhatsApp's own, or a test server. */
+    wsUrl: string;
     sessionsDir: string;
     browserName: string;
     logLevel: LogLevel;
@@ -257,6 +263,7 @@ export function compileConfig(e: ParsedEnv): Config {
     },
     whatsapp: {
       driver: e.WHATSAPP_DRIVER,
+      wsUrl: e.WHATSAPP_WS_URL,
       sessionsDir: e.BAILEYS_AUTH_SESSIONS_PARENT_DIR,
       browserName: e.BAILEYS_BROWSER_NAME,
       logLevel: e.BAILEYS_LOG_LEVEL_INSTANCE,

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../queue/keys.js';
 
@@ -13,22 +12,44 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/**
+ * Free, already ours, or held by a session of the same owner (a dead
+ * predecessor in this worker slot, or this slot's previous session of the
+ * instance): take it. ARGV: token, owner prefix ('' for none), ttl.
+ */
+const ACQUIRE = `
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] or (ARGV[2] ~= '' and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`;
+
 export interface LeaseOptions {
   /** How long a lease outlives its holder if not renewed. */
   ttlMs?: number;
   /** Renewal period; a third of the TTL by default. */
   renewEveryMs?: number;
+  /**
+   * The owner this holder belongs to (e.g. `host:primary-pid:slot:`): a lease
+   * held by another session of the same owner is taken over at once (its
+   * process died, or it is the session being replaced), while one of any
+   * other owner is waited for.
+   */
+  ownerPrefix?: string;
 }
 
-/** A process-unique holder id: `host:pid:random`, readable in Redis when diagnosing. */
-export function newHolderId(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+/** A holder id for one session of `owner`: `<owner><random>`, readable in Redis when diagnosing. */
+export function sessionHolderId(owner: string): string {
+  return `${owner}${randomBytes(4).toString('hex')}`;
 }
 
 /**
  * The guard of "one socket per instance" (DESIGN.md, Decisions 6): a Redis
- * key per instance set with `SET NX PX` to a holder id, renewed while the
- * session runs, released on stop. A holder checks it before opening a socket
+ * key per instance set to a holder id (one per session), renewed while the
+ * session runs, released on stop; only the holder renews or releases it, so
+ * a slow stop cannot free the lease of the session that replaced it. A holder checks it before opening a socket
  * and before writing auth state; when a renewal finds the key gone or taken,
  * `onLost` fires and the session must close its socket at once.
  */
@@ -37,6 +58,7 @@ export class InstanceLease {
   private held = false;
   private readonly ttlMs: number;
   private readonly renewEveryMs: number;
+  private readonly ownerPrefix: string;
 
   constructor(
     private readonly redis: Redis,
@@ -48,6 +70,7 @@ export class InstanceLease {
   ) {
     this.ttlMs = options.ttlMs ?? 15_000;
     this.renewEveryMs = options.renewEveryMs ?? Math.floor(this.ttlMs / 3);
+    this.ownerPrefix = options.ownerPrefix ?? '';
   }
 
   private get key(): string {
@@ -58,10 +81,9 @@ export class InstanceLease {
     return this.held;
   }
 
-  /** Takes the lease (or confirms this holder has it) and starts renewing; false when another holder has it. */
+  /** Takes the lease (or confirms this holder has it) and starts renewing; false when another owner has it. */
   async acquire(): Promise<boolean> {
-    const set = await this.redis.set(this.key, this.holder, 'PX', this.ttlMs, 'NX');
-    const ok = set === 'OK' || (await this.renewOnce());
+    const ok = (await this.redis.eval(ACQUIRE, 1, this.key, this.holder, this.ownerPrefix, String(this.ttlMs))) === 1;
     if (ok) this.startRenewing();
     return ok;
   }

@@ -76,6 +76,8 @@ export interface InboundMessage {
   content: InboundContent;
   /** The quoted message's WhatsApp id, when this is a reply. */
   quotedWaId?: string;
+  /** The chat as WhatsApp addressed this message (`key.remoteJid`, device suffix kept), to mark it read later. */
+  remoteJid?: string;
 }
 
 /** A job of the inbound queue: one event for one chat of one instance. */

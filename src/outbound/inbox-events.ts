@@ -14,7 +14,12 @@ export interface OutboundAttachment {
 }
 
 export interface OutboundJob {
-  kind: 'send' | 'delete';
+  /**
+   * `send`: a new agent message; `delete`: deleted in Chatwoot; `update`:
+   * any other change Chatwoot announced (a status Ponte itself reported, or
+   * an agent pressing Retry): the consumer tells them apart from its records.
+   */
+  kind: 'send' | 'delete' | 'update';
   accountId: number;
   conversationId: number;
   messageId: number;
@@ -25,8 +30,6 @@ export interface OutboundJob {
   senderName?: string;
   contact: { phone?: string; identifier?: string; sourceId?: string };
   receivedAtMs: number;
-  /** Position in its conversation's outbound order (set when queued). */
-  seq?: number;
 }
 
 export type InboxDecision = { action: 'queue'; job: OutboundJob } | { action: 'ignore'; reason: string };
@@ -78,9 +81,12 @@ export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.n
   let kind: OutboundJob['kind'] = 'send';
   if (event === 'message_updated') {
     if (attrs.deleted === true) kind = 'delete';
-    // Ponte's own failure report (or Chatwoot's webhook failure) carries
-    // external_error; a Retry clears content_attributes.
-    else if (attrs.external_error !== undefined) return { action: 'ignore', reason: 'failure report' };
+    // A failure report (Ponte's own, or Chatwoot's when a webhook failed)
+    // carries external_error; other status changes set it to null, and a
+    // Retry clears content_attributes: those are updates, told apart by the
+    // consumer from its records.
+    else if (typeof attrs.external_error === 'string' && attrs.external_error !== '') return { action: 'ignore', reason: 'failure report' };
+    else kind = 'update';
   }
   const sender = obj(obj(conversation.meta)?.sender) ?? {};
   const contactInbox = obj(conversation.contact_inbox) ?? {};

@@ -1,10 +1,14 @@
+/** Sends one instance's agent messages on WhatsApp, each conversation in order, and reports their ticks to Chatwoot. */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import type { AnyMessageContent, WAMessage, WAMessageKey } from '@whiskeysockets/baileys';
-import { DelayedError, type Job, Worker } from 'bullmq';
+import { type AnyMessageContent, proto, type WAMessage, type WAMessageKey } from '@whiskeysockets/baileys';
+import { DelayedError, type Job, type Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatwootClientLike, CwMessageStatus } from '../chatwoot/types.js';
+import { ChatwootError } from '../chatwoot/errors.js';
 import type { Config } from '../config/schema.js';
+import { OutageBreaker } from '../delivery/outage-breaker.js';
+import { backoffDelayMs } from '../lib/backoff.js';
 import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
@@ -14,10 +18,20 @@ import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
 import { markdownToWhatsApp } from './markdown.js';
+import { type ConversationJobData, createOutboundQueue, outboundEvent, scheduleConversations } from './outbound-queue.js';
+import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
+import { type OutboundEvent, type OutboundHead, OutboundStore } from './outbound-store.js';
+import { StatusReporter } from './status-reporter.js';
+import { UnreadMessages } from './unread.js';
 
 /** A send that cannot succeed by retrying: the Chatwoot message is marked failed with this reason (words for an agent). */
 export class OutboundRejected extends AppError {
   readonly code = 'OUTBOUND_REJECTED';
+}
+
+/** The number is not connected right now: the conversation waits (no attempt is spent). */
+class WhatsAppNotConnected extends AppError {
+  readonly code = 'WHATSAPP_NOT_CONNECTED';
 }
 
 export interface OutboundDeps {
@@ -30,10 +44,8 @@ export interface OutboundDeps {
   /** Downloads agents' attachments from Chatwoot and its storage only (DESIGN.md, Decisions 15). */
   attachments: AttachmentFetcher;
   session: WhatsAppSession;
-  /** Ids Ponte sends, so their echoes are not relayed back into Chatwoot. */
-  ownSends: Set<string>;
-  /** The customer's messages not yet marked read, by chat JID (PN and LID forms). */
-  unread: Map<string, WAMessageKey[]>;
+  /** Records each id Ponte sends, so its echo is not relayed back into Chatwoot. */
+  ownSend(waId: string): void;
   log: Logger;
 }
 
@@ -44,7 +56,9 @@ interface Part {
 }
 
 const JID = /@(s\.whatsapp\.net|lid|g\.us)$/;
-const WA_STATUS: Record<number, CwMessageStatus> = { 3: 'delivered', 4: 'read', 5: 'read' };
+/** Baileys' statuses for a closed socket (428 connection closed, 408 lost, 440 replaced): the number is not there, the message is fine. */
+const DISCONNECTED_CODES = new Set([408, 428, 440, 500, 503, 515]);
+const NOT_RUNNING: ReadonlySet<WhatsAppSession['state']> = new Set(['logged_out', 'halted', 'qr_expired', 'stopped']);
 
 /** A WhatsApp-like id Ponte chooses before sending, so the echo is known to be its own. */
 function newMessageId(): string {
@@ -52,103 +66,185 @@ function newMessageId(): string {
 }
 
 /**
- * Sends one instance's agent messages on WhatsApp, one job at a time (so
- * each chat stays in order), and reports ticks back to Chatwoot.
+ * Sends one instance's agent messages on WhatsApp and reports their ticks.
+ *
+ * Order: each conversation's events (sends, deletes, updates) wait in a
+ * Redis list (`OutboundStore`); one BullMQ job per conversation drains it
+ * head first, so a conversation is strictly in order while conversations
+ * proceed in parallel, as inbound does.
  *
  * Exactly once: a message becomes parts (the text, then each attachment;
- * the first attachment carries the text as its caption when it can), and
- * each part sent is recorded before the next, so a repeated webhook or a
- * retried job sends only what is missing. While the instance is
- * disconnected, jobs wait up to OUTBOUND_MAX_WAIT_MS; a logged-out or halted
- * instance fails them at once with a reason.
+ * the first attachment carries the text as its caption when it can); each
+ * part's WhatsApp id is chosen and kept before it is sent, and the part is
+ * recorded as accepted before the next, so a repeated webhook, a retried
+ * job or a restart sends only what is missing, and a repeat after a crash
+ * reuses the id (the recipient's phone drops it).
+ *
+ * Failures (DESIGN.md, Decisions 3): Chatwoot unreachable while fetching an
+ * attachment pauses the instance's outbound queue (the outage breaker) and
+ * spends no attempt; a disconnected number makes the conversation wait up
+ * to OUTBOUND_MAX_WAIT_MS; a failure of the message itself is retried up to
+ * BULLMQ_JOB_ATTEMPTS, then the message is marked failed with a reason. Once
+ * WhatsApp accepted a message it is never marked failed: its ticks go
+ * through the {@link StatusReporter}, which retries on its own.
+ *
+ * Updates: Chatwoot announces every status Ponte reports with a
+ * `message_updated`; only one for a message WhatsApp never accepted (one
+ * Ponte marked failed, or one it never saw: it failed while Ponte was down)
+ * is a Retry, and sends it once, however many updates arrive.
  */
 export class OutboundConsumer {
-  private worker: Worker<OutboundJob> | undefined;
+  readonly store: OutboundStore;
+  readonly records: OutboundRecords;
+  readonly unread: UnreadMessages;
+  readonly reporter: StatusReporter;
+  readonly queue: Queue<ConversationJobData>;
+  private readonly breaker: OutageBreaker;
+  private worker: Worker<ConversationJobData> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
 
-  constructor(private readonly d: OutboundDeps) {}
+  constructor(private readonly d: OutboundDeps) {
+    const q = d.config.queue;
+    this.store = new OutboundStore(d.redis, d.keys, d.instanceKey);
+    this.records = new OutboundRecords(d.redis, d.keys, d.instanceKey);
+    this.unread = new UnreadMessages(d.redis, d.keys, d.instanceKey);
+    this.reporter = new StatusReporter({ records: this.records, chatwoot: d.chatwoot, accountId: d.accountId, log: d.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
+    this.queue = createOutboundQueue(d.redis, d.keys, d.instanceKey);
+    this.queue.on('error', (err) => d.log.warn({ err }, 'outbound queue error'));
+    this.breaker = new OutageBreaker({ minDelayMs: q.outageProbeMinDelayMs, maxDelayMs: q.outageProbeMaxDelayMs, rateLimitDelayMs: q.rateLimitDelayMs });
+  }
 
-  start(): void {
+  async start(): Promise<void> {
     const q = this.d.config.queue;
-    this.worker = new Worker<OutboundJob>(outboundQueueName(this.d.instanceKey), (job, token) => this.process(job, token), {
+    this.worker = new Worker<ConversationJobData>(outboundQueueName(this.d.instanceKey), (job, token) => this.drain(job, token), {
       connection: this.d.redis,
       prefix: this.d.keys.bullPrefix,
-      concurrency: this.d.config.queue.concurrency,
+      concurrency: q.concurrency,
       lockDuration: q.lockDurationMs,
       stalledInterval: q.stalledIntervalMs,
+      maxStalledCount: 1000,
     });
     this.worker.on('error', (err) => this.d.log.warn({ err }, 'outbound worker error'));
-    this.worker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.fail(job.data, `could not send: ${err.message}`);
-    });
+    this.worker.on('failed', (job, err) => this.d.log.error({ err, jobId: job?.id }, 'outbound conversation job failed unexpectedly'));
+    await this.sweep();
+    await this.reporter.resume();
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.d.log.warn({ err: coerceError(err) }, 'outbound sweep failed'));
+    }, q.stalledIntervalMs);
+    this.sweepTimer.unref();
   }
 
-  async close(): Promise<void> {
-    await this.worker?.close();
+  /** Re-adds the drain job of every conversation that holds events (jobs that exist are left alone). */
+  async sweep(): Promise<void> {
+    await scheduleConversations(this.queue, await this.store.pendingConversations());
   }
 
-  private async process(job: Job<OutboundJob>, token: string | undefined): Promise<void> {
-    const j = job.data;
-    // Chats run in parallel, each in order: a message waits for the one before
-    // it in its conversation (a predecessor lost for over a minute is not waited for).
-    if (j.seq !== undefined) {
-      const done = Number((await this.d.redis.get(this.d.keys.outDone(this.d.instanceKey, j.conversationId))) ?? 0);
-      if (done < j.seq - 1 && Date.now() - j.receivedAtMs < 60_000) {
-        await job.moveToDelayed(Date.now() + 100, token);
+  /** Lets the conversation in progress finish its current event, then stops; unreported ticks stay recorded. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      await this.worker?.close();
+      await this.reporter.close();
+      await this.queue.close();
+    })();
+    return this.closing;
+  }
+
+  /** Events waiting, over every conversation. */
+  pending(): Promise<number> {
+    return this.store.depth();
+  }
+
+  private async drain(job: Job<ConversationJobData>, token: string | undefined): Promise<void> {
+    // A job queued by an earlier version carried the message itself: put it in its conversation's list.
+    if (job.name === 'send' || job.name === 'delete') {
+      const legacy = job.data as unknown as OutboundJob;
+      if ((await this.store.enqueue(outboundEvent(legacy))) === 2) await scheduleConversations(this.queue, [legacy.conversationId]);
+      return;
+    }
+    const { conversationId } = job.data;
+    for (;;) {
+      if (this.closing) throw Worker.RateLimitError();
+      const head = await this.store.head(conversationId);
+      if (!head) {
+        if (await this.store.finish(conversationId)) return;
+        continue;
+      }
+      await this.handleHead(job, token, conversationId, head);
+    }
+  }
+
+  private async handleHead(job: Job<ConversationJobData>, token: string | undefined, conversationId: number, head: OutboundHead): Promise<void> {
+    const j = head.event.job;
+    const context = { messageId: j.messageId, conversationId, kind: j.kind };
+    try {
+      await this.process(head.event);
+      this.breaker.success();
+      await this.store.ack(conversationId, head);
+      return;
+    } catch (thrown) {
+      const err = coerceError(thrown);
+      if (err instanceof OutboundRejected) {
+        await this.fail(j, err.message);
+        await this.store.ack(conversationId, head);
+        return;
+      }
+      if (err instanceof WhatsAppNotConnected) {
+        if (Date.now() - j.receivedAtMs > this.d.config.outbound.maxWaitMs) {
+          await this.fail(j, 'WhatsApp was disconnected for too long; press Retry once the number is back');
+          await this.store.ack(conversationId, head);
+          return;
+        }
+        await job.moveToDelayed(Date.now() + 2000, token);
         throw new DelayedError();
       }
-    }
-    try {
-      await this.run(job, token);
-    } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw err;
-      await this.markDone(j);
-      throw err;
-    }
-    await this.markDone(j);
-  }
-
-  private async markDone(j: OutboundJob): Promise<void> {
-    if (j.seq === undefined) return;
-    // max(done, seq): a later message can finish first only after the escape above.
-    await this.d.redis.eval(
-      "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end return 1",
-      1,
-      this.d.keys.outDone(this.d.instanceKey, j.conversationId),
-      String(j.seq),
-      String(RETENTION_S),
-    );
-  }
-
-  private async run(job: Job<OutboundJob>, token: string | undefined): Promise<void> {
-    const j = job.data;
-    const socket = this.d.session.currentSocket;
-    const state = this.d.session.state;
-    if (state === 'logged_out' || state === 'halted' || state === 'qr_expired' || state === 'stopped') {
-      return this.fail(j, `WhatsApp number is not connected (${state.replace('_', ' ')}); link it again and press Retry`);
-    }
-    if (state !== 'open' || !socket) {
-      if (Date.now() - j.receivedAtMs > this.d.config.outbound.maxWaitMs) return this.fail(j, 'WhatsApp was disconnected for too long');
-      await job.moveToDelayed(Date.now() + 2000, token);
+      if (isChatwootOutage(err)) {
+        const delayMs = this.breaker.trip(err instanceof ChatwootError && err.kind === 'rate_limited' ? 'rate_limited' : 'outage');
+        this.d.log.warn({ ...context, err, delayMs }, 'chatwoot unavailable: outbound paused');
+        await this.queue.rateLimit(delayMs);
+        throw Worker.RateLimitError();
+      }
+      const attempts = await this.store.recordAttempt(head.event);
+      if (attempts >= this.d.config.queue.attempts) {
+        this.d.log.error({ ...context, err, attempts }, 'agent message failed on every attempt');
+        await this.fail(j, 'could not be sent on WhatsApp; press Retry to try again');
+        await this.store.ack(conversationId, head);
+        return;
+      }
+      const delayMs = backoffDelayMs(attempts, this.d.config.queue.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
+      this.d.log.warn({ ...context, err, attempts, delayMs }, 'agent message failed: retrying');
+      await job.moveToDelayed(Date.now() + delayMs, token);
       throw new DelayedError();
     }
-    try {
-      if (j.kind === 'delete') await this.remove(socket, j);
-      else await this.send(socket, j);
-    } catch (err) {
-      if (err instanceof OutboundRejected) return this.fail(j, err.message);
-      throw err;
+  }
+
+  /** The socket to send on, or why not: a number that is gone fails the message, one reconnecting makes it wait. */
+  private socket(): WaSocket {
+    const state = this.d.session.state;
+    if (NOT_RUNNING.has(state)) throw new OutboundRejected(`the WhatsApp number is not connected (${state.replace('_', ' ')}); link it again and press Retry`);
+    const socket = this.d.session.currentSocket;
+    if (state !== 'open' || !socket) throw new WhatsAppNotConnected(`instance is ${state}`);
+    return socket;
+  }
+
+  private async process(event: OutboundEvent): Promise<void> {
+    const j = event.job;
+    if (j.kind === 'delete') return this.remove(this.socket(), j);
+    if (j.kind === 'update') {
+      const state = await this.records.state(j.messageId);
+      // An announcement of a status Ponte reported (its send came first in this conversation's order).
+      if (state.accepted || (!state.failed && state.want !== undefined)) return;
+      this.d.log.info({ messageId: j.messageId, conversationId: j.conversationId, failedByPonte: state.failed }, 'agent pressed Retry: sending the message');
     }
+    return this.send(this.socket(), j);
   }
 
   private async fail(j: OutboundJob, reason: string): Promise<void> {
     this.d.log.warn({ messageId: j.messageId, conversationId: j.conversationId, reason }, 'agent message failed');
     await this.d.redis.hincrby(this.d.keys.stats(this.d.instanceKey), 'failed', 1);
-    if (j.kind === 'send') {
-      await this.d.chatwoot.updateMessageStatus(j.accountId, j.conversationId, j.messageId, 'failed', reason).catch((err: unknown) => {
-        this.d.log.warn({ err: coerceError(err), messageId: j.messageId }, 'could not mark the message failed in Chatwoot');
-      });
-    }
+    if (j.kind === 'delete') return;
+    if (await this.records.raise(j.messageId, j.conversationId, 'failed', reason)) this.reporter.request(j.messageId);
   }
 
   /** The chat's JID: the contact inbox's source id when Ponte created it, else the contact's number checked on WhatsApp. */
@@ -167,9 +263,7 @@ export class OutboundConsumer {
 
   private async send(socket: WaSocket, j: OutboundJob): Promise<void> {
     const jid = await this.jidFor(socket, j);
-    const partsKey = this.d.keys.outParts(this.d.instanceKey, j.messageId);
-    const done = await this.d.redis.hgetall(partsKey);
-    const quoted = await this.quoted(jid, j.inReplyTo);
+    const done = await this.records.sentParts(j.messageId);
     let text = j.content ? markdownToWhatsApp(j.content) : '';
     if (text && this.d.config.outbound.agentSignature && j.senderName) text = `*${j.senderName}:*\n${text}`;
 
@@ -178,39 +272,45 @@ export class OutboundConsumer {
     const captionable = first && first.fileType !== 'audio';
     if (text && !captionable) plan.push({ text });
     j.attachments.forEach((a, i) => plan.push({ attachment: a, ...(i === 0 && captionable && text ? { text } : {}) }));
-    if (plan.length === 0) return this.fail(j, 'the message has no text and no attachment');
+    if (plan.length === 0) throw new OutboundRejected('the message has no text and no attachment');
 
+    const quoted = await this.quoted(jid, j.inReplyTo);
     for (const [i, step] of plan.entries()) {
       if (done[String(i)]) continue;
-      const part: Part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
-      const id = newMessageId();
-      this.d.ownSends.add(id);
+      let part: Part;
+      try {
+        part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
+      } catch (err) {
+        // Part of the message is on WhatsApp already: it stays sent (never failed), the rest is logged.
+        if (err instanceof OutboundRejected && Object.keys(done).length > 0) {
+          this.d.log.warn({ messageId: j.messageId, part: i, reason: err.message }, 'a part of an agent message could not be sent');
+          continue;
+        }
+        throw err;
+      }
+      const id = await this.records.partId(j.messageId, i, newMessageId());
+      this.d.ownSend(id);
       let sent: WAMessage | undefined;
       try {
         sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
+      } catch (err) {
+        throw isDisconnect(err) ? new WhatsAppNotConnected('the socket closed during the send', { cause: err }) : err;
       } finally {
         if (part.file) await rm(part.file, { force: true });
       }
       const waId = sent?.key.id ?? id;
-      await this.d.redis
-        .multi()
-        .hset(partsKey, String(i), waId)
-        .expire(partsKey, RETENTION_S)
-        .set(this.d.keys.outWa(this.d.instanceKey, waId), `${j.conversationId}:${j.messageId}:${i}:${jid}`, 'EX', RETENTION_S)
-        .set(this.d.keys.cwToWa(this.d.instanceKey, j.messageId), waId, 'EX', RETENTION_S, 'NX')
-        .hincrby(this.d.keys.stats(this.d.instanceKey), 'sent', 1)
-        .exec();
+      await this.records.recordSent({ messageId: j.messageId, conversationId: j.conversationId, part: i, jid }, waId, sent?.message ? proto.Message.encode(sent.message).finish() : undefined);
+      done[String(i)] = waId;
     }
-    await this.d.chatwoot.updateMessageStatus(j.accountId, j.conversationId, j.messageId, 'sent');
-    if (this.d.config.outbound.markRead) await this.markRead(socket, jid);
+    if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
+    if (this.d.config.outbound.markRead) await this.markRead(socket, j.conversationId);
   }
 
-  /** An agent answered: the customer's messages in this chat get their blue ticks. */
-  private async markRead(socket: WaSocket, jid: string): Promise<void> {
-    const keys = this.d.unread.get(jid);
-    if (!keys?.length) return;
-    for (const k of keys) for (const j of [k.remoteJid, k.remoteJidAlt]) if (j) this.d.unread.delete(j);
-    await socket.readMessages(keys).catch((err: unknown) => this.d.log.warn({ err: coerceError(err), jid }, 'could not mark messages read'));
+  /** An agent answered: the customer's messages in this conversation get their blue ticks. */
+  private async markRead(socket: WaSocket, conversationId: number): Promise<void> {
+    const keys = await this.unread.take(conversationId);
+    if (keys.length === 0) return;
+    await socket.readMessages(keys).catch((err: unknown) => this.d.log.warn({ err: coerceError(err), conversationId }, 'could not mark messages read'));
   }
 
   private async quoted(jid: string, inReplyTo: number | undefined): Promise<WAMessage | undefined> {
@@ -251,31 +351,41 @@ export class OutboundConsumer {
   }
 
   private async remove(socket: WaSocket, j: OutboundJob): Promise<void> {
-    const parts = await this.d.redis.hgetall(this.d.keys.outParts(this.d.instanceKey, j.messageId));
+    const parts = await this.records.sentParts(j.messageId);
     for (const waId of Object.values(parts)) {
-      const record = await this.d.redis.get(this.d.keys.outWa(this.d.instanceKey, waId));
-      const jid = record?.split(':').slice(3).join(':');
-      if (!jid) continue;
-      await socket.sendMessage(jid, { delete: { remoteJid: jid, id: waId, fromMe: true } });
+      const part = await this.records.partOf(waId);
+      if (!part?.jid) continue;
+      await socket.sendMessage(part.jid, { delete: { remoteJid: part.jid, id: waId, fromMe: true } });
     }
   }
 
-  /** WhatsApp receipts for sent parts: the Chatwoot message shows the lowest status of its parts. */
-  async onReceipt(waId: string, waStatus: number): Promise<void> {
-    const status = WA_STATUS[waStatus];
-    if (!status) return;
-    const record = await this.d.redis.get(this.d.keys.outWa(this.d.instanceKey, waId));
-    if (!record) return;
-    const [conversationId, messageId, part] = record.split(':');
-    const stKey = this.d.keys.outStatus(this.d.instanceKey, Number(messageId));
-    const before = await this.d.redis.hget(stKey, part!);
-    if (Number(before ?? 0) >= waStatus) return;
-    await this.d.redis.multi().hset(stKey, part!, String(waStatus)).expire(stKey, RETENTION_S).exec();
-    const [parts, statuses] = await Promise.all([this.d.redis.hlen(this.d.keys.outParts(this.d.instanceKey, Number(messageId))), this.d.redis.hvals(stKey)]);
-    if (statuses.length < parts) return;
-    const lowest = Math.min(...statuses.map(Number));
-    const target = WA_STATUS[lowest];
-    if (!target) return;
-    await this.d.chatwoot.updateMessageStatus(this.d.accountId, Number(conversationId), Number(messageId), target);
+  /** What this number sent as the key's id, for a recipient's retry receipt (Baileys' `getMessage`). */
+  async sentMessage(key: WAMessageKey): Promise<proto.IMessage | undefined> {
+    const body = key.id ? await this.records.sentBody(key.id) : undefined;
+    return body ? proto.Message.decode(body) : undefined;
   }
+
+  /** A WhatsApp receipt (or the status of an own echo) for a sent part: the message shows the lowest status of its parts, never going back. */
+  async onReceipt(waId: string, waStatus: number): Promise<void> {
+    if (!WA_RECEIPT_STATUS[waStatus]) return;
+    const part = await this.records.partOf(waId);
+    if (!part) return;
+    const status: CwMessageStatus | undefined = await this.records.receipt(part, waStatus);
+    if (status && (await this.records.raise(part.messageId, part.conversationId, status))) this.reporter.request(part.messageId);
+  }
+}
+
+/** Chatwoot (or its storage) unreachable or overloaded: not the message's fault. */
+function isChatwootOutage(err: Error): boolean {
+  if (err instanceof ChatwootError) return err.retryable || err.kind === 'lost_response';
+  if (err instanceof AttachmentFetchError) {
+    // A 404 may be a file Chatwoot has not stored yet: that one counts as the message's attempt.
+    return err.retryable && !(err.reason === 'http_status' && err.status === 404);
+  }
+  return false;
+}
+
+function isDisconnect(err: unknown): boolean {
+  const code = (err as { output?: { statusCode?: unknown } } | undefined)?.output?.statusCode;
+  return typeof code === 'number' && DISCONNECTED_CODES.has(code);
 }

@@ -92,11 +92,11 @@ export class ControlPlane {
     return { record, created, slot };
   }
 
-  private async known(instanceKey: string): Promise<InstanceRecord> {
-    if (!parseInstanceKey(instanceKey)) throw new ControlError('bad_request', `instance: ${JSON.stringify(instanceKey)} is not <account>-<inbox>`, 400);
-    const record = await this.o.registry.get(instanceKey);
-    if (!record) throw new ControlError('not_found', `no instance ${instanceKey}`, 404);
-    return record;
+  /** Checks the instance exists, from the registry's memory: a control call never waits on Redis to know. */
+  private known(instanceKey: string): Promise<void> {
+    if (!parseInstanceKey(instanceKey)) return Promise.reject(new ControlError('bad_request', `instance: ${JSON.stringify(instanceKey)} is not <account>-<inbox>`, 400));
+    if (!this.o.registry.has(instanceKey)) return Promise.reject(new ControlError('not_found', `no instance ${instanceKey}`, 404));
+    return Promise.resolve();
   }
 
   async start(instanceKey: string): Promise<InstanceRecord> {

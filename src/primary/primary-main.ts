@@ -13,10 +13,10 @@ import { createApp } from '../http/app.js';
 import { type AcceptedWebhook, webhookRoutes } from '../http/webhook-routes.js';
 import { controlErrorHandler, operatorRoutes } from '../http/operator-routes.js';
 import { InstanceRegistry } from '../instances/registry.js';
+import { coerceError } from '../lib/errors.js';
 import { Journal } from '../lib/journal.js';
 import { instanceKey } from '../model/instance-key.js';
 import { createLogger } from '../observability/logger.js';
-import { enqueueOutbound } from '../outbound/outbound-queue.js';
 import { RedisKeys } from '../queue/keys.js';
 import { waitForRelayed } from '../queue/relayed-lookup.js';
 import { createRedis, resolveRedisUrl } from '../redis/connection.js';
@@ -78,7 +78,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     log,
     // Idempotent both: the outbound queue dedupes by Chatwoot message id, the intake by delivery id.
     apply: async (event) => {
-      if (event.kind === 'outbound') await enqueueOutbound(outbound.queue(event.instanceKey), event.job, { redis: intakeRedis, keys, instanceKey: event.instanceKey });
+      if (event.kind === 'outbound') await outbound.enqueue(event.instanceKey, event.job);
       else await intake.accept(event.command);
     },
   });
@@ -125,7 +125,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   log.info({ port: config.server.port, host: config.server.host, workers: count, driver: config.whatsapp.driver }, 'HTTP listening');
   if (config.whatsapp.driver === 'sandbox') log.warn('WHATSAPP_DRIVER=sandbox: simulated WhatsApp accounts, no real numbers');
 
-  const shutdown = async (signal: string): Promise<void> => {
+  const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
     if (shuttingDown) {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
@@ -155,10 +155,19 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     await Promise.all([redis.quit().catch(() => undefined), intakeRedis.quit().catch(() => undefined)]);
     log.info('stopped');
     log.flush();
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on('SIGTERM', (s) => void shutdown(s));
   process.on('SIGINT', (s) => void shutdown(s));
+  // A bug that escapes every handler: log it and stop through the normal shutdown, exiting non-zero (pm2 restarts it).
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: coerceError(reason) }, 'unhandled rejection: Ponte stopping');
+    void shutdown('fatal error', 1);
+  });
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception: Ponte stopping');
+    void shutdown('fatal error', 1);
+  });
   // pm2 wait_ready: signal once every worker is up (or after a minute, so pm2 does not hang on a broken worker).
   if (process.send) {
     const signalReady = () => process.send?.('ready');

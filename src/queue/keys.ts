@@ -72,9 +72,19 @@ export class RedisKeys {
     return `${this.prefix}sandbox:${instanceKey}:outbox`;
   }
 
+  /** Per-instance outbound keys; the scripts append `conv:<id>`, `sched:<id>`, `seen:<event id>`, `pending`, `attempts`. */
+  outbound(instanceKey: string): string {
+    return `${this.prefix}out:${instanceKey}:`;
+  }
+
   /** An agent message's parts sent on WhatsApp: hash part index → WhatsApp id. */
   outParts(instanceKey: string, cwMessageId: number): string {
     return `${this.prefix}out:${instanceKey}:msg:${cwMessageId}`;
+  }
+
+  /** The WhatsApp id chosen for each part before it is sent (reused by a repeated send): hash part index → id. */
+  outIntents(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:intent:${cwMessageId}`;
   }
 
   /** The receipt status of each part of an agent message: hash part index → WhatsApp status (3 delivered, 4 read). */
@@ -82,19 +92,29 @@ export class RedisKeys {
     return `${this.prefix}out:${instanceKey}:st:${cwMessageId}`;
   }
 
+  /** An agent message's state: accepted by WhatsApp, failed, wanted and reported status, conversation. */
+  outState(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:state:${cwMessageId}`;
+  }
+
+  /** Messages whose wanted status Chatwoot has not confirmed yet: a set of Chatwoot message ids. */
+  outUnreported(instanceKey: string): string {
+    return `${this.prefix}out:${instanceKey}:unreported`;
+  }
+
+  /** What was sent as a WhatsApp id (a `proto.Message`, base64), for recipients' retry receipts. */
+  outSent(instanceKey: string, waId: string): string {
+    return `${this.prefix}out:${instanceKey}:sent:${waId}`;
+  }
+
   /** WhatsApp id of a sent part → `<conversationId>:<messageId>:<part>:<jid>`. */
   outWa(instanceKey: string, waId: string): string {
     return `${this.prefix}out:${instanceKey}:wa:${waId}`;
   }
 
-  /** The last position handed out in a conversation's outbound order. */
-  outSeq(instanceKey: string, conversationId: number): string {
-    return `${this.prefix}out:${instanceKey}:seq:${conversationId}`;
-  }
-
-  /** The last position of a conversation's outbound order that is done (sent or failed for good). */
-  outDone(instanceKey: string, conversationId: number): string {
-    return `${this.prefix}out:${instanceKey}:done:${conversationId}`;
+  /** The customer's messages in a conversation not yet marked read on WhatsApp: a list of message keys (JSON). */
+  outUnread(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:unread:${conversationId}`;
   }
 
   /** The WhatsApp JID of a conversation Ponte did not create (resolved from the contact's number). */
@@ -125,6 +145,11 @@ export function inboundQueueName(instanceKey: string): string {
 /** The outbound queue of one instance (agent replies to send). */
 export function outboundQueueName(instanceKey: string): string {
   return `outbound.${instanceKey}`;
+}
+
+/** The BullMQ job id of a conversation's outbound drain job. */
+export function conversationJobId(conversationId: number): string {
+  return `conv.${conversationId}`;
 }
 
 /** A BullMQ job id for a chat: custom ids may not contain ':' nor be integers. */

@@ -50,6 +50,8 @@ export interface SpawnedRedis {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Sends `signal` (SIGKILL: a crash) and resolves once the server has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 export interface SpawnRedisOptions {
@@ -59,6 +61,8 @@ export interface SpawnRedisOptions {
   port?: number;
   /** Keep running after this process exits (the daemon's own Redis); tests use false. */
   detached?: boolean;
+  /** AOF fsync policy: `everysec` (Redis' default) or `always` (nothing acknowledged is lost in a crash). */
+  appendFsync?: 'always' | 'everysec';
 }
 
 /**
@@ -76,6 +80,7 @@ export async function spawnRedisServer(options: SpawnRedisOptions): Promise<Spaw
     '--dir', dir,
     '--save', '',
     '--appendonly', options.appendOnly ? 'yes' : 'no',
+    '--appendfsync', options.appendFsync ?? 'everysec',
     '--protected-mode', 'yes',
   ];
   const child = spawn('redis-server', args, {
@@ -104,14 +109,11 @@ export async function spawnRedisServer(options: SpawnRedisOptions): Promise<Spaw
   })();
   await Promise.race([ready, spawnFailed]);
   spawnFailed.catch(() => undefined);
-  return {
-    url,
-    port,
-    stop: () =>
-      new Promise<void>((resolveStop) => {
-        if (child.exitCode !== null) return resolveStop();
-        child.once('exit', () => resolveStop());
-        child.kill('SIGTERM');
-      }),
-  };
+  const kill = (signal: NodeJS.Signals) =>
+    new Promise<void>((resolveStop) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
+      child.once('exit', () => resolveStop());
+      child.kill(signal);
+    });
+  return { url, port, stop: () => kill('SIGTERM'), kill };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type WAMessage, downloadMediaMessage, makeCacheableSignalKeyStore, makeWASocket } from '@whiskeysockets/baileys';
+import { type WAMessage, downloadMediaMessage, makeCacheableSignalKeyStore, makeWASocket, proto } from '@whiskeysockets/baileys';
 import type { SocketFactory, WaSocket } from './socket.js';
 
 /** Puts `advB64` into a QR string (`ref,noiseKey,identityKey,advSecret,platform`). */
@@ -10,10 +10,22 @@ export function withAdvSecret(qr: string, advB64: string): string {
   return parts.join(',');
 }
 
+const SyncType = proto.HistorySync.HistorySyncType;
+/**
+ * History-sync kinds processed: the ones that carry contacts, push names and
+ * the initial LID ⇄ phone-number mappings (rc14 warns that refusing all of
+ * them breaks LID handling). FULL and ON_DEMAND carry old messages only, and
+ * status is not relayed; messages of any history kind are not relayed.
+ */
+const HISTORY_TYPES = new Set<number>([SyncType.INITIAL_BOOTSTRAP, SyncType.RECENT, SyncType.PUSH_NAME, SyncType.NON_BLOCKING_DATA]);
+
 /**
  * The production driver: a Baileys rc14 socket. Options follow
- * `reference/baileys.md` §1.1: no history sync, not online on connect, a
- * cached key store over Ponte's auth store.
+ * `reference/baileys.md` §1.1: the history kinds above, not online on
+ * connect, a cached key store over Ponte's auth store, and `getMessage` and a
+ * retry counter that outlive the socket, so a retry receipt is answered
+ * after a restart too. `WHATSAPP_WS_URL` names the server (a test server in
+ * the project's tests; nothing else changes for them).
  *
  * It also carries the bridge-side fix for Baileys #2737 (§1.6): WhatsApp may
  * send `companion_reg_refresh` while a QR is shown and rc14 ignores it, so the
@@ -26,9 +38,12 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     auth: { creds: o.auth.creds, keys: makeCacheableSignalKeyStore(o.auth.keys, o.logger) },
     logger: o.logger,
     browser: o.browser,
+    waWebSocketUrl: o.wsUrl,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    shouldSyncHistoryMessage: () => false,
+    shouldSyncHistoryMessage: (msg) => HISTORY_TYPES.has(msg.syncType ?? -1),
+    getMessage: (key) => o.getMessage(key),
+    msgRetryCounterCache: o.retryCounters,
     generateHighQualityLinkPreview: false,
   });
   let lastQr: string | undefined;

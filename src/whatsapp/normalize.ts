@@ -1,4 +1,5 @@
 import {
+  type WACallEvent,
   type WAMessage,
   BufferJSON,
   proto,
@@ -71,6 +72,7 @@ export function normalizeMessage(msg: WAMessage, upsertType: 'notify' | 'append'
     upsertType,
     content: rendered,
     ...(quotedWaId ? { quotedWaId } : {}),
+    remoteJid: key.remoteJid!,
   };
 
   if (isJidGroup(remoteJid)) {
@@ -252,4 +254,26 @@ function contextOf(content: proto.IMessage, type: keyof proto.IMessage): proto.I
     return (inner).contextInfo ?? undefined;
   }
   return undefined;
+}
+
+/**
+ * A call as Ponte relays it: a missed or a rejected call becomes a line in
+ * the caller's conversation. Group calls and calls still ringing are not
+ * relayed (undefined).
+ */
+export function normalizeCall(call: WACallEvent, status: 'missed' | 'rejected'): InboundMessage | undefined {
+  if (call.isGroup) return undefined;
+  const from = jidNormalizedUser(call.from);
+  const peer = personOf(from, call.callerPn || undefined, undefined);
+  if (!peer) return undefined;
+  return {
+    waId: `CALL${call.id}`,
+    chatId: peer.pnJid ?? peer.lidJid!,
+    chatKind: 'direct',
+    peer,
+    fromMe: false,
+    timestampS: Math.floor(call.date.getTime() / 1000),
+    upsertType: 'notify',
+    content: { kind: 'call', status, video: call.isVideo === true },
+  };
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { ConnectionState } from '@whiskeysockets/baileys';
+import { type CacheStore, type ConnectionState, jidNormalizedUser } from '@whiskeysockets/baileys';
+import { LRUCache } from 'lru-cache';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
@@ -7,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { InstanceLease } from '../instances/lease.js';
 import type { AuthStore, InstanceAuth } from './auth-store.js';
 import { type CloseDecision, decideOnClose } from './disconnect-policy.js';
-import type { SocketFactory, WaSocket } from './socket.js';
+import type { SocketFactory, SocketFactoryOptions, WaSocket } from './socket.js';
 
 /**
  * One instance's WhatsApp session: a state machine over a socket factory
@@ -46,6 +47,10 @@ export interface SessionEvents {
 export interface SessionOptions {
   instanceKey: string;
   factory: SocketFactory;
+  /** `WHATSAPP_WS_URL`. */
+  wsUrl: string;
+  /** What this number sent, for recipients' retry receipts (see {@link SocketFactoryOptions.getMessage}). */
+  getMessage: SocketFactoryOptions['getMessage'];
   auth: AuthStore;
   /** Made fresh per start: the guard of one socket per instance. */
   lease: InstanceLease;
@@ -77,10 +82,13 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   private _phone: string | undefined;
   private lastError: string | undefined;
   private generation = 0;
+  private stopping = false;
   /** The loaded auth state, kept across reconnects (Baileys mutates it in place); dropped when cleared. */
   private auth: InstanceAuth | undefined;
   /** Credential writes in order; a reconnect waits for them. */
   private saving: Promise<void> = Promise.resolve();
+  /** Baileys' retry counts per message, kept across this instance's sockets (bounded: counts matter for an hour). */
+  private readonly retryCounters = lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, ttl: 3_600_000 }));
 
   constructor(private readonly o: SessionOptions) {
     super();
@@ -105,6 +113,12 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   get qrCount(): number {
     return this.qrs;
+  }
+
+  /** This number's own JIDs (phone number and LID, device suffixes dropped), once linked. */
+  ownJids(): string[] {
+    const me = this.socket?.user;
+    return [me?.id, me?.lid].filter((j): j is string => Boolean(j)).map((j) => jidNormalizedUser(j));
   }
 
   private set(state: SessionState, detail?: string): void {
@@ -141,7 +155,15 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     if (gen !== this.generation) return;
     this._phone = phoneOf(state.creds.me?.id);
     this.set('connecting');
-    const socket = this.o.factory({ instanceKey: this.o.instanceKey, auth: state, logger: this.o.baileysLogger, browser: this.o.browser });
+    const socket = this.o.factory({
+      instanceKey: this.o.instanceKey,
+      auth: state,
+      logger: this.o.baileysLogger,
+      browser: this.o.browser,
+      wsUrl: this.o.wsUrl,
+      getMessage: this.o.getMessage,
+      retryCounters: this.retryCounters,
+    });
     this.socket = socket;
     socket.ev.on('creds.update', () => {
       // Never write auth state this process no longer owns.
@@ -250,12 +272,14 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   /** Closes the socket (never unlinking the phone) and releases the lease. */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.generation += 1;
     this.clearTimer();
     this.closeSocket();
     await this.saving;
     if (this.o.lease.isHeld) await this.o.lease.release();
     this.set('stopped');
+    this.stopping = false;
   }
 
   /** Unlinks the phone (when connected) and deletes the auth state. */
@@ -276,6 +300,8 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   /** The lease was lost to another process: close at once, without writing anything more. */
   leaseLost(): void {
+    // A session being stopped is replaced on purpose: no alert.
+    if (this.stopping) return;
     this.generation += 1;
     this.clearTimer();
     this.closeSocket();
@@ -324,4 +350,17 @@ function alertText(d: CloseDecision): string {
     default:
       return `WhatsApp closed the session (${d.reason}). Ponte stopped it; link it again.`;
   }
+}
+
+/** Baileys' cache interface over an LRU cache. */
+function lruCacheStore(cache: LRUCache<string, NonNullable<unknown>>): CacheStore {
+  return {
+    get: <T>(key: string) => cache.get(key) as T | undefined,
+    set: <T>(key: string, value: T) => {
+      if (value === undefined || value === null) cache.delete(key);
+      else cache.set(key, value);
+    },
+    del: (key: string) => cache.delete(key),
+    flushAll: () => cache.clear(),
+  };
 }

@@ -1,11 +1,13 @@
 import type {
   AnyMessageContent,
   AuthenticationState,
+  CacheStore,
   BaileysEventEmitter,
   Contact,
   MiscMessageGenerationOptions,
   WAMessage,
   WAMessageKey,
+  proto,
 } from '@whiskeysockets/baileys';
 import type { Readable } from 'node:stream';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
@@ -41,6 +43,16 @@ export interface WaSocket {
 export interface SocketFactoryOptions {
   instanceKey: string;
   auth: AuthenticationState;
+  /** The WebSocket URL to connect to (`WHATSAPP_WS_URL`); the sandbox ignores it. */
+  wsUrl: string;
+  /**
+   * A message this number sent, by WhatsApp id, for a recipient's retry
+   * receipt (their phone could not decrypt it): Baileys keeps recent sends in
+   * memory only, so after a restart this is where the message comes from.
+   */
+  getMessage(key: WAMessageKey): Promise<proto.IMessage | undefined>;
+  /** Retry counts per message, kept across reconnects of the instance. */
+  retryCounters: CacheStore;
   /** The instance's Baileys logger (`BAILEYS_LOG_LEVEL_INSTANCE`). */
   logger: ILogger;
   /** `[platform, browser, version]` as Baileys expects it (`BAILEYS_BROWSER_NAME`). */

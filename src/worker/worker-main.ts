@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { ChatwootClient } from '../chatwoot/client.js';
 import { ControlError, type PrimaryToWorker, type WorkerToPrimary } from '../cluster/ipc.js';
@@ -11,8 +12,24 @@ import { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { FileAuthStore } from '../whatsapp/auth-store.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
 import { buildSandboxMessage, describeZodError, SandboxMessageSchema, type SandboxPoll, UnknownPollError } from '../whatsapp/sandbox/control.js';
-import { SANDBOX_DISCONNECTS, type SandboxDisconnect, type SandboxSocket, sandboxSocketFactory } from '../whatsapp/sandbox/sandbox-socket.js';
+import { SANDBOX_DISCONNECTS, type SandboxDisconnect, type SandboxSocket, sandboxMediaStore, sandboxSocketFactory } from '../whatsapp/sandbox/sandbox-socket.js';
+import { InboundIngest } from './inbound-ingest.js';
 import { InstanceRuntime } from './instance-runtime.js';
+import { WorkerJournal } from './worker-journal.js';
+
+/** How long a WhatsApp event waits for Redis before it goes to the worker's journal (Baileys acknowledged it already). */
+const INBOUND_REDIS_BUDGET_MS = 2000;
+/** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept). */
+const SANDBOX_MEDIA_BYTES = 256 * 1024 * 1024;
+
+/** Appends to the sandbox outbox unless the id was sent before; both capped. KEYS: outbox list, id set. ARGV: id, entry, cap. */
+const SANDBOX_OUTBOX_APPEND = `
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 and ARGV[1] ~= '' then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+if redis.call('SCARD', KEYS[2]) > 2 * tonumber(ARGV[3]) then redis.call('SPOP', KEYS[2], tonumber(ARGV[3])) end
+return 1
+`;
 
 /** HTTP statuses of the errors a control call may answer with, by code; anything else is a 500 with its details in the log. */
 const CONTROL_STATUS: Record<string, number> = { SANDBOX_STATE: 409, SANDBOX_UNKNOWN_MESSAGE: 404, UNKNOWN_POLL: 404, INVALID_INSTANCE_KEY: 400 };
@@ -43,7 +60,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const baileysLogger = createLogger({ level: config.whatsapp.logLevel, base: { module: 'baileys', slot } }) as unknown as ILogger;
 
   const sandboxSockets = new Map<string, SandboxSocket>();
-  const sandboxMedia = new Map<string, Buffer>();
+  const sandboxMedia = sandboxMediaStore(SANDBOX_MEDIA_BYTES);
   const sandboxGroups = new Map<string, string>();
   const sandboxPolls = new Map<string, SandboxPoll>();
   const factory =
@@ -55,15 +72,24 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
           // Both capped: a long rehearsal keeps the newest entries.
-          onSend: (entry, instanceKey) => void redis.multi().rpush(keys.sandboxOutbox(instanceKey), JSON.stringify(entry)).ltrim(keys.sandboxOutbox(instanceKey), -LIST_CAP, -1).exec().catch(() => undefined),
+          // A send repeated under the same id (after a crash) is dropped, as the recipient's phone drops it.
+          onSend: (entry, instanceKey) =>
+            void redis
+              .eval(SANDBOX_OUTBOX_APPEND, 2, keys.sandboxOutbox(instanceKey), `${keys.sandboxOutbox(instanceKey)}:ids`, entry.id, JSON.stringify(entry), String(LIST_CAP))
+              .catch((err: unknown) => log.warn({ err: coerceError(err), instanceId: instanceKey }, 'could not record a sandbox send')),
           onRead: (ids, instanceKey) => void redis.multi().rpush(keys.sandboxRead(instanceKey), ...ids).ltrim(keys.sandboxRead(instanceKey), -LIST_CAP, -1).exec().catch(() => undefined),
         })
       : baileysSocketFactory;
-  // One holder id per worker slot of this primary: a respawned worker takes
-  // its dead predecessor's leases back at once, any other process waits.
-  const holder = `${hostname()}:${primaryPid}:${slot}`;
+  // One lease owner per worker slot of this primary (each session adds its
+  // own token): a respawned worker takes its dead predecessor's leases back
+  // at once, any other process waits.
+  const leaseOwner = `${hostname()}:${primaryPid}:${slot}:`;
+  const ingest = new InboundIngest(redis, keys);
+  const journal = new WorkerJournal({ dir: join(config.whatsapp.sessionsDir, 'journal'), slot, log, apply: (event) => ingest.ingest(event) });
+  await journal.open();
+  const handOver = (event: Parameters<InboundIngest['ingest']>[0]) => journal.journal.submit(event, INBOUND_REDIS_BUDGET_MS);
   const runtimes = new Map<string, InstanceRuntime>();
-  const runtimeDeps = { config, redis, keys, chatwoot, auth, factory, attachments, holder, log, baileysLogger, send };
+  const runtimeDeps = { config, redis, keys, chatwoot, auth, factory, attachments, leaseOwner, handOver, log, baileysLogger, send };
 
   const sandboxOf = (instanceKey: string): SandboxSocket => {
     const s = sandboxSockets.get(instanceKey);
@@ -90,7 +116,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       socket.scan(String(args.phone));
       return Promise.resolve({ ok: true });
     },
-    'sandbox.message': (key, args) => {
+    'sandbox.message': async (key, args) => {
       const parsed = SandboxMessageSchema.safeParse(args);
       if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error), 400);
       let built: ReturnType<typeof buildSandboxMessage>;
@@ -105,7 +131,9 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       if (poll) sandboxPolls.set(poll.id, poll);
       if (parsed.data.group?.subject && !sandboxGroups.has(parsed.data.group.jid)) sandboxGroups.set(parsed.data.group.jid, parsed.data.group.subject);
       sandboxOf(key).receive([message], 'notify');
-      return Promise.resolve({ id: message.key.id });
+      // Answered once the message is stored (Redis, or the journal), as WhatsApp's ack means it reached the number.
+      await runtimes.get(key)?.inboundIdle();
+      return { id: message.key.id };
     },
     'sandbox.receipt': (key, args) => {
       sandboxOf(key).receipt(String(args.id), args.status === 'read' ? 'read' : 'delivered');
@@ -132,16 +160,22 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   };
 
   let stopping: Promise<void> | undefined;
-  const shutdown = (why: string): Promise<void> => {
+  const shutdown = (why: string, exitCode = 0): Promise<void> => {
     stopping ??= (async () => {
       log.info({ why, instances: runtimes.size }, 'worker stopping');
       clearInterval(statusTimer);
+      // A session whose staggered start has not come yet never starts.
+      for (const t of startTimers.values()) clearTimeout(t);
+      startTimers.clear();
       await Promise.allSettled([...runtimes.values()].map((rt) => rt.stop()));
+      if (!(await journal.drain(2000))) log.warn({ entries: journal.journal.pending }, 'inbound journal not empty at shutdown: replayed at the next start');
+      await journal.close();
+      await ingest.close();
       attachments.close();
       await redis.quit().catch(() => undefined);
       log.info('worker stopped');
       log.flush();
-      process.exit(0);
+      process.exit(exitCode);
     })();
     return stopping;
   };
@@ -198,6 +232,15 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   process.on('message', onMessage);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A bug that escapes every handler: log it, stop through the normal shutdown (sessions closed, journal kept), exit non-zero; the primary forks the worker again.
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: coerceError(reason) }, 'unhandled rejection: worker stopping');
+    void shutdown('fatal error', 1);
+  });
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception: worker stopping');
+    void shutdown('fatal error', 1);
+  });
   process.on('disconnect', () => void shutdown('primary gone'));
 
   const reportStatus = async (): Promise<void> => {

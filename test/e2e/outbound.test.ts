@@ -216,6 +216,59 @@ describe('agent replies, black box', () => {
     expect((await outbox()).some((e) => e.text?.endsWith('segue') || e.caption?.endsWith('segue'))).toBe(false);
   }, 60_000);
 
+  it('ticks never go backwards: 20 replies over 5 conversations, receipts in any order, every update announced', async () => {
+    const convs: number[] = [];
+    for (let c = 0; c < 5; c++) convs.push(await inboundChat(`551197777000${c}`, `oi ${c}`, `TICK${c}`));
+    const replies: Array<{ id: number; conversation_id: number }> = [];
+    for (let i = 0; i < 20; i++) replies.push(double.createAgentMessage(accountId, convs[i % 5]!, { content: `resposta ${i}` }));
+    // As soon as each reply is on WhatsApp its receipts come back: delivered then read, or read first.
+    const seen = new Set<string>();
+    await until('20 replies sent and acknowledged', async () => {
+      for (const e of await outbox()) {
+        const i = replies.findIndex((r) => e.text === `*Ponte API:*\nresposta ${replies.indexOf(r)}`);
+        if (i < 0 || seen.has(e.id)) continue;
+        seen.add(e.id);
+        const order = i % 3 === 0 ? ['read', 'delivered'] : ['delivered', 'read'];
+        for (const status of order) await api(daemon, 'POST', `/sandbox/instances/${key}/receipts`, { id: e.id, status });
+      }
+      return seen.size >= 20 ? true : undefined;
+    });
+    const final = await until('every reply read', () => {
+      const ms = replies.map((r) => double.messages(accountId, r.conversation_id).find((m) => m.id === r.id)!);
+      return Promise.resolve(ms.every((m) => m.status === 'read') ? ms : undefined);
+    });
+    const rank = { failed: 0, sent: 1, delivered: 2, read: 3 } as const;
+    for (const m of final) {
+      const ranks = m.statusHistory.map((st) => rank[st]);
+      expect(ranks, `message ${m.id}: ${m.statusHistory.join(' → ')}`).toEqual([...ranks].sort((a, b) => a - b));
+    }
+    // Sent once each, and Chatwoot announced every update to the inbox webhook.
+    const texts = (await outbox()).map((e) => e.text ?? '');
+    for (let i = 0; i < 20; i++) expect(texts.filter((t) => t === `*Ponte API:*\nresposta ${i}`)).toHaveLength(1);
+    expect(double.webhookDeliveries().filter((d) => d.event === 'message_updated' && d.url.includes(`/webhook/chatwoot/${key}`)).length).toBeGreaterThanOrEqual(40);
+  }, 90_000);
+
+  it('two copies of one webhook arriving together send once and hold up nothing', async () => {
+    const conv = await inboundChat('5511977771111', 'oi', 'DUP1');
+    double.setInboxWebhook(inboxId, '');
+    const agent = double.createAgentMessage(accountId, conv, { content: 'uma só vez' });
+    double.setInboxWebhook(inboxId, `${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`);
+    const body = JSON.stringify({
+      event: 'message_created', id: agent.id, content: 'uma só vez', message_type: 'outgoing', private: false, source_id: null, content_attributes: {}, account: { id: accountId }, inbox: { id: inboxId },
+      conversation: { id: conv, inbox_id: inboxId, contact_inbox: { source_id: '5511977771111@s.whatsapp.net' }, meta: { sender: {} } }, sender: { type: 'user', name: 'Ponte API' },
+    });
+    const t = String(Math.floor(Date.now() / 1000));
+    const headers = { 'content-type': 'application/json', 'x-chatwoot-timestamp': t, 'x-chatwoot-signature': `sha256=${createHmac('sha256', INBOX_SECRET).update(`${t}.${body}`).digest('hex')}` };
+    const statuses = await Promise.all([1, 2, 3].map(() => fetch(`${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`, { method: 'POST', headers, body }).then((r) => r.status)));
+    expect(statuses).toEqual([200, 200, 200]);
+    // The next message of the same conversation follows at once.
+    double.createAgentMessage(accountId, conv, { content: 'logo depois' });
+    await until('the next message', async () => (await outbox()).some((e) => e.text?.endsWith('logo depois')));
+    const texts = (await outbox()).map((e) => e.text ?? '');
+    expect(texts.filter((x) => x.endsWith('uma só vez'))).toHaveLength(1);
+    expect(texts.findIndex((x) => x.endsWith('uma só vez'))).toBeLessThan(texts.findIndex((x) => x.endsWith('logo depois')));
+  }, 60_000);
+
   it('keeps each conversation in order while conversations proceed in parallel', async () => {
     const a = await inboundChat('5511955551111', 'oi A', 'INA');
     const b = await inboundChat('5511955552222', 'oi B', 'INB');
@@ -251,6 +304,14 @@ describe('agent replies, black box', () => {
     const sent = await until('the retried message', async () => (await outbox()).find((e) => e.text?.endsWith('não vai')));
     await until('sent after retry', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === failed.id)?.status === 'sent'));
     expect((await outbox()).filter((e) => e.text?.endsWith('não vai'))).toHaveLength(1);
+    // Chatwoot announced the Retry twice; the announcements of Ponte's own ticks afterwards send nothing either.
+    await api(daemon, 'POST', `/sandbox/instances/${key}/receipts`, { id: sent.id, status: 'delivered' });
+    await until('delivered after retry', () => Promise.resolve(double.messages(accountId, conv).find((m) => m.id === failed.id)?.status === 'delivered'));
+    const marker = double.createAgentMessage(accountId, conv, { content: 'marcador do retry' });
+    await until('the marker after the retry', async () => (await outbox()).some((e) => e.text?.endsWith('marcador do retry')));
+    expect((await outbox()).filter((e) => e.text?.endsWith('não vai'))).toHaveLength(1);
+    expect(double.messages(accountId, conv).find((m) => m.id === failed.id)?.statusHistory).toEqual(['sent', 'failed', 'sent', 'delivered']);
+    expect(marker.id).toBeGreaterThan(failed.id);
 
     // Delete for everyone.
     await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conv}/messages/${failed.id}`, { method: 'DELETE', headers: { api_access_token: double.token } });

@@ -75,7 +75,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
     inboxId: inbox.id,
     pipeline,
     socket,
-    session: new SessionInbound(socket.ev, { enqueue: (m, t) => h.pipeline.producer.enqueue(m, t), log }),
+    session: new SessionInbound(socket.ev, { handOver: (m, t) => h.pipeline.producer.enqueue(m, t), log }),
     emit: (messages, type = 'notify') => socket.receive(messages, type),
     newPipeline,
   };

@@ -52,6 +52,23 @@ describe('InstanceLease', () => {
     await a.release();
   });
 
+  it('a session of the same owner takes over at once; another owner waits; each releases only its own', async () => {
+    const old = new InstanceLease(redis, keys, '9-1', 'host:10:0:aaaa', () => undefined, { ownerPrefix: 'host:10:0:' });
+    const next = new InstanceLease(redis, keys, '9-1', 'host:10:0:bbbb', () => undefined, { ownerPrefix: 'host:10:0:' });
+    const stranger = new InstanceLease(redis, keys, '9-1', 'host:20:0:cccc', () => undefined, { ownerPrefix: 'host:20:0:' });
+    expect(await old.acquire()).toBe(true);
+    expect(await stranger.acquire()).toBe(false);
+    // The replacing session (a restart, or a respawned worker in the slot) takes the lease at once.
+    expect(await next.acquire()).toBe(true);
+    // The old session's slow stop releases nothing of the new one's.
+    await old.release();
+    expect(await InstanceLease.holderOf(redis, keys, '9-1')).toBe('host:10:0:bbbb');
+    expect(await next.verify()).toBe(true);
+    await next.release();
+    expect(await stranger.acquire()).toBe(true);
+    await stranger.release();
+  });
+
   it('renewal keeps a lease alive past its TTL', async () => {
     const a = new InstanceLease(redis, keys, '7-8', 'host-a', () => undefined, { ttlMs: 1500, renewEveryMs: 50 });
     await a.acquire();

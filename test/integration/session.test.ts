@@ -62,6 +62,8 @@ function harness(o: { holder?: string; maxQrs?: number; qrIntervalMs?: number; q
     log,
     baileysLogger: silentBaileysLogger,
     browser: ['Ponte', 'Chrome', '1.0'],
+    wsUrl: 'ws://unused.invalid/ws/chat',
+    getMessage: () => Promise.resolve(undefined),
     reconnectDelayMs: 5,
     maxReconnectDelayMs: 20,
     maxQrs: o.maxQrs ?? 5,

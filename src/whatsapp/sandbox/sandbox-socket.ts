@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
 import { Readable } from 'node:stream';
 import {
   type AnyMessageContent,
@@ -44,7 +45,7 @@ export interface SandboxOptions {
   /** Numbers (digits) the simulated WhatsApp does not know; every other number is on WhatsApp. */
   notOnWhatsApp?: ReadonlySet<string>;
   /** Media bytes the simulated WhatsApp serves, by SHA-256 (hex); shared by an instance's sockets. */
-  media?: Map<string, Buffer>;
+  media?: Pick<Map<string, Buffer>, 'get'>;
   /** Group subjects the simulated WhatsApp knows, by group JID. */
   groups?: Map<string, string>;
   /** Called with the ids of messages this socket marked read. */
@@ -87,7 +88,8 @@ export class SandboxSocket implements WaSocket {
   private readonly sentIndex = new Map<string, WAMessage>();
 
   constructor(
-    private readonly options: SocketFactoryOptions,
+    /** What a simulated account reads of a socket's options (it connects nowhere and re-sends nothing). */
+    private readonly options: Pick<SocketFactoryOptions, 'instanceKey' | 'auth' | 'logger' | 'browser'>,
     private readonly sandbox: SandboxOptions = {},
   ) {
     this.ev = makeEventBuffer(options.logger);
@@ -272,6 +274,11 @@ export class SandboxUnknownMessageError extends SandboxStateError {
 
 function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+/** The media the sandbox's simulated senders sent, by SHA-256, kept up to `maxBytes` (the newest stay). */
+export function sandboxMediaStore(maxBytes = 256 * 1024 * 1024): LRUCache<string, Buffer> {
+  return new LRUCache<string, Buffer>({ maxSize: maxBytes, sizeCalculation: (b) => Math.max(1, b.length) });
 }
 
 /** A stable fake LID for a phone number (sandbox accounts need one). */

@@ -82,6 +82,8 @@ export interface CwMessageRecord {
   private: boolean;
   source_id: string | null;
   status: MessageStatus;
+  /** Every status the message had, in order (for tests: ticks must never go backwards). */
+  statusHistory: MessageStatus[];
   content_attributes: Record<string, unknown>;
   attachments: AttachmentRecord[];
   /** Unix seconds, like the API. */
@@ -403,7 +405,7 @@ export class Store {
   addMessage(
     account: AccountRecord,
     conv: CwConversationRecord,
-    m: Omit<CwMessageRecord, 'id' | 'account_id' | 'inbox_id' | 'conversation_id' | 'created_at' | 'updated_at' | 'status'>,
+    m: Omit<CwMessageRecord, 'id' | 'account_id' | 'inbox_id' | 'conversation_id' | 'created_at' | 'updated_at' | 'status' | 'statusHistory'>,
   ): { message: CwMessageRecord; reopenedFrom: ConversationStatus | undefined } {
     const msg: CwMessageRecord = {
       ...m,
@@ -414,6 +416,7 @@ export class Store {
       created_at: nowS(),
       updated_at: Date.now(),
       status: 'sent',
+      statusHistory: ['sent'],
     };
     this.ensureInReplyTo(account, conv, msg);
     const list = account.messages.get(conv.id);
@@ -503,6 +506,7 @@ export class Store {
     if (m.status === 'read' && status === 'delivered') return false;
     const error = status === 'failed' && typeof externalError === 'string' ? externalError : null;
     const changed = m.status !== status || m.content_attributes.external_error !== error;
+    if (m.status !== status) m.statusHistory.push(status as MessageStatus);
     m.status = status as MessageStatus;
     m.content_attributes = { ...m.content_attributes, external_error: error };
     if (changed) m.updated_at = Date.now();

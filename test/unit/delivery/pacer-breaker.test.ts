@@ -14,6 +14,18 @@ describe('ConversationPacer', () => {
     now += 50_000;
     expect(pacer.reserve(7)).toBe(0);
   });
+
+  it('keeps no window for a conversation quiet for a minute, and at most maxConversations', () => {
+    let now = 1_000_000;
+    const pacer = new ConversationPacer(180, 60_000, () => now, 1000);
+    for (let c = 1; c <= 5000; c++) pacer.reserve(c);
+    expect(pacer.size).toBe(1000);
+    now += 60_001;
+    expect(pacer.size).toBe(0);
+    // A conversation that comes back starts a fresh window.
+    expect(pacer.reserve(1)).toBe(0);
+    expect(pacer.size).toBe(1);
+  });
 });
 
 describe('OutageBreaker', () => {

@@ -23,6 +23,7 @@ describe('normalizeMessage', () => {
       timestampS: 1_767_225_600,
       upsertType: 'notify',
       content: { kind: 'text', text: 'oi' },
+      remoteJid: `${LID}@lid`,
     });
   });
 

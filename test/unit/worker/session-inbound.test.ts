@@ -17,7 +17,7 @@ describe('SessionInbound', () => {
     for (const ignoreGroups of [false, true]) {
       const s = socket();
       const got: InboundMessage[] = [];
-      const inbound = new SessionInbound(s.ev, { enqueue: (m) => Promise.resolve(got.push(m)), log, ignoreGroups });
+      const inbound = new SessionInbound(s.ev, { handOver: (m) => Promise.resolve(got.push(m)), log, ignoreGroups });
       s.receive([
         buildTextMessage({ fromPn: '5511911110000', text: 'um', id: 'D1' }),
         buildTextMessage({ group: { jid: '120363000000000001@g.us' }, fromPn: '5511922220000', text: 'grupo', id: 'G1' }),
@@ -33,11 +33,54 @@ describe('SessionInbound', () => {
     const s = socket();
     const got: string[] = [];
     const own = new Set(['OWN1']);
-    const inbound = new SessionInbound(s.ev, { enqueue: (m) => Promise.resolve(got.push(m.waId)), log, isOwnSend: (id) => own.has(id) });
+    const inbound = new SessionInbound(s.ev, { handOver: (m) => Promise.resolve(got.push(m.waId)), log, isOwnSend: (id) => own.has(id) });
     s.receive([buildTextMessage({ fromPn: '5511911110000', fromMe: true, text: 'eco', id: 'OWN1' }), buildTextMessage({ fromPn: '5511911110000', fromMe: true, text: 'do celular', id: 'PHONE1' })], 'append');
     await inbound.idle();
     expect(got).toEqual(['PHONE1']);
     await inbound.stop();
+  });
+});
+
+describe('SessionInbound under failures', () => {
+  it('a hand-over that throws once is retried and does not break the chain for the messages after it', async () => {
+    const s = socket();
+    const got: string[] = [];
+    let fails = 1;
+    const inbound = new SessionInbound(s.ev, {
+      handOver: (m) => {
+        if (m.waId === 'F1' && fails-- > 0) return Promise.reject(new Error('disk full'));
+        got.push(m.waId);
+        return Promise.resolve();
+      },
+      log,
+      retryDelayMs: { min: 1, max: 5 },
+    });
+    s.receive([buildTextMessage({ fromPn: '5511911110000', text: 'um', id: 'F1' })]);
+    s.receive([buildTextMessage({ fromPn: '5511911110000', text: 'dois', id: 'F2' })]);
+    await inbound.idle();
+    expect(got).toEqual(['F1', 'F2']);
+    await inbound.stop();
+  });
+
+  it('stop() returns while the store refuses every message, instead of waiting forever', async () => {
+    const s = socket();
+    let attempts = 0;
+    const inbound = new SessionInbound(s.ev, {
+      handOver: () => {
+        attempts += 1;
+        return Promise.reject(new Error('nowhere to store it'));
+      },
+      log,
+      retryDelayMs: { min: 1, max: 5 },
+      stopTimeoutMs: 50,
+    });
+    s.receive([buildTextMessage({ fromPn: '5511911110000', text: 'um', id: 'S1' })]);
+    while (attempts < 3) await new Promise((r) => setTimeout(r, 5));
+    await inbound.stop();
+    const after = attempts;
+    await new Promise((r) => setTimeout(r, 30));
+    // Stopped for good: no retry loop left behind.
+    expect(attempts - after).toBeLessThanOrEqual(1);
   });
 });
 

@@ -1,0 +1,38 @@
+/** The customer's messages not yet marked read on WhatsApp, by Chatwoot conversation, kept in Redis. */
+import type { WAMessageKey } from '@whiskeysockets/baileys';
+import type { Redis } from 'ioredis';
+import { RETENTION_S, type RedisKeys } from '../queue/keys.js';
+
+/** At most this many keys per conversation: marking the newest read marks the chat read on the phone. */
+const MAX_PER_CONVERSATION = 50;
+
+/**
+ * Keyed by the Chatwoot conversation, which already joins a person's phone
+ * number and LID, and kept in Redis, so a reply after a restart or after the
+ * person's addressing changed still marks every earlier message read.
+ */
+export class UnreadMessages {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly instanceKey: string,
+  ) {}
+
+  /** A customer's message reached the conversation. */
+  async add(conversationId: number, key: WAMessageKey): Promise<void> {
+    const k = this.keys.outUnread(this.instanceKey, conversationId);
+    await this.redis.multi().rpush(k, JSON.stringify(key)).ltrim(k, -MAX_PER_CONVERSATION, -1).expire(k, RETENTION_S).exec();
+  }
+
+  /** Takes every key of the conversation (they are being marked read). */
+  async take(conversationId: number): Promise<WAMessageKey[]> {
+    const k = this.keys.outUnread(this.instanceKey, conversationId);
+    const [[, raw]] = (await this.redis.multi().lrange(k, 0, -1).del(k).exec()) as [[Error | null, string[]], unknown];
+    return raw.map((r) => JSON.parse(r) as WAMessageKey);
+  }
+
+  /** Keys waiting in a conversation (for tests and status). */
+  async count(conversationId: number): Promise<number> {
+    return this.redis.llen(this.keys.outUnread(this.instanceKey, conversationId));
+  }
+}

@@ -1,0 +1,40 @@
+/** Puts inbound events into their instance's Redis chat lists, for any instance: the apply step of a worker's journal. */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { InboundEvent } from '../model/inbound.js';
+import { createInboundQueue, type ChatJobData } from '../queue/inbound-queue.js';
+import { InboundProducer } from '../queue/inbound-producer.js';
+import { InboundStore } from '../queue/inbound-store.js';
+import type { RedisKeys } from '../queue/keys.js';
+import { chatAliases } from './inbound-pipeline.js';
+
+/**
+ * One producer per instance, made on first use. Idempotent per event (the
+ * store drops a WhatsApp id it has seen), so a journal may replay entries,
+ * including entries of an instance this worker no longer runs (a journal
+ * adopted from a worker that died).
+ */
+export class InboundIngest {
+  private readonly producers = new Map<string, { producer: InboundProducer; queue: Queue<ChatJobData> }>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async ingest(event: InboundEvent): Promise<void> {
+    let p = this.producers.get(event.instanceKey);
+    if (!p) {
+      const store = new InboundStore({ redis: this.redis, keys: this.keys, instanceKey: event.instanceKey });
+      const queue = createInboundQueue(this.redis, this.keys, event.instanceKey);
+      p = { producer: new InboundProducer(store, queue, chatAliases), queue };
+      this.producers.set(event.instanceKey, p);
+    }
+    await p.producer.enqueue(event.message, event.receivedAtMs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.producers.values()].map((p) => p.queue.close()));
+    this.producers.clear();
+  }
+}
