@@ -95,10 +95,6 @@ export class ContactResolver {
     await this.deps.redis.hset(this.chatKey(chatId), 'inflight', waId);
   }
 
-  /** One round trip on the hot path: an empty `inflight` means none; the chat's cache lives on while it is used. */
-  async recordCreated(chatId: string, messageId: number): Promise<void> {
-    await this.deps.redis.multi().hset(this.chatKey(chatId), { lastMessageId: String(messageId), inflight: '' }).expire(this.chatKey(chatId), RETENTION_S).exec();
-  }
 
   /** The chat's target: from the cache, or resolved against Chatwoot under the person's locks. */
   async resolve(chatId: string, message: InboundMessage): Promise<ChatTarget> {

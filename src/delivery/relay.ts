@@ -71,10 +71,7 @@ export class Relay {
     const { client, accountId, resolver } = this.deps;
     if (target.inflight === message.waId) {
       const existing = await this.findExisting(target, message.waId);
-      if (existing) {
-        await resolver.recordCreated(message.chatId, existing.id);
-        return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
-      }
+      if (existing) return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
     }
     const rendering = await renderInbound(message, {
       maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
@@ -116,7 +113,7 @@ export class Relay {
       const created = attachment
         ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [attachment])
         : await client.createMessage(accountId, target.conversationId, body);
-      await resolver.recordCreated(message.chatId, created.id);
+      // The consumer's ack records it (with the mapping, in one step): the in-flight mark stays until then.
       return { kind: 'delivered', conversationId: target.conversationId, messageId: created.id };
     } finally {
       // A spooled download is read once; a retry downloads again.

@@ -56,6 +56,8 @@ if raised then return {1, chat, 1} end
 return {1, chat, 0}
 `;
 
+// One step: the mapping, the head removed, the chat's cache told the create is no longer in flight.
+// Apart, a crash between the cache and the mapping would make the next attempt create it again.
 const ACK = `
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
@@ -64,6 +66,10 @@ redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[7]))
 redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'relayed', 1)
 redis.call('HSET', KEYS[3], 'lastRelayedAtMs', ARGV[6])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', KEYS[4], 'lastMessageId', ARGV[8], 'inflight', '')
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7]))
+end
 return 1
 `;
 
@@ -208,7 +214,11 @@ export class InboundStore {
     return { raw, event: JSON.parse(raw) as InboundEvent };
   }
 
-  /** Removes the head after it reached Chatwoot and records the id mapping both ways, with the chat and author. */
+  /**
+   * Removes the head after it reached Chatwoot and records the id mapping
+   * both ways, with the chat and author, and the chat cache's last message
+   * (clearing its in-flight mark) in the same step.
+   */
   async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<void> {
     const k = this.opts.keys;
     const message = head.event.message;
@@ -221,10 +231,11 @@ export class InboundStore {
       senderDigits: senderDigitsOf(message),
     };
     await this.redis.ponteAck(
-      3,
+      4,
       k.waToCw(this.instanceKey, waId),
       k.cwToWa(this.instanceKey, target.messageId),
       k.stats(this.instanceKey),
+      k.chat(this.instanceKey, message.chatId),
       this.base,
       chatId,
       head.raw,
@@ -232,6 +243,7 @@ export class InboundStore {
       encodeRelayed(record),
       String(Date.now()),
       String(this.retentionS),
+      String(target.messageId),
     );
   }
 

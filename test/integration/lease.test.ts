@@ -69,6 +69,17 @@ describe('InstanceLease', () => {
     await stranger.release();
   });
 
+  it('a lease Redis lost (a restart, an outage past its TTL) is taken again at the next renewal, not given up', async () => {
+    let lost = false;
+    const a = new InstanceLease(redis, keys, '9-2', 'host-a', () => (lost = true), { ttlMs: 3000, renewEveryMs: 20 });
+    await a.acquire();
+    await redis.del(keys.lease('9-2'));
+    while ((await InstanceLease.holderOf(redis, keys, '9-2')) !== 'host-a') await new Promise((r) => setTimeout(r, 10));
+    expect(lost).toBe(false);
+    expect(a.isHeld).toBe(true);
+    await a.release();
+  });
+
   it('renewal keeps a lease alive past its TTL', async () => {
     const a = new InstanceLease(redis, keys, '7-8', 'host-a', () => undefined, { ttlMs: 1500, renewEveryMs: 50 });
     await a.acquire();

@@ -242,6 +242,9 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     if (blob) {
       count(BLOB_ROUTE);
       await delay();
+      // An outage takes the file storage down too.
+      const refusal = faults.refusal(BLOB_ROUTE);
+      if (refusal) return send(res, refusal.status, refusal.status === 429 ? 'Retry later\n' : { error: `injected ${refusal.status}` });
       const a = store.attachment(Number(blob[1]));
       if (!a) return send(res, 404, '');
       res.writeHead(200, { 'content-type': a.content_type, 'content-length': String(a.data.length) });
