@@ -1,4 +1,8 @@
-/** The whole daemon as a child process for the benchmarks: start, call, link a sandbox number, stop and clean up. */
+/**
+ * The whole daemon as a child process for the benchmarks: start (sandbox
+ * driver by default, or Baileys against a test server), call, link a sandbox
+ * number, stop, and clean up or keep its state for a restart.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -37,21 +41,43 @@ export interface BenchDaemon {
   proc: ChildProcess;
   base: string;
   prefix: string;
+  /** The auth state folder (`BAILEYS_AUTH_SESSIONS_PARENT_DIR`). */
+  sessions: string;
+  /** `performance.now()` just before the spawn. */
+  startedAtMs: number;
   /** A JSON call with the admin token. */
   call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
   /** Creates the instance of `<account>-<inbox>`, scans its QR as `phone` and waits until it is open; returns its key. */
   linkSandbox(accountId: number, inboxId: number, phone: string): Promise<string>;
-  /** SIGTERM, then its keys and session folder are removed. */
-  stop(): Promise<void>;
+  /** SIGTERM, then its keys and session folder are removed (kept with `{ keep: true }`, for a restart on them). */
+  stop(o?: { keep?: boolean }): Promise<void>;
 }
 
-/** Starts the daemon (sandbox driver) against `double` on `redisUrl`, under a prefix of its own, and waits until it is ready. */
-export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDouble; label: string; env?: Record<string, string> }): Promise<BenchDaemon> {
-  const sessions = await mkdtemp(join(tmpdir(), `ponte-bench-${o.label}-`));
-  const prefix = `ponte-bench:${process.pid}:${o.label}:`;
+export interface BenchDaemonOptions {
+  redisUrl: string;
+  double: ChatwootDouble;
+  /** Names the prefix and the session folder. */
+  label: string;
+  /** More environment, over the defaults (not `SERVER_PORT`/`SERVER_HOST`). */
+  env?: Record<string, string>;
+  /** `WHATSAPP_DRIVER`; default `sandbox`. */
+  driver?: 'sandbox' | 'baileys';
+  /** Node flags before `src/main.ts`; default `--import tsx`. */
+  nodeArgs?: readonly string[];
+  /** The session folder and prefix of a daemon stopped with `{ keep: true }`: this one restores its instances. */
+  reuse?: { sessions: string; prefix: string };
+  /** Where the daemon's stdout (its log) goes; default nowhere. Its stderr is always shown. */
+  stdout?: 'ignore' | 'inherit';
+}
+
+/** Starts the daemon against `double` on `redisUrl`, under a prefix of its own (or `reuse`'s), and waits until it is ready. */
+export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaemon> {
+  const sessions = o.reuse?.sessions ?? (await mkdtemp(join(tmpdir(), `ponte-bench-${o.label}-`)));
+  const prefix = o.reuse?.prefix ?? `ponte-bench:${process.pid}:${o.label}:`;
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const startedAtMs = performance.now();
+  const proc = spawn(process.execPath, [...(o.nodeArgs ?? ['--import', 'tsx']), 'src/main.ts'], {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
@@ -62,7 +88,7 @@ export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDo
       REDIS_URL: o.redisUrl,
       REDIS_PREFIX: prefix,
       MAX_WORKERS: '1',
-      WHATSAPP_DRIVER: 'sandbox',
+      WHATSAPP_DRIVER: o.driver ?? 'sandbox',
       BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
       SANDBOX_QR_INTERVAL_MS: '60000',
       SERVER_LOG_LEVEL: 'error',
@@ -71,7 +97,7 @@ export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDo
       SERVER_PORT: String(port),
       SERVER_HOST: '127.0.0.1',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', o.stdout ?? 'ignore', 'inherit'],
   });
   const call: BenchDaemon['call'] = async (method, path, body) => {
     const res = await fetch(`${base}${path}`, {
@@ -81,8 +107,24 @@ export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDo
     });
     return { status: res.status, json: (await res.json().catch(() => ({}))) as Record<string, unknown> };
   };
+  const stop: BenchDaemon['stop'] = async (so) => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    if (so?.keep) return;
+    const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    await rm(sessions, { recursive: true, force: true });
+  };
   while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) {
-    if (proc.exitCode !== null) throw new Error(`the daemon exited with ${proc.exitCode} before it was ready`);
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      // What it left is the caller's to clean when it reused a stopped daemon's state.
+      if (!o.reuse) await stop();
+      throw new Error(`the daemon exited with ${proc.exitCode ?? proc.signalCode} before it was ready`);
+    }
     await sleep(100);
   }
   const stateOf = async (key: string) => ((await call('GET', '/global-status')).json.instances as Array<{ instance: string; state?: string }> | undefined)?.find((i) => i.instance === key)?.state;
@@ -90,6 +132,8 @@ export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDo
     proc,
     base,
     prefix,
+    sessions,
+    startedAtMs,
     call,
     linkSandbox: async (accountId, inboxId, phone) => {
       const key = `${accountId}-${inboxId}`;
@@ -99,16 +143,6 @@ export async function startBenchDaemon(o: { redisUrl: string; double: ChatwootDo
       while ((await stateOf(key)) !== 'open') await sleep(100);
       return key;
     },
-    stop: async () => {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await exited;
-      }
-      const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-      await deleteKeys(redis, prefix);
-      await redis.quit();
-      await rm(sessions, { recursive: true, force: true });
-    },
+    stop,
   };
 }

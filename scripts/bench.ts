@@ -17,12 +17,18 @@
  *   6. instances: restore time and memory per idle instance of the whole
  *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`);
  *   7. Redis memory of one number per 10,000 messages each way
- *      (`bench-redis-memory.ts`).
+ *      (`bench-redis-memory.ts`);
+ *   8. baileys: the whole daemon on the real driver (Baileys rc14) against
+ *      the loopback WhatsApp server, with BENCH_BAILEYS_INSTANCES numbers
+ *      linked by QR through the admin API: memory per idle logged-in
+ *      instance, and restore time after a SIGTERM (`bench-baileys.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
  * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_MEDIA (200), BENCH_MEDIA_KB (350),
- * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_ONLY (inbound | media | outbound | instances | memory).
+ * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_RESTORE_STAGGER_MS (0, instances and baileys),
+ * BENCH_BAILEYS_INSTANCES (50), BENCH_BAILEYS_LOG_LEVEL (unset; e.g. debug: the baileys daemon's log, Baileys' too),
+ * BENCH_ONLY (inbound | media | outbound | instances | memory | baileys).
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -36,6 +42,7 @@ import { SessionInbound } from '../src/worker/session-inbound.js';
 import { buildTextMessage } from '../src/whatsapp/sandbox/message-builder.js';
 import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../src/whatsapp/sandbox/sandbox-socket.js';
 import { startChatwootDouble, type ChatwootDouble } from '../test/support/chatwoot-double/index.js';
+import { benchBaileys } from './bench-baileys.js';
 import { benchInstances } from './bench-instances.js';
 import { benchMedia } from './bench-media.js';
 import { benchOutbound } from './bench-outbound.js';
@@ -213,6 +220,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'outbound') await benchOutbound(redisUrl);
   if (only === undefined || only === 'instances') await benchInstances(redisUrl);
   if (only === undefined || only === 'memory') await benchRedisMemory(redisUrl);
+  if (only === undefined || only === 'baileys') await benchBaileys(redisUrl);
 }
 
 main().catch((err: unknown) => {
