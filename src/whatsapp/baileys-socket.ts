@@ -19,6 +19,11 @@ const SyncType = proto.HistorySync.HistorySyncType;
  */
 const HISTORY_TYPES = new Set<number>([SyncType.INITIAL_BOOTSTRAP, SyncType.RECENT, SyncType.PUSH_NAME, SyncType.NON_BLOCKING_DATA]);
 
+/** Baileys' `shouldSyncHistoryMessage`: whether a history-sync notification of this kind is processed. */
+export function syncsHistory(msg: { syncType?: number | null }): boolean {
+  return HISTORY_TYPES.has(msg.syncType ?? -1);
+}
+
 /**
  * The production driver: a Baileys rc14 socket. Options follow
  * `reference/baileys.md` §1.1: the history kinds above, not online on
@@ -41,7 +46,7 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     waWebSocketUrl: o.wsUrl,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    shouldSyncHistoryMessage: (msg) => HISTORY_TYPES.has(msg.syncType ?? -1),
+    shouldSyncHistoryMessage: syncsHistory,
     getMessage: (key) => o.getMessage(key),
     msgRetryCounterCache: o.retryCounters,
     generateHighQualityLinkPreview: false,

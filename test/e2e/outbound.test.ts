@@ -269,6 +269,19 @@ describe('agent replies, black box', () => {
     expect(texts.findIndex((x) => x.endsWith('uma só vez'))).toBeLessThan(texts.findIndex((x) => x.endsWith('logo depois')));
   }, 60_000);
 
+  it('an agent reply marks read every earlier message of the person, also after their addressing moved to a LID', async () => {
+    const conv = await inboundChat('5511977772222', 'primeira, pelo número', 'MR1');
+    // The same person, now addressed by LID (with the number as the alternate): the same conversation.
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511977772222', lid: true, pushName: 'Cliente', text: 'segunda, pelo LID', id: 'MR2' })).status).toBe(201);
+    await until('the LID message in the same conversation', () => Promise.resolve(double.messages(accountId, conv).some((m) => m.source_id === 'WAID:MR2')));
+    double.createAgentMessage(accountId, conv, { content: 'lido?' });
+    const read = await until('both marked read', async () => {
+      const ids = (await api(daemon, 'GET', `/sandbox/instances/${key}/read`)).json.ids as string[];
+      return ids.includes('MR1') && ids.includes('MR2') ? ids : undefined;
+    });
+    expect(read.filter((id) => id === 'MR1' || id === 'MR2')).toHaveLength(2);
+  }, 60_000);
+
   it('keeps each conversation in order while conversations proceed in parallel', async () => {
     const a = await inboundChat('5511955551111', 'oi A', 'INA');
     const b = await inboundChat('5511955552222', 'oi B', 'INB');
