@@ -16,6 +16,9 @@ export interface ChatTarget {
   lastMessageId?: number;
   /** A WhatsApp id whose create was sent but not confirmed. */
   inflight?: string;
+  /** The person's LID and phone-number JID as last recorded for the chat. */
+  lid?: string;
+  pn?: string;
 }
 
 export interface InstanceTarget {
@@ -76,6 +79,8 @@ export class ContactResolver {
       sourceId: h.sourceId,
       ...(h.lastMessageId ? { lastMessageId: Number(h.lastMessageId) } : {}),
       ...(h.inflight ? { inflight: h.inflight } : {}),
+      ...(h.lid ? { lid: h.lid } : {}),
+      ...(h.pn ? { pn: h.pn } : {}),
     };
   }
 
@@ -99,7 +104,10 @@ export class ContactResolver {
   /** The chat's target: from the cache, or resolved against Chatwoot under the person's locks. */
   async resolve(chatId: string, message: InboundMessage): Promise<ChatTarget> {
     const hit = await this.cached(chatId);
-    if (hit) return hit;
+    if (hit) {
+      await this.rememberAddresses(chatId, hit, message);
+      return hit;
+    }
     const addresses = addressesOf(message);
     if (message.chatKind === 'group' && this.deps.groupSubject) {
       const subject = await this.deps.groupSubject(message.chatId).catch(() => undefined);
@@ -119,11 +127,43 @@ export class ContactResolver {
           conversationId: String(target.conversationId),
           contactId: String(target.contactId),
           sourceId: target.sourceId,
+          ...(addresses.lidJid ? { lid: addresses.lidJid } : {}),
+          ...(addresses.pnJid ? { pn: addresses.pnJid } : {}),
         })
         .expire(this.chatKey(chatId), RETENTION_S)
         .exec();
       return target;
     });
+  }
+
+  /**
+   * A chat known by one address now shows another (WhatsApp moved the person
+   * to a LID, or revealed the number of someone known by LID): the new
+   * address is recorded once. A LID becomes an address of the contact (a
+   * later message by LID alone finds it even when the chat's own alias is
+   * gone); a number is written to the contact, as for a cold chat.
+   */
+  private async rememberAddresses(chatId: string, target: ChatTarget, message: InboundMessage): Promise<void> {
+    if (message.chatKind !== 'direct') return;
+    const a = personAddresses(message.peer);
+    const newLid = a.lidJid && target.lid !== a.lidJid ? a.lidJid : undefined;
+    const newPn = a.pnJid && target.pn !== a.pnJid ? a.pnJid : undefined;
+    if (!newLid && !newPn) return;
+    const { accountId } = this.deps.instance;
+    if (newPn) {
+      const lockKeys = [a.pnJid, a.lidJid].filter((x): x is string => x !== undefined).map((x) => this.deps.keys.lock(`person:${accountId}:${x}`));
+      await withLocks(this.deps.redis, lockKeys, async () => {
+        const contact = await this.completeIdentity(await this.deps.client.getContact(accountId, target.contactId), a);
+        const batch = this.deps.redis.multi();
+        for (const k of this.aliasKeys(a)) batch.set(k, String(contact.id), 'EX', RETENTION_S);
+        await batch.exec();
+      });
+    } else if (newLid) {
+      await this.deps.redis.set(this.deps.keys.contactAlias(accountId, newLid), String(target.contactId), 'EX', RETENTION_S);
+    }
+    if (newLid) target.lid = newLid;
+    if (newPn) target.pn = newPn;
+    await this.deps.redis.hset(this.chatKey(chatId), { ...(target.lid ? { lid: target.lid } : {}), ...(target.pn ? { pn: target.pn } : {}) });
   }
 
   private async resolveCold(a: Addresses): Promise<ChatTarget> {

@@ -51,7 +51,8 @@ export class Relay {
   /** `chatId` is Ponte's chat id of the event (its chat list), which joins a person's phone number and LID. */
   readonly deliver = async (event: InboundEvent, chatId: string = event.message.chatId): Promise<DeliveryOutcome> => {
     const { message } = event;
-    let target = await this.deps.resolver.resolve(message.chatId, message);
+    // Ponte's chat id, not the address this message came by: a person who moved to a LID keeps their conversation.
+    let target = await this.deps.resolver.resolve(chatId, message);
     try {
       return await this.deliverTo(target, event, chatId);
     } catch (err) {
@@ -59,9 +60,9 @@ export class Relay {
       // is only a cache, so drop it and resolve once more.
       if (!(err instanceof ChatwootNotFoundError)) throw err;
       this.deps.log.warn({ conversationId: target.conversationId }, 'conversation gone in Chatwoot: resolving again');
-      await this.deps.resolver.forget(message.chatId);
+      await this.deps.resolver.forget(chatId);
       this.pacer.forget(target.conversationId);
-      target = await this.deps.resolver.resolve(message.chatId, message);
+      target = await this.deps.resolver.resolve(chatId, message);
       return this.deliverTo(target, event, chatId);
     }
   };
@@ -109,7 +110,7 @@ export class Relay {
     try {
       const waitMs = this.pacer.reserve(target.conversationId);
       if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
-      await resolver.markInflight(message.chatId, message.waId);
+      await resolver.markInflight(chatId, message.waId);
       const created = attachment
         ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [attachment])
         : await client.createMessage(accountId, target.conversationId, body);

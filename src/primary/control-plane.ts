@@ -21,7 +21,7 @@ export class ControlPlane {
   /** The QR an instance currently shows, from worker events. */
   private readonly qrs = new Map<string, string>();
   /** State and number from worker events: fresher than the once-a-second status snapshots. */
-  private readonly live = new Map<string, { state: InstanceStatus['state']; phone?: string }>();
+  private readonly live = new Map<string, { state: InstanceStatus['state']; phone?: string; qrCount?: number }>();
 
   constructor(
     private readonly o: { registry: InstanceRegistry; supervisor: Supervisor; redis: Redis; keys: RedisKeys; log: Logger; staggerMs: number },
@@ -35,7 +35,8 @@ export class ControlPlane {
       if (e.event === 'open' || (e.event === 'state' && e.data.state !== 'awaiting_scan')) this.qrs.delete(e.instanceKey);
       const prev = this.live.get(e.instanceKey);
       if (e.event === 'state' && typeof e.data.state === 'string') this.live.set(e.instanceKey, { ...prev, state: e.data.state as InstanceStatus['state'] });
-      if (e.event === 'open') this.live.set(e.instanceKey, { state: 'open', ...(typeof e.data.phone === 'string' ? { phone: e.data.phone } : {}) });
+      // Linked: no QR is shown any more, whatever the last snapshot counted.
+      if (e.event === 'open') this.live.set(e.instanceKey, { state: 'open', qrCount: 0, ...(typeof e.data.phone === 'string' ? { phone: e.data.phone } : {}) });
     });
   }
 

@@ -235,7 +235,7 @@ export class InboundStore {
       k.waToCw(this.instanceKey, waId),
       k.cwToWa(this.instanceKey, target.messageId),
       k.stats(this.instanceKey),
-      k.chat(this.instanceKey, message.chatId),
+      k.chat(this.instanceKey, chatId),
       this.base,
       chatId,
       head.raw,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type WAMessage, downloadMediaMessage, makeCacheableSignalKeyStore, makeWASocket, proto } from '@whiskeysockets/baileys';
+import { type WAMessage, downloadMediaMessage, jidNormalizedUser, makeCacheableSignalKeyStore, makeWASocket, proto } from '@whiskeysockets/baileys';
 import type { SocketFactory, WaSocket } from './socket.js';
 
 /** Puts `advB64` into a QR string (`ref,noiseKey,identityKey,advSecret,platform`). */
@@ -89,6 +89,11 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     readMessages: (keys) => sock.readMessages(keys),
     groupSubject: async (jid) => (await sock.groupMetadata(jid)).subject || undefined,
     rejectCall: (callId, from) => sock.rejectCall(callId, from),
+    // rc14 keeps the LID ⇄ number pairs it learnt (from messages, usync, history) in the auth state.
+    pnForLid: async (lid) => {
+      const pn = await sock.signalRepository.lidMapping.getPNForLID(lid);
+      return pn ? jidNormalizedUser(pn) : undefined;
+    },
     onWhatsApp: async (...numbers) => ((await sock.onWhatsApp(...numbers)) ?? []).map((r) => ({ jid: r.jid, exists: Boolean(r.exists) })),
   };
   return socket;

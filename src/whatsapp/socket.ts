@@ -34,6 +34,8 @@ export interface WaSocket {
   groupSubject(jid: string): Promise<string | undefined>;
   /** Declines an incoming call. */
   rejectCall(callId: string, from: string): Promise<void>;
+  /** The phone-number JID WhatsApp has told this number for a LID (device suffix dropped), when it knows one. */
+  pnForLid(lidJid: string): Promise<string | undefined>;
   /** Which of these numbers (digits or JIDs) are on WhatsApp, with the JID to use. */
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>>;
   /** Asks WhatsApp for an 8-character pairing code for `phoneDigits` (only once connected). */

@@ -152,6 +152,7 @@ export class InstanceRuntime {
       handOver: (m, t) => this.handOver(m, t),
       log,
       isOwnSend: (waId) => this.ownSends.has(waId),
+      pnForLid: (lid) => socket.pnForLid(lid),
       ignoreGroups: this.deps.config.inbound.groupsIgnored.includes('all') || this.deps.config.inbound.groupsIgnored.includes(this.instanceKey),
     });
     void previous?.stop();

@@ -25,6 +25,8 @@ export interface SessionInboundDeps {
   ignoreGroups?: boolean;
   /** True for the echo of a message Ponte itself sent (outbound), which must not come back in. */
   isOwnSend?(waId: string): boolean;
+  /** The phone-number JID WhatsApp gave this number for a LID, for a message that came by LID alone. */
+  pnForLid?(lidJid: string): Promise<string | undefined>;
   /** First and longest wait between attempts while neither Redis nor the journal takes a message. */
   retryDelayMs?: { min: number; max: number };
   /** Longest `stop()` waits for messages still being handed over. */
@@ -73,8 +75,25 @@ export class SessionInbound {
       }
       if (result.message.fromMe && this.deps.isOwnSend?.(result.message.waId)) continue;
       if (this.deps.ignoreGroups && result.message.chatKind === 'group') continue;
-      await this.handOver(result.message, receivedAtMs);
+      await this.handOver(await this.withNumber(result.message), receivedAtMs);
     }
+  }
+
+  /**
+   * A message by LID alone from someone WhatsApp has told this number the
+   * phone number of: the person gets the number, so they stay one contact and
+   * one conversation with their earlier messages.
+   */
+  private async withNumber(message: InboundMessage): Promise<InboundMessage> {
+    const person = message.chatKind === 'group' ? message.participant : message.peer;
+    if (!person?.lidJid || person.pnJid || !this.deps.pnForLid) return message;
+    const pnJid = await this.deps.pnForLid(person.lidJid).catch((err: unknown) => {
+      this.deps.log.debug({ err: coerceError(err), waId: message.waId }, 'no phone number known for a LID');
+      return undefined;
+    });
+    if (!pnJid) return message;
+    if (message.chatKind === 'group') return { ...message, participant: { ...person, pnJid } };
+    return { ...message, peer: { ...person, pnJid }, chatId: pnJid };
   }
 
   private async handOver(message: InboundMessage, receivedAtMs: number): Promise<void> {

@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { ChatwootClient } from '../chatwoot/client.js';
 import { ControlError, type PrimaryToWorker, type WorkerToPrimary } from '../cluster/ipc.js';
 import type { Config } from '../config/schema.js';
 import { coerceError } from '../lib/errors.js';
+import { routeLibraryConsole } from '../observability/library-console.js';
 import { createLogger } from '../observability/logger.js';
 import { LIST_CAP, RedisKeys } from '../queue/keys.js';
 import { createRedis } from '../redis/connection.js';
@@ -41,6 +43,7 @@ const CONTROL_STATUS: Record<string, number> = { SANDBOX_STATE: 409, SANDBOX_UNK
 export async function runWorker(config: Readonly<Config>, primaryPid: number): Promise<void> {
   const slot = config.server.workerSlot ?? 0;
   const log = createLogger({ level: config.server.logLevel, base: { module: 'worker', slot } });
+  routeLibraryConsole(log);
   const send = (m: WorkerToPrimary): void => {
     if (process.connected) process.send?.(m);
   };
@@ -62,6 +65,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const sandboxSockets = new Map<string, SandboxSocket>();
   const sandboxMedia = sandboxMediaStore(SANDBOX_MEDIA_BYTES);
   const sandboxGroups = new Map<string, string>();
+  const sandboxLids = new LRUCache<string, string>({ max: 100_000 });
   const sandboxPolls = new Map<string, SandboxPoll>();
   const factory =
     config.whatsapp.driver === 'sandbox'
@@ -69,6 +73,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           qrIntervalMs: config.whatsapp.sandboxQrIntervalMs,
           media: sandboxMedia,
           groups: sandboxGroups,
+          lids: sandboxLids,
           onSocket: (socket, instanceKey) => sandboxSockets.set(instanceKey, socket),
           // The outbox lives in Redis so the primary can serve it and it survives a worker crash.
           // Both capped: a long rehearsal keeps the newest entries.
@@ -130,6 +135,12 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       if (media) sandboxMedia.set(media.sha256, media.data);
       if (poll) sandboxPolls.set(poll.id, poll);
       if (parsed.data.group?.subject && !sandboxGroups.has(parsed.data.group.jid)) sandboxGroups.set(parsed.data.group.jid, parsed.data.group.subject);
+      // A message that names both addresses reveals the pair, as WhatsApp's do.
+      const k = message.key;
+      for (const [a, b] of [[k.remoteJid, k.remoteJidAlt], [k.participant, k.participantAlt]]) {
+        if (a?.endsWith('@lid') && b?.endsWith('@s.whatsapp.net')) sandboxLids.set(a, b);
+        if (b?.endsWith('@lid') && a?.endsWith('@s.whatsapp.net')) sandboxLids.set(b, a);
+      }
       sandboxOf(key).receive([message], 'notify');
       // Answered once the message is stored (Redis, or the journal), as WhatsApp's ack means it reached the number.
       await runtimes.get(key)?.inboundIdle();

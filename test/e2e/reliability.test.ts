@@ -112,7 +112,11 @@ describe('reliability, black box', () => {
   /** Every accepted id reached Chatwoot exactly once, each chat in the order it was sent. */
   async function expectDeliveredOnce(accepted: Map<number, string[]>, tag: string): Promise<void> {
     const total = [...accepted.values()].reduce((n, ids) => n + ids.length, 0);
-    await until(`${total} ${tag} messages in Chatwoot`, () => Promise.resolve(all().filter((m) => (m.source_id ?? '').startsWith(`WAID:${tag}`)).length >= total ? true : undefined), daemon, 120_000);
+    const wanted = [...accepted.values()].flat().map((id) => `WAID:${id}`);
+    await until(`${total} ${tag} messages in Chatwoot`, () => {
+      const got = new Set(all().map((m) => m.source_id));
+      return Promise.resolve(wanted.every((w) => got.has(w)) ? true : undefined);
+    }, daemon, 120_000);
     const ours = all().filter((m) => (m.source_id ?? '').startsWith(`WAID:${tag}`));
     const sources = ours.map((m) => m.source_id);
     expect(new Set(sources).size).toBe(sources.length);

@@ -48,6 +48,8 @@ export interface SandboxOptions {
   media?: Pick<Map<string, Buffer>, 'get'>;
   /** Group subjects the simulated WhatsApp knows, by group JID. */
   groups?: Map<string, string>;
+  /** The LID ⇄ phone-number pairs the simulated WhatsApp revealed (LID JID → phone-number JID). */
+  lids?: Pick<Map<string, string>, 'get'>;
   /** Called with the ids of messages this socket marked read. */
   onRead?(ids: string[], instanceKey: string): void;
   /** Called with each message this socket sends. */
@@ -228,6 +230,10 @@ export class SandboxSocket implements WaSocket {
   renameGroup(jid: string, subject: string): void {
     this.sandbox.groups?.set(jid, subject);
     this.ev.emit('groups.update', [{ id: jid, subject }]);
+  }
+
+  pnForLid(lidJid: string): Promise<string | undefined> {
+    return Promise.resolve(this.sandbox.lids?.get(lidJid));
   }
 
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>> {
