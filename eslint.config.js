@@ -1,6 +1,7 @@
 // Lint: type-aware rules that catch what breaks a daemon at run time
 // (floating promises, misused promises), on top of the recommended sets.
-// Import cycles are checked by dpdm in `npm run lint`.
+// The layering of src/ (folders, cycles, what each process may load) is
+// checked by dependency-cruiser in `npm run lint`: .dependency-cruiser.cjs.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

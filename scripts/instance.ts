@@ -7,6 +7,7 @@
  *   npm run instance -- qr <account>-<inbox>       show the current QR
  *   npm run instance -- list
  *   npm run instance -- start|stop|logout <account>-<inbox>
+ *   npm run instance -- replay <account>-<inbox>   send its parked messages to Chatwoot again
  *
  * The daemon's address and token come from .env (SERVER_PORT, ADMIN_TOKEN or
  * STATUS_TOKEN); PONTE_URL overrides the address.
@@ -15,7 +16,7 @@ import QRCode from 'qrcode';
 import { ConfigError, loadConfig, loadDotenv } from '../src/config/load.js';
 
 function usage(): never {
-  process.stderr.write('usage: npm run instance -- create <inbox> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance>\n');
+  process.stderr.write('usage: npm run instance -- create <inbox> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance> | replay <instance>\n');
   process.exit(2);
 }
 
@@ -107,6 +108,12 @@ switch (command) {
     await call('POST', `/admin/instances/${args[0]}/${command}`);
     process.stdout.write(`${command}: ${args[0]}\n`);
     break;
+  case 'replay': {
+    if (!args[0]) usage();
+    const { replayed } = (await call('POST', `/admin/instances/${args[0]}/replay`)) as { replayed: number };
+    process.stdout.write(`replay: ${args[0]}: ${replayed} parked message(s) sent again\n`);
+    break;
+  }
   default:
     usage();
 }

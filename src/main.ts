@@ -1,9 +1,8 @@
+/** Ponte's entry point: reads the configuration, then runs as the primary or as one of its workers. */
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig, loadDotenv } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { coerceError } from './lib/errors.js';
-import { runPrimary } from './primary/primary-main.js';
-import { runWorker } from './worker/worker-main.js';
 
 function explainConfigError(error: ConfigError, dotenvFound: boolean): string {
   const lines = [
@@ -31,7 +30,10 @@ try {
   throw err;
 }
 // One entry point: the primary forks workers of this same file (node:cluster).
-const role = cluster.isPrimary ? runPrimary(config) : runWorker(config, process.ppid);
+// Each role loads only its own code: the primary never loads the WhatsApp driver.
+const role = cluster.isPrimary
+  ? import('./primary/primary-main.js').then(({ runPrimary }) => runPrimary(config))
+  : import('./worker/worker-main.js').then(({ runWorker }) => runWorker(config, process.ppid));
 role.catch((err: unknown) => {
   const e = coerceError(err);
   process.stderr.write(`Ponte failed to start: ${e.message}\n`);

@@ -1,7 +1,9 @@
+/** The typed client of Chatwoot's Application API that the daemon calls. */
 import { openAsBlob } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
+import type { Config } from '../config/schema.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import {
   type ChatwootError,
@@ -11,6 +13,7 @@ import {
   ChatwootRejectedError,
   ChatwootUnauthorizedError,
   ChatwootUnavailableError,
+  ChatwootConversationLimitError,
   ChatwootUnprocessableError,
 } from './errors.js';
 import type {
@@ -66,6 +69,11 @@ interface Call {
   body?: unknown;
   /** Safe to send twice with the same effect. */
   idempotent: boolean;
+}
+
+/** The daemon's client, configured from `CHATWOOT_*`. */
+export function createChatwootClient(config: Readonly<Config>): ChatwootClient {
+  return new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
 }
 
 /**
@@ -361,6 +369,8 @@ export class ChatwootClient implements ChatwootClientLike {
     }
     if (status === 401) return new ChatwootUnauthorizedError(message, details);
     if (status === 404) return new ChatwootNotFoundError(message, details);
+    // Chatwoot tells its per-conversation message limit only by the 422's text: read here, once, into a type.
+    if (status === 422 && /too many messages/i.test(what.text)) return new ChatwootConversationLimitError(message, { ...details, attributes: what.attributes });
     if (status === 422) return new ChatwootUnprocessableError(message, { ...details, attributes: what.attributes });
     if (status === 408) return new ChatwootUnavailableError(message, details);
     return new ChatwootRejectedError(message, details);

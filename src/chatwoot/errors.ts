@@ -1,3 +1,4 @@
+/** Failed Chatwoot calls as typed errors, each telling the caller what to do about it. */
 import { AppError } from '../lib/errors.js';
 
 /**
@@ -80,13 +81,18 @@ export class ChatwootNotFoundError extends ChatwootRejectedError {
 
 /** 422: validation failed; `attributes` names the offending fields when Chatwoot says. */
 export class ChatwootUnprocessableError extends ChatwootRejectedError {
-  override readonly code = 'CW_UNPROCESSABLE';
+  override readonly code: string = 'CW_UNPROCESSABLE';
   readonly attributes: readonly string[];
 
   constructor(message: string, details: ChatwootErrorDetails & { attributes?: readonly string[] }) {
     super(message, details);
     this.attributes = details.attributes ?? [];
   }
+}
+
+/** 422 "Too many messages": the conversation reached Chatwoot's per-minute message limit. */
+export class ChatwootConversationLimitError extends ChatwootUnprocessableError {
+  override readonly code = 'CW_CONVERSATION_LIMIT';
 }
 
 /** A create whose answer was lost after the request went out. */

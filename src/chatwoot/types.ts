@@ -1,4 +1,6 @@
 /**
+ * Chatwoot's entities and request bodies as Ponte uses them, and the client contract.
+ *
  * Chatwoot entities as its Application API returns them (only the fields
  * Ponte reads), request bodies Ponte sends, and the client contract
  * ({@link ChatwootClientLike}) the rest of the daemon codes against.

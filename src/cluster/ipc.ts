@@ -1,24 +1,12 @@
 /**
+ * The IPC contract between the primary and its workers: messages, control operations and error codes.
+ *
  * Messages between the primary and its workers (node:cluster IPC). The
  * primary assigns instances and forwards control calls; workers report
  * readiness, instance status and events. Plain JSON objects only.
  */
-import type { SessionState } from '../whatsapp/session.js';
-
-/** What a worker reports about one of its instances. */
-export interface InstanceStatus {
-  instanceKey: string;
-  state: SessionState;
-  detail?: string;
-  phone?: string;
-  /** The QR currently shown, while awaiting a scan. */
-  qr?: string;
-  qrCount: number;
-  lastDisconnect?: string;
-  inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
-  outbound: { sent: number; failed: number; pending: number };
-  lastMessageAtMs?: number;
-}
+import { AppError } from '../lib/errors.js';
+import type { InstanceStatus } from '../model/instance.js';
 
 export type PrimaryToWorker =
   | { type: 'assign'; instanceKey: string; delayMs?: number }
@@ -30,6 +18,7 @@ export type WorkerOp =
   | 'status'
   | 'logout'
   | 'pairing-code'
+  | 'replay'
   | 'sandbox.scan'
   | 'sandbox.message'
   | 'sandbox.receipt'
@@ -37,19 +26,52 @@ export type WorkerOp =
   | 'sandbox.call'
   | 'sandbox.group';
 
+/** Something that happened to an instance (a QR shown, linked, an alert, a new state). */
+export type WorkerEvent = Extract<WorkerToPrimary, { type: 'event' }>;
+
+/** A worker's answer to one control operation. */
+export type ControlHandler = (instanceKey: string, args: Record<string, unknown>) => Promise<unknown>;
+
 export type WorkerToPrimary =
   | { type: 'ready'; slot: number }
   | { type: 'status'; slot: number; instances: InstanceStatus[]; memory: { rss: number; heapUsed: number } }
   | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state'; data: Record<string, unknown> }
   | { type: 'response'; id: number; ok: true; result: unknown }
-  | { type: 'response'; id: number; ok: false; error: { code: string; message: string; status?: number } };
+  | { type: 'response'; id: number; ok: false; error: { code: ControlCode; message: string } };
 
-/** An error a control call answers with; `status` is the HTTP status the primary gives it. */
-export class ControlError extends Error {
+/**
+ * The stable codes a control call fails with, across IPC: the HTTP layer
+ * maps each to a status in one table (`primary/http/errors.ts`). Errors
+ * raised in a worker with one of these codes cross as they are; any other
+ * is `internal`, its details in the worker's log.
+ */
+export const CONTROL_CODES = [
+  'bad_request',
+  'not_found',
+  'not_running',
+  'no_qr',
+  'not_connected',
+  'worker_unavailable',
+  'worker_gone',
+  'timeout',
+  'internal',
+  'SANDBOX_STATE',
+  'SANDBOX_UNKNOWN_MESSAGE',
+  'UNKNOWN_POLL',
+  'INVALID_INSTANCE_KEY',
+  'NOT_AWAITING_SCAN',
+] as const;
+export type ControlCode = (typeof CONTROL_CODES)[number];
+
+export function isControlCode(code: unknown): code is ControlCode {
+  return typeof code === 'string' && (CONTROL_CODES as readonly string[]).includes(code);
+}
+
+/** An error a control call answers with. */
+export class ControlError extends AppError {
   constructor(
-    readonly code: string,
+    readonly code: ControlCode,
     message: string,
-    readonly status = 409,
   ) {
     super(message);
   }

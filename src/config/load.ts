@@ -1,7 +1,9 @@
+/** Reads `.env` and the environment into the validated configuration, and redacts it for logs. */
 import { existsSync } from 'node:fs';
 import dotenv from 'dotenv';
 import type { z } from 'zod';
 import { AppError } from '../lib/errors.js';
+import { parseUrl } from '../lib/parse.js';
 import { compileConfig, EnvSchema, type Config } from './schema.js';
 
 /** One line per problem, naming the variable: "CHATWOOT_BASE_URL: is required". */
@@ -101,11 +103,8 @@ export function redactConfig(config: Readonly<Config>): Record<string, unknown> 
 }
 
 export function redactUrlCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = 'redacted';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
+  const u = parseUrl(url);
+  if (!u) return '[unparseable url]';
+  if (u.password) u.password = 'redacted';
+  return u.toString();
 }

@@ -1,4 +1,6 @@
+/** Every environment variable Ponte reads, its default and unit, and the configuration compiled from them. */
 import { z } from 'zod';
+import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 
 /**
  * The environment Ponte reads, validated once at start-up. Names are the
@@ -6,7 +8,6 @@ import { z } from 'zod';
  * and unit). `compileConfig` turns the raw variables into {@link Config}.
  */
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -149,7 +150,7 @@ export const EnvSchema = z.object({
 
 export type RawEnv = z.input<typeof EnvSchema>;
 export type ParsedEnv = z.output<typeof EnvSchema>;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { LogLevel };
 
 /** Validated, compiled configuration. Frozen by `loadConfig` and passed down; nothing else reads `process.env`. */
 export interface Config {

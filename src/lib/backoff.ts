@@ -1,5 +1,7 @@
 /**
- * Exponential backoff with jitter: `baseMs * 2^(attempt-1)`, capped at
+ * Exponential backoff with jitter.
+ *
+ * `baseMs * 2^(attempt-1)`, capped at
  * `maxMs`, then spread by ±`jitter` so that many instances recovering from
  * the same outage do not probe in lock-step. `attempt` starts at 1.
  */

@@ -1,4 +1,6 @@
 /**
+ * The base class of every error Ponte raises, and helpers to coerce and serialize errors.
+ *
  * Base of every error Ponte raises on purpose. Each subclass carries a stable
  * `code`: callers branch on `instanceof` or `code`, never on `message`.
  */
@@ -21,8 +23,10 @@ export function coerceError(thrown: unknown): Error {
 function safeStringify(value: unknown): string {
   try {
     return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
+  } catch (err) {
+    // Circular or BigInt-holding values cannot be JSON: their string form is the best message left.
+    if (err instanceof TypeError) return String(value);
+    throw err;
   }
 }
 

@@ -1,7 +1,7 @@
-// A local append-only journal that keeps accepted events while Redis does not answer in time (DESIGN.md, Decisions 17).
+/** A local append-only journal that keeps accepted events while Redis does not answer in time (DESIGN.md, Decisions 17). */
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from 'pino';
 import { backoffDelayMs } from './backoff.js';
 import { AppError, coerceError } from './errors.js';
 
@@ -142,10 +142,10 @@ export class Journal<T> {
   private wakeReplay: (() => void) | undefined;
   private outage: Outage | undefined;
 
-  constructor(private readonly o: JournalOptions<T>) {
-    this.file = o.file;
-    this.log = o.log.child({ module: 'journal' });
-    const delay = o.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  constructor(private readonly options: JournalOptions<T>) {
+    this.file = options.file;
+    this.log = options.log.child({ module: 'journal' });
+    const delay = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     if (!(delay.min >= 1 && delay.max >= delay.min && delay.max <= MAX_TIMER_MS)) {
       throw new RangeError(`retryDelayMs needs 1 <= min <= max <= ${MAX_TIMER_MS}, got ${delay.min}..${delay.max}`);
     }
@@ -328,7 +328,7 @@ export class Journal<T> {
 
   /** `apply` with a synchronous throw turned into a rejection. */
   private async callApply(entry: T): Promise<void> {
-    await this.o.apply(entry);
+    await this.options.apply(entry);
   }
 
   /** Appends `entry` to the next batch; the part before the first await runs at once, so batches keep call order. */

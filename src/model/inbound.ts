@@ -1,5 +1,5 @@
 /**
- * The message model between a WhatsApp session and Chatwoot delivery.
+ * The inbound message model between a WhatsApp session and Chatwoot delivery.
  *
  * A session turns each Baileys `WAMessage` into an {@link InboundMessage}
  * (`whatsapp/normalize.ts`, pure); the instance's inbound queue carries it as

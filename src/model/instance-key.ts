@@ -1,4 +1,6 @@
 /**
+ * Instance keys (`<accountId>-<inboxId>`): building and parsing them.
+ *
  * An instance is one WhatsApp number linked to one Chatwoot API inbox. Its key
  * is `<accountId>-<inboxId>` (e.g. `1-12`): in Redis keys, in the inbox
  * webhook URL, in `/global-status`, and as its folder under `sessions/`, so

@@ -1,8 +1,11 @@
 /**
+ * The record of each relayed WhatsApp message: its Chatwoot message, chat and author.
+ *
  * What Ponte records for each WhatsApp message it relayed into Chatwoot: where it went, which chat it
  * belongs to and who wrote it. Stored as the value of the WhatsApp id ⇄ Chatwoot id mapping.
  */
 import { canonicalBrazilian, digitsOf } from '../lib/phone.js';
+import { parseJson } from '../lib/parse.js';
 import type { InboundMessage } from './inbound.js';
 
 export interface RelayedMessage {
@@ -37,12 +40,8 @@ export function encodeRelayed(r: RelayedMessage): string {
  */
 export function parseRelayed(v: string): RelayedMessage | undefined {
   if (v.startsWith('{')) {
-    let s: Partial<Stored>;
-    try {
-      s = JSON.parse(v) as Partial<Stored>;
-    } catch {
-      return undefined;
-    }
+    const s = parseJson(v) as Partial<Stored> | null | undefined;
+    if (!s || typeof s !== 'object') return undefined;
     if (typeof s.c !== 'number' || typeof s.m !== 'number') return undefined;
     return {
       conversationId: s.c,

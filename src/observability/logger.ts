@@ -1,5 +1,8 @@
+/** The daemon's pino logger: one per process, children per module, with redaction and an allow-list for errors. */
 import pino, { type Logger, type DestinationStream } from 'pino';
-import type { LogLevel } from '../config/schema.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type { Logger } from 'pino';
 

@@ -1,4 +1,4 @@
-// Downloads an agent's attachment into a temporary file, only from Chatwoot and the listed storage hosts (DESIGN.md, Decisions 15).
+/** Downloads an agent's attachment into a temporary file, only from Chatwoot and the listed storage hosts (DESIGN.md, Decisions 15). */
 import { randomUUID } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
 import { lookup as dnsLookup } from 'node:dns/promises';

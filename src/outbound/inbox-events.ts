@@ -1,9 +1,14 @@
 /**
+ * Decides what Ponte does with each event Chatwoot posts to an inbox webhook (pure).
+ *
  * What Ponte does with an event Chatwoot posts to an instance's inbox
  * webhook (`reference/chatwoot.md` §3). The inbox webhook receives
  * everything in the inbox, Ponte's own doings included, so most events are
  * acknowledged and ignored. Pure: the route queues what this returns.
  */
+import { decodeUriComponent, parseUrl } from '../lib/parse.js';
+import { waIdOfSourceId } from '../model/source-id.js';
+
 export interface OutboundAttachment {
   url: string;
   /** Chatwoot's `file_type`: image, video, audio, file, location, contact… */
@@ -49,18 +54,9 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 
 /** The last path segment of an attachment URL, decoded; '' when the URL or its escapes are malformed (the send then fails with a reason). */
 function fileNameOf(url: string): string {
-  let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
-    return '';
-  }
-  const last = path.split('/').pop() ?? '';
-  try {
-    return decodeURIComponent(last);
-  } catch {
-    return last;
-  }
+  const last = parseUrl(url)?.pathname.split('/').pop();
+  if (last === undefined) return '';
+  return decodeUriComponent(last) ?? last;
 }
 
 export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.now()): InboxDecision {
@@ -70,7 +66,7 @@ export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.n
   if (type !== 'outgoing' && type !== 'template') return { action: 'ignore', reason: `${String(type)} message` };
   if (p.private === true) return { action: 'ignore', reason: 'private note' };
   const sourceId = str(p.source_id);
-  if (sourceId?.startsWith('WAID:')) return { action: 'ignore', reason: 'relayed from WhatsApp by Ponte' };
+  if (waIdOfSourceId(sourceId) !== undefined) return { action: 'ignore', reason: 'relayed from WhatsApp by Ponte' };
   const attrs = obj(p.content_attributes) ?? {};
   const conversation = obj(p.conversation) ?? {};
   const messageId = num(p.id);

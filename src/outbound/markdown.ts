@@ -1,6 +1,7 @@
 /**
- * Chatwoot's markdown (what agents type in the dashboard) to WhatsApp's
- * formatting: `**bold**` → `*bold*`, `*italic*`/`_italic_` → `_italic_`,
+ * Chatwoot's markdown converted to WhatsApp's formatting.
+ *
+ * What agents type in the dashboard: `**bold**` → `*bold*`, `*italic*`/`_italic_` → `_italic_`,
  * `~~strike~~` → `~strike~`, inline and fenced code kept, `[text](url)` →
  * `text (url)`, headings → bold lines, `* item` lists → `- item`, and the
  * `\` line breaks Chatwoot inserts removed. Code is left untouched.

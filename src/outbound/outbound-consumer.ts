@@ -7,12 +7,12 @@ import type { Redis } from 'ioredis';
 import type { ChatwootClientLike, CwMessageStatus } from '../chatwoot/types.js';
 import { ChatwootError } from '../chatwoot/errors.js';
 import type { Config } from '../config/schema.js';
-import { OutageBreaker } from '../delivery/outage-breaker.js';
+import { OutageBreaker } from '../lib/outage-breaker.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
-import { outboundQueueName, RETENTION_S, type RedisKeys } from '../queue/keys.js';
+import { outboundQueueName, RETENTION_S, type RedisKeys } from '../redis/keys.js';
 import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
@@ -104,33 +104,33 @@ export class OutboundConsumer {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly d: OutboundDeps) {
-    const q = d.config.queue;
-    this.store = new OutboundStore(d.redis, d.keys, d.instanceKey);
-    this.records = new OutboundRecords(d.redis, d.keys, d.instanceKey);
-    this.unread = new UnreadMessages(d.redis, d.keys, d.instanceKey);
-    this.reporter = new StatusReporter({ records: this.records, chatwoot: d.chatwoot, accountId: d.accountId, log: d.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
-    this.queue = createOutboundQueue(d.redis, d.keys, d.instanceKey);
-    this.queue.on('error', (err) => d.log.warn({ err }, 'outbound queue error'));
+  constructor(private readonly deps: OutboundDeps) {
+    const q = deps.config.queue;
+    this.store = new OutboundStore(deps.redis, deps.keys, deps.instanceKey);
+    this.records = new OutboundRecords(deps.redis, deps.keys, deps.instanceKey);
+    this.unread = new UnreadMessages(deps.redis, deps.keys, deps.instanceKey);
+    this.reporter = new StatusReporter({ records: this.records, chatwoot: deps.chatwoot, accountId: deps.accountId, log: deps.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
+    this.queue = createOutboundQueue(deps.redis, deps.keys, deps.instanceKey);
+    this.queue.on('error', (err) => deps.log.warn({ err }, 'outbound queue error'));
     this.breaker = new OutageBreaker({ minDelayMs: q.outageProbeMinDelayMs, maxDelayMs: q.outageProbeMaxDelayMs, rateLimitDelayMs: q.rateLimitDelayMs });
   }
 
   async start(): Promise<void> {
-    const q = this.d.config.queue;
-    this.worker = new Worker<ConversationJobData>(outboundQueueName(this.d.instanceKey), (job, token) => this.drain(job, token), {
-      connection: this.d.redis,
-      prefix: this.d.keys.bullPrefix,
+    const q = this.deps.config.queue;
+    this.worker = new Worker<ConversationJobData>(outboundQueueName(this.deps.instanceKey), (job, token) => this.drain(job, token), {
+      connection: this.deps.redis,
+      prefix: this.deps.keys.bullPrefix,
       concurrency: q.concurrency,
       lockDuration: q.lockDurationMs,
       stalledInterval: q.stalledIntervalMs,
       maxStalledCount: 1000,
     });
-    this.worker.on('error', (err) => this.d.log.warn({ err }, 'outbound worker error'));
-    this.worker.on('failed', (job, err) => this.d.log.error({ err, jobId: job?.id }, 'outbound conversation job failed unexpectedly'));
+    this.worker.on('error', (err) => this.deps.log.warn({ err }, 'outbound worker error'));
+    this.worker.on('failed', (job, err) => this.deps.log.error({ err, jobId: job?.id }, 'outbound conversation job failed unexpectedly'));
     await this.sweep();
     await this.reporter.resume();
     this.sweepTimer = setInterval(() => {
-      this.sweep().catch((err: unknown) => this.d.log.warn({ err: coerceError(err) }, 'outbound sweep failed'));
+      this.sweep().catch((err: unknown) => this.deps.log.warn({ err: coerceError(err) }, 'outbound sweep failed'));
     }, q.stalledIntervalMs);
     this.sweepTimer.unref();
   }
@@ -191,7 +191,7 @@ export class OutboundConsumer {
         return;
       }
       if (err instanceof WhatsAppNotConnected) {
-        if (Date.now() - j.receivedAtMs > this.d.config.outbound.maxWaitMs) {
+        if (Date.now() - j.receivedAtMs > this.deps.config.outbound.maxWaitMs) {
           await this.fail(j, 'WhatsApp was disconnected for too long; press Retry once the number is back');
           await this.store.ack(conversationId, head);
           return;
@@ -201,19 +201,19 @@ export class OutboundConsumer {
       }
       if (isChatwootOutage(err)) {
         const delayMs = this.breaker.trip(err instanceof ChatwootError && err.kind === 'rate_limited' ? 'rate_limited' : 'outage');
-        this.d.log.warn({ ...context, err, delayMs }, 'chatwoot unavailable: outbound paused');
+        this.deps.log.warn({ ...context, err, delayMs }, 'chatwoot unavailable: outbound paused');
         await this.queue.rateLimit(delayMs);
         throw Worker.RateLimitError();
       }
       const attempts = await this.store.recordAttempt(head.event);
-      if (attempts >= this.d.config.queue.attempts) {
-        this.d.log.error({ ...context, err, attempts }, 'agent message failed on every attempt');
+      if (attempts >= this.deps.config.queue.attempts) {
+        this.deps.log.error({ ...context, err, attempts }, 'agent message failed on every attempt');
         await this.fail(j, 'could not be sent on WhatsApp; press Retry to try again');
         await this.store.ack(conversationId, head);
         return;
       }
-      const delayMs = backoffDelayMs(attempts, this.d.config.queue.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
-      this.d.log.warn({ ...context, err, attempts, delayMs }, 'agent message failed: retrying');
+      const delayMs = backoffDelayMs(attempts, this.deps.config.queue.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
+      this.deps.log.warn({ ...context, err, attempts, delayMs }, 'agent message failed: retrying');
       await job.moveToDelayed(Date.now() + delayMs, token);
       throw new DelayedError();
     }
@@ -221,9 +221,9 @@ export class OutboundConsumer {
 
   /** The socket to send on, or why not: a number that is gone fails the message, one reconnecting makes it wait. */
   private socket(): WaSocket {
-    const state = this.d.session.state;
+    const state = this.deps.session.state;
     if (NOT_RUNNING.has(state)) throw new OutboundRejected(`the WhatsApp number is not connected (${state.replace('_', ' ')}); link it again and press Retry`);
-    const socket = this.d.session.currentSocket;
+    const socket = this.deps.session.currentSocket;
     if (state !== 'open' || !socket) throw new WhatsAppNotConnected(`instance is ${state}`);
     return socket;
   }
@@ -235,14 +235,14 @@ export class OutboundConsumer {
       const state = await this.records.state(j.messageId);
       // An announcement of a status Ponte reported (its send came first in this conversation's order).
       if (state.accepted || (!state.failed && state.want !== undefined)) return;
-      this.d.log.info({ messageId: j.messageId, conversationId: j.conversationId, failedByPonte: state.failed }, 'agent pressed Retry: sending the message');
+      this.deps.log.info({ messageId: j.messageId, conversationId: j.conversationId, failedByPonte: state.failed }, 'agent pressed Retry: sending the message');
     }
     return this.send(this.socket(), j);
   }
 
   private async fail(j: OutboundJob, reason: string): Promise<void> {
-    this.d.log.warn({ messageId: j.messageId, conversationId: j.conversationId, reason }, 'agent message failed');
-    await this.d.redis.hincrby(this.d.keys.stats(this.d.instanceKey), 'failed', 1);
+    this.deps.log.warn({ messageId: j.messageId, conversationId: j.conversationId, reason }, 'agent message failed');
+    await this.deps.redis.hincrby(this.deps.keys.stats(this.deps.instanceKey), 'failed', 1);
     if (j.kind === 'delete') return;
     if (await this.records.raise(j.messageId, j.conversationId, 'failed', reason)) this.reporter.request(j.messageId);
   }
@@ -251,13 +251,13 @@ export class OutboundConsumer {
   private async jidFor(socket: WaSocket, j: OutboundJob): Promise<string> {
     if (j.contact.sourceId && JID.test(j.contact.sourceId)) return j.contact.sourceId;
     if (j.contact.identifier && JID.test(j.contact.identifier)) return j.contact.identifier;
-    const cached = await this.d.redis.get(this.d.keys.outJid(this.d.instanceKey, j.conversationId));
+    const cached = await this.deps.redis.get(this.deps.keys.outJid(this.deps.instanceKey, j.conversationId));
     if (cached) return cached;
     const digits = j.contact.phone ? digitsOf(j.contact.phone) : '';
     if (!digits) throw new OutboundRejected('the contact has no phone number to send WhatsApp messages to');
     const found = (await socket.onWhatsApp(...brazilianVariants(digits))).find((r) => r.exists);
     if (!found) throw new OutboundRejected(`+${digits} is not on WhatsApp`);
-    await this.d.redis.set(this.d.keys.outJid(this.d.instanceKey, j.conversationId), found.jid, 'EX', RETENTION_S);
+    await this.deps.redis.set(this.deps.keys.outJid(this.deps.instanceKey, j.conversationId), found.jid, 'EX', RETENTION_S);
     return found.jid;
   }
 
@@ -265,7 +265,7 @@ export class OutboundConsumer {
     const jid = await this.jidFor(socket, j);
     const done = await this.records.sentParts(j.messageId);
     let text = j.content ? markdownToWhatsApp(j.content) : '';
-    if (text && this.d.config.outbound.agentSignature && j.senderName) text = `*${j.senderName}:*\n${text}`;
+    if (text && this.deps.config.outbound.agentSignature && j.senderName) text = `*${j.senderName}:*\n${text}`;
 
     const plan: Array<{ text?: string; attachment?: OutboundAttachment }> = [];
     const first = j.attachments[0];
@@ -283,13 +283,13 @@ export class OutboundConsumer {
       } catch (err) {
         // Part of the message is on WhatsApp already: it stays sent (never failed), the rest is logged.
         if (err instanceof OutboundRejected && Object.keys(done).length > 0) {
-          this.d.log.warn({ messageId: j.messageId, part: i, reason: err.message }, 'a part of an agent message could not be sent');
+          this.deps.log.warn({ messageId: j.messageId, part: i, reason: err.message }, 'a part of an agent message could not be sent');
           continue;
         }
         throw err;
       }
       const id = await this.records.partId(j.messageId, i, newMessageId());
-      this.d.ownSend(id);
+      this.deps.ownSend(id);
       let sent: WAMessage | undefined;
       try {
         sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
@@ -303,35 +303,35 @@ export class OutboundConsumer {
       done[String(i)] = waId;
     }
     if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
-    if (this.d.config.outbound.markRead) await this.markRead(socket, j.conversationId);
+    if (this.deps.config.outbound.markRead) await this.markRead(socket, j.conversationId);
   }
 
   /** An agent answered: the customer's messages in this conversation get their blue ticks. */
   private async markRead(socket: WaSocket, conversationId: number): Promise<void> {
     const keys = await this.unread.take(conversationId);
     if (keys.length === 0) return;
-    await socket.readMessages(keys).catch((err: unknown) => this.d.log.warn({ err: coerceError(err), conversationId }, 'could not mark messages read'));
+    await socket.readMessages(keys).catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), conversationId }, 'could not mark messages read'));
   }
 
   private async quoted(jid: string, inReplyTo: number | undefined): Promise<WAMessage | undefined> {
     if (!inReplyTo) return undefined;
-    const waId = await this.d.redis.get(this.d.keys.cwToWa(this.d.instanceKey, inReplyTo));
+    const waId = await this.deps.redis.get(this.deps.keys.cwToWa(this.deps.instanceKey, inReplyTo));
     if (!waId) return undefined;
-    const fromMe = (await this.d.redis.exists(this.d.keys.outWa(this.d.instanceKey, waId))) === 1;
+    const fromMe = (await this.deps.redis.exists(this.deps.keys.outWa(this.deps.instanceKey, waId))) === 1;
     return { key: { remoteJid: jid, id: waId, fromMe }, message: { conversation: '' } };
   }
 
   private async mediaPart(a: OutboundAttachment, caption: string | undefined): Promise<Part> {
-    const max = this.d.config.outbound.mediaMaxBytes;
+    const max = this.deps.config.outbound.mediaMaxBytes;
     if (a.size !== undefined && a.size > max) throw new OutboundRejected(`the attachment is larger than ${Math.round(max / 1048576)} MiB`);
     let fetched: Awaited<ReturnType<AttachmentFetcher['fetchToFile']>>;
     try {
-      fetched = await this.d.attachments.fetchToFile(a.url);
+      fetched = await this.deps.attachments.fetchToFile(a.url);
     } catch (err) {
       const e = coerceError(err);
       if (!(e instanceof AttachmentFetchError)) throw e;
       // The agent sees plain words; the host, status and remote text stay in the log.
-      this.d.log.warn({ err: e, reason: e.reason }, 'attachment download failed');
+      this.deps.log.warn({ err: e, reason: e.reason }, 'attachment download failed');
       if (!e.retryable) throw new OutboundRejected(e.agentMessage, { cause: e });
       throw e;
     }

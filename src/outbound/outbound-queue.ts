@@ -1,7 +1,7 @@
 /** The BullMQ queue of one instance's outbound conversations, and how an agent message is queued into it. */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { conversationJobId, outboundQueueName, type RedisKeys } from '../queue/keys.js';
+import { conversationJobId, outboundQueueName, type RedisKeys } from '../redis/keys.js';
 import type { OutboundJob } from './inbox-events.js';
 import type { OutboundEvent, OutboundStore } from './outbound-store.js';
 

@@ -1,11 +1,13 @@
 /**
+ * Ponte's records of each agent message it sends: WhatsApp ids, sent bodies and reported status.
+ *
  * What Ponte records in Redis of each agent message it sends: the WhatsApp id of each part, what was sent
  * (to answer a recipient's retry receipt), and the message's status as reported to Chatwoot. Knows no
  * WhatsApp library: bodies are stored as the bytes the caller encoded.
  */
 import type { Redis } from 'ioredis';
 import type { CwMessageStatus } from '../chatwoot/types.js';
-import { RETENTION_S, type RedisKeys } from '../queue/keys.js';
+import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
 
 /** Statuses in the order ticks go: a message never goes back to a lower one. `failed` only before WhatsApp accepted it. */
 const RANK: Record<CwMessageStatus, number> = { failed: 0, sent: 1, delivered: 2, read: 3 };

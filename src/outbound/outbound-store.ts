@@ -1,9 +1,10 @@
 /**
- * Per-conversation ordered storage of one instance's outbound events (agent messages, deletes, updates) in
- * Redis: the mirror image of the inbound store.
+ * Per-conversation ordered storage of one instance's outbound events in Redis.
+ *
+ * The events are agent messages, deletes and updates: the mirror image of the inbound store.
  */
 import type { Redis } from 'ioredis';
-import { RETENTION_S, type RedisKeys } from '../queue/keys.js';
+import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
 import type { OutboundJob } from './inbox-events.js';
 
 /**

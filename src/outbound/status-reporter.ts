@@ -31,7 +31,7 @@ export class StatusReporter {
   private readonly stopping = new AbortController();
   private failures = 0;
 
-  constructor(private readonly d: StatusReporterDeps) {}
+  constructor(private readonly deps: StatusReporterDeps) {}
 
   /** Chatwoot should catch up with message `messageId` (its wanted status was raised). */
   request(messageId: number): void {
@@ -49,7 +49,7 @@ export class StatusReporter {
 
   /** Reports what an earlier run left unconfirmed. */
   async resume(): Promise<void> {
-    for (const id of await this.d.records.unreported()) this.request(id);
+    for (const id of await this.deps.records.unreported()) this.request(id);
   }
 
   /** Stops retrying; unconfirmed updates stay recorded for the next start. Waits for the PATCHes in flight. */
@@ -65,37 +65,37 @@ export class StatusReporter {
   private async report(messageId: number): Promise<void> {
     for (;;) {
       if (this.stopping.signal.aborted) return;
-      const state = await this.d.records.state(messageId);
+      const state = await this.deps.records.state(messageId);
       const want = state.want;
       if (!want || state.conversationId === undefined || want === state.reported) {
-        if (want) await this.d.records.confirm(messageId, want);
+        if (want) await this.deps.records.confirm(messageId, want);
         return;
       }
       try {
         await this.patch(state.conversationId, messageId, want, state.reason);
         this.failures = 0;
-        await this.d.records.confirm(messageId, want);
+        await this.deps.records.confirm(messageId, want);
       } catch (err) {
         const e = coerceError(err);
         if (e instanceof ChatwootNotFoundError) {
           // The message is gone in Chatwoot (deleted with its conversation): nothing left to show.
-          await this.d.records.drop(messageId);
+          await this.deps.records.drop(messageId);
           return;
         }
         if (!(e instanceof ChatwootError) || !(e.retryable || e.kind === 'lost_response')) {
-          this.d.log.error({ err: e, messageId, status: want }, 'Chatwoot refused a message status');
-          await this.d.records.drop(messageId);
+          this.deps.log.error({ err: e, messageId, status: want }, 'Chatwoot refused a message status');
+          await this.deps.records.drop(messageId);
           return;
         }
         this.failures += 1;
-        const delay = backoffDelayMs(this.failures, this.d.retryDelayMs.min, this.d.retryDelayMs.max);
-        this.d.log.warn({ err: e, messageId, status: want, delayMs: delay }, 'Chatwoot unavailable: message status will be reported later');
+        const delay = backoffDelayMs(this.failures, this.deps.retryDelayMs.min, this.deps.retryDelayMs.max);
+        this.deps.log.warn({ err: e, messageId, status: want, delayMs: delay }, 'Chatwoot unavailable: message status will be reported later');
         await pause(delay, this.stopping.signal);
       }
     }
   }
 
   private async patch(conversationId: number, messageId: number, status: CwMessageStatus, reason: string | undefined): Promise<void> {
-    await this.d.chatwoot.updateMessageStatus(this.d.accountId, conversationId, messageId, status, status === 'failed' ? (reason ?? 'could not be sent on WhatsApp') : undefined);
+    await this.deps.chatwoot.updateMessageStatus(this.deps.accountId, conversationId, messageId, status, status === 'failed' ? (reason ?? 'could not be sent on WhatsApp') : undefined);
   }
 }

@@ -1,7 +1,7 @@
 /** The customer's messages not yet marked read on WhatsApp, by Chatwoot conversation, kept in Redis. */
 import type { WAMessageKey } from '@whiskeysockets/baileys';
 import type { Redis } from 'ioredis';
-import { RETENTION_S, type RedisKeys } from '../queue/keys.js';
+import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
 
 /** At most this many keys per conversation: marking the newest read marks the chat read on the phone. */
 const MAX_PER_CONVERSATION = 50;

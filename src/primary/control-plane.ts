@@ -1,10 +1,9 @@
-import type { Redis } from 'ioredis';
-import { ControlError, type InstanceStatus, type WorkerOp } from '../cluster/ipc.js';
-import type { InstanceRecord, InstanceRegistry } from '../instances/registry.js';
+/** The primary's control plane: instances, their worker slots, and control calls to the worker that runs each. */
+import { ControlError, type WorkerOp } from '../cluster/ipc.js';
+import type { InstanceRecord, InstanceStatus, InstanceView } from '../model/instance.js';
 import { parseInstanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
-import type { RedisKeys } from '../queue/keys.js';
-import type { OutboxEntry } from '../whatsapp/sandbox/sandbox-socket.js';
+import type { InstanceRegistry } from './registry.js';
 import type { Supervisor } from './supervisor.js';
 
 /**
@@ -24,13 +23,13 @@ export class ControlPlane {
   private readonly live = new Map<string, { state: InstanceStatus['state']; phone?: string; qrCount?: number }>();
 
   constructor(
-    private readonly o: { registry: InstanceRegistry; supervisor: Supervisor; redis: Redis; keys: RedisKeys; log: Logger; staggerMs: number },
+    private readonly deps: { registry: InstanceRegistry; supervisor: Supervisor; log: Logger; staggerMs: number },
   ) {
-    o.supervisor.on('ready', (slot) => this.onWorkerReady(slot));
-    o.supervisor.on('exit', (slot) => {
+    deps.supervisor.on('ready', (slot) => this.onWorkerReady(slot));
+    deps.supervisor.on('exit', (slot) => {
       for (const [key, s] of this.assignment) if (s === slot) this.live.delete(key);
     });
-    o.supervisor.on('event', (e) => {
+    deps.supervisor.on('event', (e) => {
       if (e.event === 'qr' && typeof e.data.qr === 'string') this.qrs.set(e.instanceKey, e.data.qr);
       if (e.event === 'open' || (e.event === 'state' && e.data.state !== 'awaiting_scan')) this.qrs.delete(e.instanceKey);
       const prev = this.live.get(e.instanceKey);
@@ -42,20 +41,20 @@ export class ControlPlane {
 
   /** Assigns every instance whose desired state is running (start-up restore). */
   async restore(): Promise<number> {
-    const running = (await this.o.registry.list()).filter((r) => r.desired === 'running');
+    const running = (await this.deps.registry.list()).filter((r) => r.desired === 'running');
     for (const r of running) this.place(r.instanceKey);
-    this.o.log.info({ instances: running.length }, 'instances restored from the registry');
+    this.deps.log.info({ instances: running.length }, 'instances restored from the registry');
     return running.length;
   }
 
   private place(instanceKey: string): number {
     const existing = this.assignment.get(instanceKey);
     if (existing !== undefined) return existing;
-    const load = new Array<number>(this.o.supervisor.count).fill(0);
+    const load = new Array<number>(this.deps.supervisor.count).fill(0);
     for (const slot of this.assignment.values()) load[slot]! += 1;
     const slot = load.indexOf(Math.min(...load));
     this.assignment.set(instanceKey, slot);
-    this.o.supervisor.send(slot, { type: 'assign', instanceKey });
+    this.deps.supervisor.send(slot, { type: 'assign', instanceKey });
     return slot;
   }
 
@@ -65,7 +64,7 @@ export class ControlPlane {
     let i = 0;
     for (const [instanceKey, s] of this.assignment) {
       if (s !== slot) continue;
-      this.o.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: i * this.o.staggerMs });
+      this.deps.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: i * this.deps.staggerMs });
       i += 1;
     }
   }
@@ -74,11 +73,11 @@ export class ControlPlane {
     return this.assignment.get(instanceKey);
   }
 
-  async list(): Promise<Array<InstanceRecord & { slot?: number; status?: InstanceStatus }>> {
-    const records = await this.o.registry.list();
+  async list(): Promise<InstanceView[]> {
+    const records = await this.deps.registry.list();
     return records.map((r) => {
       const slot = this.assignment.get(r.instanceKey);
-      const snapshot = slot === undefined ? undefined : this.o.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
+      const snapshot = slot === undefined ? undefined : this.deps.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
       const live = slot === undefined ? undefined : this.live.get(r.instanceKey);
       const status: InstanceStatus | undefined = live
         ? { ...(snapshot ?? { instanceKey: r.instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 }, outbound: { sent: 0, failed: 0, pending: 0 } }), ...live }
@@ -87,47 +86,52 @@ export class ControlPlane {
     });
   }
 
-  async create(o: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }> {
-    const { record, created } = await this.o.registry.upsert(o);
+  /** The registry record of an instance, if there is one. */
+  record(instanceKey: string): Promise<InstanceRecord | undefined> {
+    return this.deps.registry.get(instanceKey);
+  }
+
+  async create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }> {
+    const { record, created } = await this.deps.registry.upsert(request);
     const slot = this.place(record.instanceKey);
     return { record, created, slot };
   }
 
   /** Checks the instance exists, from the registry's memory: a control call never waits on Redis to know. */
-  private known(instanceKey: string): Promise<void> {
-    if (!parseInstanceKey(instanceKey)) return Promise.reject(new ControlError('bad_request', `instance: ${JSON.stringify(instanceKey)} is not <account>-<inbox>`, 400));
-    if (!this.o.registry.has(instanceKey)) return Promise.reject(new ControlError('not_found', `no instance ${instanceKey}`, 404));
+  known(instanceKey: string): Promise<void> {
+    if (!parseInstanceKey(instanceKey)) return Promise.reject(new ControlError('bad_request', `instance: ${JSON.stringify(instanceKey)} is not <account>-<inbox>`));
+    if (!this.deps.registry.has(instanceKey)) return Promise.reject(new ControlError('not_found', `no instance ${instanceKey}`));
     return Promise.resolve();
   }
 
   async start(instanceKey: string): Promise<InstanceRecord> {
     await this.known(instanceKey);
-    const record = (await this.o.registry.setDesired(instanceKey, 'running'))!;
+    const record = (await this.deps.registry.setDesired(instanceKey, 'running'))!;
     const slot = this.assignment.get(instanceKey);
     if (slot === undefined) this.place(instanceKey);
     else {
       // Already placed: restart its session (after a QR expiry or a halt).
-      this.o.supervisor.send(slot, { type: 'unassign', instanceKey });
-      this.o.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: 100 });
+      this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
+      this.deps.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: 100 });
     }
     return record;
   }
 
   async stop(instanceKey: string): Promise<InstanceRecord> {
     await this.known(instanceKey);
-    const record = (await this.o.registry.setDesired(instanceKey, 'stopped'))!;
+    const record = (await this.deps.registry.setDesired(instanceKey, 'stopped'))!;
     const slot = this.assignment.get(instanceKey);
     this.assignment.delete(instanceKey);
     this.qrs.delete(instanceKey);
     this.live.delete(instanceKey);
-    if (slot !== undefined) this.o.supervisor.send(slot, { type: 'unassign', instanceKey });
+    if (slot !== undefined) this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
     return record;
   }
 
   async logout(instanceKey: string): Promise<void> {
     await this.known(instanceKey);
     const slot = this.assignment.get(instanceKey);
-    if (slot !== undefined) await this.o.supervisor.request(slot, 'logout', instanceKey);
+    if (slot !== undefined) await this.deps.supervisor.request(slot, 'logout', instanceKey);
     await this.stop(instanceKey);
   }
 
@@ -135,26 +139,11 @@ export class ControlPlane {
   async call(instanceKey: string, op: WorkerOp, args?: unknown): Promise<unknown> {
     await this.known(instanceKey);
     const slot = this.assignment.get(instanceKey);
-    if (slot === undefined) throw new ControlError('not_running', `instance ${instanceKey} is stopped; start it first`, 409);
-    return this.o.supervisor.request(slot, op, instanceKey, args);
+    if (slot === undefined) throw new ControlError('not_running', `instance ${instanceKey} is stopped; start it first`);
+    return this.deps.supervisor.request(slot, op, instanceKey, args);
   }
 
   currentQr(instanceKey: string): string | undefined {
     return this.qrs.get(instanceKey);
-  }
-
-  /** The sandbox's record of messages Ponte marked read. */
-  async readReceipts(instanceKey: string): Promise<string[]> {
-    await this.known(instanceKey);
-    return this.o.redis.lrange(this.o.keys.sandboxRead(instanceKey), 0, -1);
-  }
-
-  /** The sandbox outbox: every message Ponte sent through the instance, in order; `deleted` when later revoked. */
-  async outbox(instanceKey: string): Promise<OutboxEntry[]> {
-    await this.known(instanceKey);
-    const raw = await this.o.redis.lrange(this.o.keys.sandboxOutbox(instanceKey), 0, -1);
-    const entries = raw.map((r) => JSON.parse(r) as OutboxEntry);
-    const revoked = new Set(entries.filter((e) => e.type === 'revoke' && e.targetId).map((e) => e.targetId!));
-    return entries.filter((e) => e.type !== 'revoke').map((e) => (revoked.has(e.id) ? { ...e, deleted: true } : e));
   }
 }

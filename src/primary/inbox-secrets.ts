@@ -6,7 +6,7 @@ import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
 import { parseInstanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
-import type { RedisKeys } from '../queue/keys.js';
+import type { RedisKeys } from '../redis/keys.js';
 
 export interface InboxSecretsDeps {
   chatwoot: ChatwootClientLike;
@@ -40,7 +40,7 @@ export class InboxSecrets {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
-  constructor(private readonly d: InboxSecretsDeps) {}
+  constructor(private readonly deps: InboxSecretsDeps) {}
 
   /** The secret known for the instance's inbox, if any. */
   current(instanceKey: string): string | undefined {
@@ -50,7 +50,7 @@ export class InboxSecrets {
   /** Loads the secrets kept in Redis (before the first webhook), then reads each from Chatwoot in the background. */
   async load(instanceKeys: readonly string[]): Promise<void> {
     if (instanceKeys.length > 0) {
-      const cached = await this.d.redis.mget(...instanceKeys.map((k) => this.d.keys.inboxSecret(k)));
+      const cached = await this.deps.redis.mget(...instanceKeys.map((k) => this.deps.keys.inboxSecret(k)));
       instanceKeys.forEach((k, i) => {
         const v = cached[i];
         if (v) this.secrets.set(k, v);
@@ -67,8 +67,8 @@ export class InboxSecrets {
   }
 
   private async learnLoop(instanceKey: string): Promise<void> {
-    const min = this.d.retryDelayMs?.min ?? 2000;
-    const max = this.d.retryDelayMs?.max ?? 300_000;
+    const min = this.deps.retryDelayMs?.min ?? 2000;
+    const max = this.deps.retryDelayMs?.max ?? 300_000;
     for (let attempt = 1; !this.closed; attempt++) {
       try {
         await this.read(instanceKey);
@@ -77,7 +77,7 @@ export class InboxSecrets {
         const delay = backoffDelayMs(attempt, min, max);
         const e = coerceError(err);
         const level = attempt === 1 ? 'warn' : 'debug';
-        this.d.log[level]({ err: e, instanceId: instanceKey, delayMs: delay }, this.secrets.has(instanceKey) ? 'could not re-read the inbox signing secret; the one kept is used meanwhile' : 'could not read the inbox signing secret yet: retrying');
+        this.deps.log[level]({ err: e, instanceId: instanceKey, delayMs: delay }, this.secrets.has(instanceKey) ? 'could not re-read the inbox signing secret; the one kept is used meanwhile' : 'could not read the inbox signing secret yet: retrying');
         await new Promise<void>((resolve) => {
           const t = setTimeout(() => {
             this.timers.delete(t);
@@ -96,26 +96,26 @@ export class InboxSecrets {
     if (!ref) return undefined;
     let secret: string | undefined;
     try {
-      const inbox = await this.d.chatwoot.getInbox(ref.accountId, ref.inboxId);
+      const inbox = await this.deps.chatwoot.getInbox(ref.accountId, ref.inboxId);
       secret = inbox.secret ?? undefined;
     } catch (err) {
       if (err instanceof ChatwootError && !err.retryable) {
         // 404 (the inbox is gone) or 403: nothing to learn until the operator acts.
-        this.d.log.warn({ err, instanceId: instanceKey }, 'Chatwoot refused to show the inbox; its webhooks are checked by the last secret known, or the token alone');
+        this.deps.log.warn({ err, instanceId: instanceKey }, 'Chatwoot refused to show the inbox; its webhooks are checked by the last secret known, or the token alone');
         return this.secrets.get(instanceKey);
       }
       throw err;
     }
     if (!secret) {
-      if (!this.none.has(instanceKey)) this.d.log.info({ instanceId: instanceKey }, 'no inbox signing secret visible to this token (Chatwoot before 4.13, or not an administrator): inbox webhooks are checked by token only');
+      if (!this.none.has(instanceKey)) this.deps.log.info({ instanceId: instanceKey }, 'no inbox signing secret visible to this token (Chatwoot before 4.13, or not an administrator): inbox webhooks are checked by token only');
       this.none.add(instanceKey);
       return this.secrets.get(instanceKey);
     }
     this.none.delete(instanceKey);
     if (this.secrets.get(instanceKey) !== secret) {
       this.secrets.set(instanceKey, secret);
-      await this.d.redis.set(this.d.keys.inboxSecret(instanceKey), secret).catch((err: unknown) => {
-        this.d.log.warn({ err: coerceError(err), instanceId: instanceKey }, 'could not keep the inbox signing secret in Redis');
+      await this.deps.redis.set(this.deps.keys.inboxSecret(instanceKey), secret).catch((err: unknown) => {
+        this.deps.log.warn({ err: coerceError(err), instanceId: instanceKey }, 'could not keep the inbox signing secret in Redis');
       });
     }
     return secret;
@@ -131,18 +131,18 @@ export class InboxSecrets {
     let p = this.refreshing.get(instanceKey);
     if (!p) {
       const last = this.lastRefreshAtMs.get(instanceKey) ?? 0;
-      if (Date.now() - last < (this.d.refreshEveryMs ?? 10_000)) return undefined;
+      if (Date.now() - last < (this.deps.refreshEveryMs ?? 10_000)) return undefined;
       this.lastRefreshAtMs.set(instanceKey, Date.now());
       p = this.read(instanceKey).finally(() => this.refreshing.delete(instanceKey));
       this.refreshing.set(instanceKey, p);
     }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), this.d.refreshTimeoutMs ?? 2000);
+      timer = setTimeout(() => resolve(undefined), this.deps.refreshTimeoutMs ?? 2000);
       timer.unref();
     });
     const fresh = await Promise.race([p.catch((err: unknown) => {
-      this.d.log.warn({ err: coerceError(err), instanceId: instanceKey }, 'could not re-read the inbox signing secret');
+      this.deps.log.warn({ err: coerceError(err), instanceId: instanceKey }, 'could not re-read the inbox signing secret');
       return undefined;
     }), timeout]);
     clearTimeout(timer);

@@ -5,7 +5,7 @@ import type { OutboundJob } from '../outbound/inbox-events.js';
 import { type ConversationJobData, createOutboundQueue, enqueueOutbound } from '../outbound/outbound-queue.js';
 import { OutboundRecords } from '../outbound/outbound-records.js';
 import { OutboundStore } from '../outbound/outbound-store.js';
-import type { RedisKeys } from '../queue/keys.js';
+import type { RedisKeys } from '../redis/keys.js';
 
 interface InstanceOutbound {
   queue: Queue<ConversationJobData>;
@@ -17,15 +17,15 @@ interface InstanceOutbound {
 export class OutboundGateway {
   private readonly instances = new Map<string, InstanceOutbound>();
 
-  constructor(private readonly o: { redis: Redis; keys: RedisKeys }) {}
+  constructor(private readonly deps: { redis: Redis; keys: RedisKeys }) {}
 
   private of(instanceKey: string): InstanceOutbound {
     let i = this.instances.get(instanceKey);
     if (!i) {
       i = {
-        queue: createOutboundQueue(this.o.redis, this.o.keys, instanceKey),
-        store: new OutboundStore(this.o.redis, this.o.keys, instanceKey),
-        records: new OutboundRecords(this.o.redis, this.o.keys, instanceKey),
+        queue: createOutboundQueue(this.deps.redis, this.deps.keys, instanceKey),
+        store: new OutboundStore(this.deps.redis, this.deps.keys, instanceKey),
+        records: new OutboundRecords(this.deps.redis, this.deps.keys, instanceKey),
       };
       this.instances.set(instanceKey, i);
     }

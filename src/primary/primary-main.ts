@@ -1,3 +1,4 @@
+/** The primary process wired: Redis, registry, supervisor, control plane, webhooks and the HTTP port. */
 import cluster from 'node:cluster';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
@@ -5,25 +6,28 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { redactConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ChatwootClient } from '../chatwoot/client.js';
-import { authorizeCommand } from '../commands/authorize.js';
-import { CommandIntake } from '../commands/command-intake.js';
-import { CommandService } from '../commands/command-service.js';
-import { createApp } from '../http/app.js';
-import { type AcceptedWebhook, webhookRoutes } from '../http/webhook-routes.js';
-import { controlErrorHandler, operatorRoutes } from '../http/operator-routes.js';
-import { InstanceRegistry } from '../instances/registry.js';
+import { createChatwootClient } from '../chatwoot/client.js';
+import { authorizeCommand } from './commands/authorize.js';
+import { CommandIntake } from './commands/command-intake.js';
+import { CommandService } from './commands/command-service.js';
+import { createApp } from './http/app.js';
+import { type AcceptedWebhook, webhookRoutes } from './http/webhook-routes.js';
+import { controlErrorHandler } from './http/errors.js';
+import { operatorRoutes } from './http/operator-routes.js';
+import { InstanceRegistry } from './registry.js';
 import { coerceError } from '../lib/errors.js';
 import { Journal } from '../lib/journal.js';
 import { instanceKey } from '../model/instance-key.js';
 import { createLogger } from '../observability/logger.js';
-import { RedisKeys } from '../queue/keys.js';
-import { waitForRelayed } from '../queue/relayed-lookup.js';
+import { RedisKeys } from '../redis/keys.js';
+import { waitForRelayed } from '../inbound/relayed-lookup.js';
 import { createRedis, resolveRedisUrl } from '../redis/connection.js';
-import { VERSION } from '../version.js';
+import { SandboxRecords } from '../sandbox/records.js';
+import { VERSION } from '../lib/version.js';
 import { ControlPlane } from './control-plane.js';
 import { InboxSecrets } from './inbox-secrets.js';
 import { OutboundGateway } from './outbound-gateway.js';
+import { buildGlobalStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
 
 /** How long a webhook waits for Redis before its event goes to the local journal (Chatwoot allows 5 s in all). */
@@ -50,14 +54,14 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const count = config.server.maxWorkers > 0 ? config.server.maxWorkers : availableParallelism();
   cluster.setupPrimary({ silent: false });
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
-  const control = new ControlPlane({ registry, supervisor, redis, keys, log, staggerMs: config.whatsapp.restoreStaggerMs });
-  const chatwoot = new ChatwootClient({ baseUrl: config.chatwoot.baseUrl, apiAccessToken: config.chatwoot.apiAccessToken, timeoutMs: config.chatwoot.timeoutMs });
+  const control = new ControlPlane({ registry, supervisor, log, staggerMs: config.whatsapp.restoreStaggerMs });
+  const chatwoot = createChatwootClient(config);
   const outbound = new OutboundGateway({ redis: intakeRedis, keys });
   const secrets = new InboxSecrets({ chatwoot, redis, keys, log: log.child({ module: 'inbox-secrets' }) });
   supervisor.on('event', (e) => {
     if (e.event === 'open') secrets.learn(e.instanceKey);
   });
-  const commands = new CommandService({ config, chatwoot, control, registry, supervisor, log: log.child({ module: 'commands' }) });
+  const commands = new CommandService({ config, chatwoot, control, events: supervisor, log: log.child({ module: 'commands' }) });
   const intake = new CommandIntake({
     redis: intakeRedis,
     keys,
@@ -104,11 +108,10 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       webhookRoutes({ config, isInstance: (key) => registry.has(key), inboxSecrets: secrets, accept: (event) => journal.submit(event, WEBHOOK_REDIS_BUDGET_MS), log }),
       operatorRoutes({
         control,
-        supervisor,
-        sandbox: config.whatsapp.driver === 'sandbox',
+        snapshot: () => buildGlobalStatus(control, supervisor, VERSION),
+        sandbox: config.whatsapp.driver === 'sandbox' ? new SandboxRecords(redis, keys) : undefined,
         adminToken: config.auth.adminToken,
         statusToken: config.auth.statusToken,
-        version: VERSION,
         publicUrl: config.server.publicUrl,
       }),
     ],

@@ -1,6 +1,8 @@
+/** Forks the cluster workers, keeps them alive and routes IPC between them and the primary. */
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
-import { ControlError, type InstanceStatus, type PrimaryToWorker, type WorkerOp, type WorkerToPrimary } from '../cluster/ipc.js';
+import type { InstanceStatus } from '../model/instance.js';
+import { ControlError, type PrimaryToWorker, type WorkerEvent, type WorkerOp, type WorkerToPrimary } from '../cluster/ipc.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -25,7 +27,7 @@ interface Pending {
 export interface SupervisorEvents {
   ready: [slot: number];
   exit: [slot: number];
-  event: [message: Extract<WorkerToPrimary, { type: 'event' }>];
+  event: [message: WorkerEvent];
 }
 
 /**
@@ -42,10 +44,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private stopping = false;
 
   constructor(
-    private readonly o: { count: number; env: Record<string, string>; log: Logger; requestTimeoutMs?: number },
+    private readonly options: { count: number; env: Record<string, string>; log: Logger; requestTimeoutMs?: number },
   ) {
     super();
-    this.slots = Array.from({ length: o.count }, (_, slot) => ({ slot, pid: undefined, ready: false, restarts: 0, startedAtMs: undefined, instances: [], memory: undefined, statusAtMs: undefined }));
+    this.slots = Array.from({ length: options.count }, (_, slot) => ({ slot, pid: undefined, ready: false, restarts: 0, startedAtMs: undefined, instances: [], memory: undefined, statusAtMs: undefined }));
   }
 
   get count(): number {
@@ -65,7 +67,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private fork(slot: number): void {
-    const worker = cluster.fork({ ...this.o.env, PONTE_WORKER_SLOT: String(slot) });
+    const worker = cluster.fork({ ...this.options.env, PONTE_WORKER_SLOT: String(slot) });
     const state = this.slots[slot]!;
     state.pid = worker.process.pid;
     state.ready = false;
@@ -80,7 +82,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     switch (msg.type) {
       case 'ready':
         state.ready = true;
-        this.o.log.info({ slot, pid: state.pid }, 'worker ready');
+        this.options.log.info({ slot, pid: state.pid }, 'worker ready');
         this.emit('ready', slot);
         return;
       case 'status':
@@ -97,7 +99,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.pending.delete(msg.id);
         clearTimeout(p.timer);
         if (msg.ok) p.resolve(msg.result);
-        else p.reject(new ControlError(msg.error.code, msg.error.message, msg.error.status ?? 500));
+        else p.reject(new ControlError(msg.error.code, msg.error.message));
         return;
       }
     }
@@ -113,7 +115,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (p.slot !== slot) continue;
       this.pending.delete(id);
       clearTimeout(p.timer);
-      p.reject(new ControlError('worker_gone', `worker ${slot} exited before answering`, 503));
+      p.reject(new ControlError('worker_gone', `worker ${slot} exited before answering`));
     }
     this.emit('exit', slot);
     if (this.stopping) return;
@@ -121,7 +123,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (lived > 60_000) state.restarts = 0;
     state.restarts += 1;
     const delay = backoffDelayMs(state.restarts, 250, 30_000);
-    this.o.log.error({ slot, pid: state.pid, code, signal, restartInMs: delay }, 'worker exited: restarting it');
+    this.options.log.error({ slot, pid: state.pid, code, signal, restartInMs: delay }, 'worker exited: restarting it');
     setTimeout(() => {
       if (!this.stopping) this.fork(slot);
     }, delay).unref();
@@ -137,16 +139,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   request(slot: number, op: WorkerOp, instanceKey: string, args?: unknown): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      if (!this.slots[slot]?.ready) return reject(new ControlError('worker_unavailable', `the worker of ${instanceKey} is restarting; try again in a moment`, 503));
+      if (!this.slots[slot]?.ready) return reject(new ControlError('worker_unavailable', `the worker of ${instanceKey} is restarting; try again in a moment`));
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new ControlError('timeout', `worker ${slot} did not answer ${op}`, 504));
-      }, this.o.requestTimeoutMs ?? 10_000);
+        reject(new ControlError('timeout', `worker ${slot} did not answer ${op}`));
+      }, this.options.requestTimeoutMs ?? 10_000);
       this.pending.set(id, { resolve, reject, timer, slot });
       if (!this.send(slot, { type: 'request', id, op, instanceKey, args })) {
         this.pending.delete(id);
         clearTimeout(timer);
-        reject(new ControlError('worker_unavailable', `worker ${slot} is not connected`, 503));
+        reject(new ControlError('worker_unavailable', `worker ${slot} is not connected`));
       }
     });
   }

@@ -1,7 +1,9 @@
+/** Finds or starts the Redis to use and opens connections to it. */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { AppError } from '../lib/errors.js';
+import { parseUrl } from '../lib/parse.js';
 import { redisAnswers, spawnRedisServer } from './redis-server.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -40,12 +42,8 @@ function withCredentials(url: string, config: Readonly<Config>): string {
 }
 
 function safeHost(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    return 'unparseable';
-  }
+  const u = parseUrl(url);
+  return u ? `${u.protocol}//${u.host}` : 'unparseable';
 }
 
 /**

@@ -1,3 +1,4 @@
+/** Probes for a Redis and starts a local `redis-server` from PATH when there is none. */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,14 +21,16 @@ export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boole
     retryStrategy: () => null,
   });
   client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
+  // A probe: any failure to connect or answer means no Redis there.
+  const answered = await client
+    .connect()
+    .then(() => client.ping())
+    .then(
+      (reply) => reply === 'PONG',
+      () => false,
+    );
+  client.disconnect();
+  return answered;
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */

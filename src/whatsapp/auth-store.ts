@@ -1,3 +1,4 @@
+/** WhatsApp auth state on disk, one folder per instance, written atomically. */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -10,6 +11,7 @@ import {
   initAuthCreds,
   proto,
 } from '@whiskeysockets/baileys';
+import { AppError } from '../lib/errors.js';
 import { parseInstanceKey } from '../model/instance-key.js';
 
 /** One instance's auth state, plus how to persist its credentials after `creds.update`. */
@@ -34,7 +36,7 @@ export interface AuthStore {
   reset(instanceKey: string): Promise<void>;
 }
 
-export class InvalidInstanceKeyError extends Error {
+export class InvalidInstanceKeyError extends AppError {
   readonly code = 'INVALID_INSTANCE_KEY';
 }
 

@@ -1,3 +1,4 @@
+/** The production driver: a Baileys rc14 socket behind the socket interface. */
 import { randomBytes } from 'node:crypto';
 import { type WAMessage, downloadMediaMessage, jidNormalizedUser, makeCacheableSignalKeyStore, makeWASocket, proto } from '@whiskeysockets/baileys';
 import type { SocketFactory, WaSocket } from './socket.js';

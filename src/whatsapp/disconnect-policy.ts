@@ -1,7 +1,8 @@
 /**
- * What a session does when its socket closes, by Baileys' `DisconnectReason`
- * (DESIGN.md, Decisions 2; `reference/baileys.md` §1.3). Pure: the session
- * carries the decision out.
+ * What a session does when its socket closes, by Baileys' disconnect reason (pure).
+ *
+ * DESIGN.md, Decisions 2; `reference/baileys.md` §1.3. The session carries
+ * the decision out.
  */
 export type CloseDecision =
   /** 515 after pairing, or a restart WhatsApp asked for: a new socket at once. */

@@ -1,3 +1,4 @@
+/** Turns Baileys messages, receipts and calls into Ponte's inbound model (pure). */
 import {
   type WACallEvent,
   type WAMessage,

@@ -1,11 +1,12 @@
+/** One instance's WhatsApp session: the state machine of linking, connecting and reconnecting. */
 import { EventEmitter } from 'node:events';
 import { type CacheStore, type ConnectionState, jidNormalizedUser } from '@whiskeysockets/baileys';
 import { LRUCache } from 'lru-cache';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { backoffDelayMs } from '../lib/backoff.js';
-import { coerceError } from '../lib/errors.js';
+import { AppError, coerceError } from '../lib/errors.js';
+import type { SessionState } from '../model/session-state.js';
 import type { Logger } from '../observability/logger.js';
-import type { InstanceLease } from '../instances/lease.js';
 import type { AuthStore, InstanceAuth } from './auth-store.js';
 import { type CloseDecision, decideOnClose } from './disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from './socket.js';
@@ -34,7 +35,7 @@ import type { SocketFactory, SocketFactoryOptions, WaSocket } from './socket.js'
  * inbound binding), `qr` (qr, n), `open` (linked phone digits), `alert` (text
  * for the operator).
  */
-export type SessionState = 'stopped' | 'waiting_lease' | 'connecting' | 'awaiting_scan' | 'open' | 'reconnecting' | 'qr_expired' | 'logged_out' | 'halted';
+export type { SessionState } from '../model/session-state.js';
 
 export interface SessionEvents {
   state: [state: SessionState, detail: string | undefined];
@@ -53,7 +54,7 @@ export interface SessionOptions {
   getMessage: SocketFactoryOptions['getMessage'];
   auth: AuthStore;
   /** Made fresh per start: the guard of one socket per instance. */
-  lease: InstanceLease;
+  lease: LeaseLike;
   log: Logger;
   baileysLogger: ILogger;
   browser: [string, string, string];
@@ -69,6 +70,21 @@ export interface SessionOptions {
 /** Closes with code 500 within this long after opening count as "right after connecting". */
 const EARLY_CLOSE_MS = 30_000;
 const EARLY_500_ALERT_AFTER = 3;
+
+/** The lease a session runs under: exactly one process owns an instance at a time. */
+export interface LeaseLike {
+  /** Takes the lease, or says another owner holds it. */
+  acquire(): Promise<boolean>;
+  /** True while the lease is still this session's. */
+  verify(): Promise<boolean>;
+  release(): Promise<void>;
+  readonly isHeld: boolean;
+}
+
+/** A pairing code was asked for while the session is not showing a QR. */
+export class NotAwaitingScanError extends AppError {
+  readonly code = 'NOT_AWAITING_SCAN';
+}
 
 export class WhatsAppSession extends EventEmitter<SessionEvents> {
   private _state: SessionState = 'stopped';
@@ -90,7 +106,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   /** Baileys' retry counts per message, kept across this instance's sockets (bounded: counts matter for an hour). */
   private readonly retryCounters = lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, ttl: 3_600_000 }));
 
-  constructor(private readonly o: SessionOptions) {
+  constructor(private readonly options: SessionOptions) {
     super();
   }
 
@@ -124,7 +140,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   private set(state: SessionState, detail?: string): void {
     if (this._state === state && detail === undefined) return;
     this._state = state;
-    this.o.log.info({ state, detail }, 'session state');
+    this.options.log.info({ state, detail }, 'session state');
     this.emit('state', state, detail);
   }
 
@@ -141,36 +157,36 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   private async connect(): Promise<void> {
     const gen = ++this.generation;
     this.clearTimer();
-    if (!(await this.o.lease.acquire())) {
+    if (!(await this.options.lease.acquire())) {
       if (gen !== this.generation) return;
       this.set('waiting_lease', 'another process owns this instance');
-      this.timer = setTimeout(() => void this.connect().catch((err: unknown) => this.fail(err)), this.o.leaseRetryMs ?? 5000);
+      this.timer = setTimeout(() => void this.connect().catch((err: unknown) => this.fail(err)), this.options.leaseRetryMs ?? 5000);
       this.timer.unref();
       return;
     }
     if (gen !== this.generation) return;
     await this.saving;
-    const auth = (this.auth ??= await this.o.auth.load(this.o.instanceKey));
+    const auth = (this.auth ??= await this.options.auth.load(this.options.instanceKey));
     const { state } = auth;
     if (gen !== this.generation) return;
     this._phone = phoneOf(state.creds.me?.id);
     this.set('connecting');
-    const socket = this.o.factory({
-      instanceKey: this.o.instanceKey,
+    const socket = this.options.factory({
+      instanceKey: this.options.instanceKey,
       auth: state,
-      logger: this.o.baileysLogger,
-      browser: this.o.browser,
-      wsUrl: this.o.wsUrl,
-      getMessage: this.o.getMessage,
+      logger: this.options.baileysLogger,
+      browser: this.options.browser,
+      wsUrl: this.options.wsUrl,
+      getMessage: this.options.getMessage,
       retryCounters: this.retryCounters,
     });
     this.socket = socket;
     socket.ev.on('creds.update', () => {
       // Never write auth state this process no longer owns.
       this.saving = this.saving
-        .then(() => this.o.lease.verify())
-        .then((mine) => (mine ? auth.saveCreds() : this.o.log.warn('lease lost: credentials not saved')))
-        .catch((err: unknown) => this.o.log.error({ err: coerceError(err) }, 'could not save credentials'));
+        .then(() => this.options.lease.verify())
+        .then((mine) => (mine ? auth.saveCreds() : this.options.log.warn('lease lost: credentials not saved')))
+        .catch((err: unknown) => this.options.log.error({ err: coerceError(err) }, 'could not save credentials'));
     });
     socket.ev.on('connection.update', (u) => this.onUpdate(socket, u));
     this.emit('socket', socket);
@@ -180,11 +196,11 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     if (socket !== this.socket) return;
     if (u.qr) {
       this.qrs += 1;
-      if (this.qrs > this.o.maxQrs) {
-        this.o.log.info({ qrs: this.qrs - 1 }, 'QR codes exhausted without a scan');
+      if (this.qrs > this.options.maxQrs) {
+        this.options.log.info({ qrs: this.qrs - 1 }, 'QR codes exhausted without a scan');
         this.closeSocket();
-        this.set('qr_expired', `no scan after ${this.o.maxQrs} QR codes`);
-        void this.o.lease.release();
+        this.set('qr_expired', `no scan after ${this.options.maxQrs} QR codes`);
+        void this.options.lease.release();
         return;
       }
       this.set('awaiting_scan');
@@ -206,7 +222,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     const decision = decideOnClose(error);
     this.lastError = decision.reason;
     this.socket = undefined;
-    this.o.log.warn({ code: decision.code, action: decision.action, reason: decision.reason }, 'socket closed');
+    this.options.log.warn({ code: decision.code, action: decision.action, reason: decision.reason }, 'socket closed');
     void this.act(decision).catch((err: unknown) => this.fail(err));
   }
 
@@ -217,7 +233,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
       // reconnecting with them would log in and get 401 (baileys.md §1.6).
       this.pairingRequested = false;
       await this.saving;
-      await this.o.auth.reset(this.o.instanceKey);
+      await this.options.auth.reset(this.options.instanceKey);
       this.auth = undefined;
     }
     switch (d.action) {
@@ -233,7 +249,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
           }
         } else if (d.code !== 500) this.early500s = 0;
         this.attempt += 1;
-        const delay = backoffDelayMs(this.attempt, this.o.reconnectDelayMs, this.o.maxReconnectDelayMs ?? 60_000);
+        const delay = backoffDelayMs(this.attempt, this.options.reconnectDelayMs, this.options.maxReconnectDelayMs ?? 60_000);
         this.set('reconnecting', `${d.reason}; retry in ${delay} ms`);
         const gen = this.generation;
         this.timer = setTimeout(() => {
@@ -244,19 +260,19 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
       }
       case 'logged_out':
         await this.saving;
-        await this.o.auth.remove(this.o.instanceKey);
+        await this.options.auth.remove(this.options.instanceKey);
         this.auth = undefined;
-        await this.o.lease.release();
+        await this.options.lease.release();
         this._phone = undefined;
         this.set('logged_out', d.reason);
         this.emit('alert', 'The phone unlinked this number from Ponte. Link it again to resume.');
         return;
       case 'qr_expired':
-        await this.o.lease.release();
+        await this.options.lease.release();
         this.set('qr_expired', d.reason);
         return;
       case 'stop_alert':
-        await this.o.lease.release();
+        await this.options.lease.release();
         this.set('halted', d.reason);
         this.emit('alert', alertText(d));
         return;
@@ -265,7 +281,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   /** Asks for a pairing code for `phoneDigits` (instead of a QR); the session must be awaiting a scan. */
   async requestPairingCode(phoneDigits: string): Promise<string> {
-    if (!this.socket || this._state !== 'awaiting_scan') throw new Error(`instance ${this.o.instanceKey} is not waiting to be linked (state ${this._state})`);
+    if (!this.socket || this._state !== 'awaiting_scan') throw new NotAwaitingScanError(`instance ${this.options.instanceKey} is not waiting to be linked (state ${this._state})`);
     this.pairingRequested = true;
     return this.socket.requestPairingCode(phoneDigits);
   }
@@ -277,7 +293,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     this.clearTimer();
     this.closeSocket();
     await this.saving;
-    if (this.o.lease.isHeld) await this.o.lease.release();
+    if (this.options.lease.isHeld) await this.options.lease.release();
     this.set('stopped');
     this.stopping = false;
   }
@@ -288,12 +304,12 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     this.clearTimer();
     const socket = this.socket;
     this.socket = undefined;
-    if (socket && this._state === 'open') await socket.logout().catch((err: unknown) => this.o.log.warn({ err: coerceError(err) }, 'logout failed'));
+    if (socket && this._state === 'open') await socket.logout().catch((err: unknown) => this.options.log.warn({ err: coerceError(err) }, 'logout failed'));
     if (socket) await Promise.resolve(socket.end(undefined)).catch(() => undefined);
     await this.saving;
-    await this.o.auth.remove(this.o.instanceKey);
+    await this.options.auth.remove(this.options.instanceKey);
     this.auth = undefined;
-    if (this.o.lease.isHeld) await this.o.lease.release();
+    if (this.options.lease.isHeld) await this.options.lease.release();
     this._phone = undefined;
     this.set('logged_out', 'logged out by an operator');
   }
@@ -321,9 +337,9 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   }
 
   private fail(err: unknown): void {
-    this.o.log.error({ err: coerceError(err) }, 'session error');
+    this.options.log.error({ err: coerceError(err) }, 'session error');
     this.attempt += 1;
-    const delay = backoffDelayMs(this.attempt, this.o.reconnectDelayMs, this.o.maxReconnectDelayMs ?? 60_000);
+    const delay = backoffDelayMs(this.attempt, this.options.reconnectDelayMs, this.options.maxReconnectDelayMs ?? 60_000);
     this.set('reconnecting', `error: ${coerceError(err).message}; retry in ${delay} ms`);
     const gen = this.generation;
     this.timer = setTimeout(() => {

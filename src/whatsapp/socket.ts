@@ -1,3 +1,4 @@
+/** The socket interface both drivers implement: the part of a Baileys socket Ponte uses. */
 import type {
   AnyMessageContent,
   AuthenticationState,

@@ -2,11 +2,11 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { InboundEvent } from '../model/inbound.js';
-import { createInboundQueue, type ChatJobData } from '../queue/inbound-queue.js';
-import { InboundProducer } from '../queue/inbound-producer.js';
-import { InboundStore } from '../queue/inbound-store.js';
-import type { RedisKeys } from '../queue/keys.js';
-import { chatAliases } from './inbound-pipeline.js';
+import { createInboundQueue, type ChatJobData } from '../inbound/inbound-queue.js';
+import { InboundProducer } from '../inbound/inbound-producer.js';
+import { InboundStore } from '../inbound/inbound-store.js';
+import type { RedisKeys } from '../redis/keys.js';
+import { chatAliases } from '../inbound/inbound-pipeline.js';
 
 /**
  * One producer per instance, made on first use. Idempotent per event (the

@@ -40,13 +40,13 @@ export class WorkerJournal {
   private readonly adoptedJournals: Array<Journal<InboundEvent>> = [];
   private closed = false;
 
-  constructor(private readonly o: WorkerJournalOptions) {
-    this.journal = new Journal<InboundEvent>({ file: join(o.dir, `worker-${o.slot}-${process.pid}.jsonl`), apply: (e) => o.apply(e), log: o.log });
+  constructor(private readonly options: WorkerJournalOptions) {
+    this.journal = new Journal<InboundEvent>({ file: join(options.dir, `worker-${options.slot}-${process.pid}.jsonl`), apply: (e) => options.apply(e), log: options.log });
   }
 
   async open(): Promise<void> {
     await this.journal.open();
-    const names = await readdir(this.o.dir).catch((err: unknown) => {
+    const names = await readdir(this.options.dir).catch((err: unknown) => {
       if ((coerceError(err) as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
       throw err;
     });
@@ -55,9 +55,9 @@ export class WorkerJournal {
       if (!m) continue;
       const owner = Number(m[2] ?? m[1]);
       if (owner === process.pid || alive(owner)) continue;
-      const claimed = join(this.o.dir, `${name.replace(/\.adopted-\d+$/, '')}.adopted-${process.pid}`);
+      const claimed = join(this.options.dir, `${name.replace(/\.adopted-\d+$/, '')}.adopted-${process.pid}`);
       try {
-        await rename(join(this.o.dir, name), claimed);
+        await rename(join(this.options.dir, name), claimed);
       } catch (err) {
         // Another worker claimed it first.
         if ((coerceError(err) as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -68,18 +68,18 @@ export class WorkerJournal {
   }
 
   private async replay(file: string): Promise<void> {
-    const journal = new Journal<InboundEvent>({ file, apply: (e) => this.o.apply(e), log: this.o.log });
+    const journal = new Journal<InboundEvent>({ file, apply: (e) => this.options.apply(e), log: this.options.log });
     this.adoptedJournals.push(journal);
     try {
       await journal.open();
-      if (journal.pending > 0) this.o.log.info({ file, entries: journal.pending }, 'replaying the journal of a worker that is gone');
+      if (journal.pending > 0) this.options.log.info({ file, entries: journal.pending }, 'replaying the journal of a worker that is gone');
       // Until it is empty; a shutdown meanwhile leaves the rest for the next adopter.
       let empty = await journal.drain(60_000);
       while (!empty && !this.closed) empty = await journal.drain(60_000);
       await journal.close();
       if (empty) await rm(file, { force: true });
     } catch (err) {
-      this.o.log.error({ err: coerceError(err), file }, 'could not replay an adopted journal; it stays for the next start');
+      this.options.log.error({ err: coerceError(err), file }, 'could not replay an adopted journal; it stays for the next start');
     }
   }
 

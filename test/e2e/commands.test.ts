@@ -6,21 +6,18 @@
  * listed agent's private note; nobody else gets in.
  */
 import { createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import jsQRImport from 'jsqr';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, startDaemon, stopDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { daemonEnv, linkSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
 
 type QrDecoder = (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null;
 // jsqr is CommonJS with a default export.
 const jsQR = (jsQRImport as unknown as { default?: QrDecoder }).default ?? (jsQRImport as unknown as QrDecoder);
 
-const SECRET = 'e2e-webhook-secret-0123456789';
 const SIGNING = 'account-webhook-signing-secret';
 const OPERATOR = '5521998765432';
 const LINE = '5511900000001';
@@ -54,47 +51,26 @@ describe('the erga command, black box', () => {
     site = double.addInbox({ accountId, name: 'Site' }).id;
     ana = double.addUser({ name: 'Ana', email: 'Ana@Example.com' }).id;
     bob = double.addUser({ name: 'Bob', email: 'bob@example.com' }).id;
-    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-cmd-'));
+    sessions = await tempDir('ponte-e2e-cmd-');
     prefix = randomPrefix();
-    env = {
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: SECRET,
-      CHATWOOT_ACCOUNT_WEBHOOK_SECRET: SIGNING,
-      WEBHOOK_AUTHORIZED_PHONE_NUMBERS: '+55 (21) 99876-5432',
-      WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'ana@example.com',
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '2',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      SHUTDOWN_TIMEOUT_MS: '8000',
-      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'error',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
-    };
+    env = daemonEnv(
+      { double, sessions, prefix },
+      {
+        CHATWOOT_ACCOUNT_WEBHOOK_SECRET: SIGNING,
+        WEBHOOK_AUTHORIZED_PHONE_NUMBERS: '+55 (21) 99876-5432',
+        WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'ana@example.com',
+        MAX_WORKERS: '2',
+        SHUTDOWN_TIMEOUT_MS: '8000',
+      },
+    );
     daemon = await startDaemon(env);
     double.addAccountWebhook({ accountId, url: `${daemon.base}/webhook/comando?token=${SECRET}`, subscriptions: ['message_created'], secret: SIGNING });
     double.setInboxWebhook(central, `${daemon.base}/webhook/chatwoot/${accountId}-${central}?token=${SECRET}`);
     // The first number is linked from the admin API: the operator's line into Ponte.
-    await api(daemon, 'POST', '/admin/instances', { inbox: central, account: accountId });
-    await until('a QR for the central line', async () => (await instanceStatus(daemon, `${accountId}-${central}`))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${accountId}-${central}/scan`, { phone: LINE });
-    await until('the central line open', async () => (await instanceStatus(daemon, `${accountId}-${central}`))?.state === 'open', daemon);
+    await linkSandbox(daemon, { account: accountId, inbox: central, phone: LINE });
   }, 90_000);
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    await rm(sessions, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
   async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
     const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
@@ -163,6 +139,9 @@ describe('the erga command, black box', () => {
     await fromWhatsApp('erga status', 'CMD2');
     const status = await replyMatching(conv, /instance\(s\)/);
     expect(status.content).toMatch(new RegExp(`${key}: inbox ${vendas}, account ${accountId}, open, \\+5511955554444`));
+
+    await fromWhatsApp(`erga replay ${vendas}`, 'CMD2R');
+    await replyMatching(conv, new RegExp(`Instance ${key} has no parked messages`));
 
     await fromWhatsApp(`erga stop ${vendas}`, 'CMD3');
     await replyMatching(conv, new RegExp(`Instance ${key} stopped`));
@@ -235,8 +214,7 @@ describe('the erga command, black box', () => {
     const body = JSON.stringify({ event: 'message_created', id: 888_888, content: 'erga status', message_type: 'outgoing', private: true, account: { id: accountId }, inbox: { id: site }, conversation: { id: conv }, sender: { type: 'user', email: 'ana@example.com' } });
     expect(await signedPost(body)).toBe(200);
     await until('the reply attempted', () => Promise.resolve(double.faults.injected().failed > 0), daemon);
-    daemon.proc.kill('SIGTERM');
-    expect(await daemon.exited).toBe(0);
+    expect(await stopDaemon(daemon)).toBe(0);
     clear();
     daemon = await startDaemon(env);
     double.addAccountWebhook({ accountId, url: `${daemon.base}/webhook/comando?token=${SECRET}`, subscriptions: ['message_created'], secret: SIGNING });

@@ -7,13 +7,11 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { ADMIN, api, type Daemon, instanceStatus, startDaemon, stopDaemon, until } from '../support/daemon.js';
+import { daemonEnv, scanSandbox, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
 
 describe('the daemon, black box', () => {
   let double: ChatwootDouble;
@@ -24,36 +22,26 @@ describe('the daemon, black box', () => {
 
   beforeAll(async () => {
     double = await startChatwootDouble({ webhooksEnabled: false });
-    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-'));
+    sessions = await tempDir('ponte-e2e-');
     prefix = randomPrefix();
-    env = {
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: 'e2e-webhook-secret-0123456789',
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '2',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      INSTANCE_LEASE_TTL_MS: '3000',
-      BULLMQ_LOCK_DURATION_MS: '3000',
-      BULLMQ_STALLED_INTERVAL_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: '15000',
-      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'warn',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-      NODE_ENV: 'test',
-    };
+    env = daemonEnv(
+      { double, sessions, prefix },
+      {
+        MAX_WORKERS: '2',
+        INSTANCE_LEASE_TTL_MS: '3000',
+        BULLMQ_LOCK_DURATION_MS: '3000',
+        BULLMQ_STALLED_INTERVAL_MS: '1000',
+        SHUTDOWN_TIMEOUT_MS: '15000',
+        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
+        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
+        NODE_ENV: 'test',
+      },
+    );
   }, 60_000);
 
   afterAll(async () => {
     for (const d of daemons) if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
-    await double.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    await rm(sessions, { recursive: true, force: true });
+    await tearDown({ close: [double], prefix, dir: sessions });
   });
 
   it('links, relays, survives a killed worker, refuses a second socket, and stops cleanly', async () => {
@@ -111,12 +99,10 @@ describe('the daemon, black box', () => {
     daemons.push(b);
     await until('the second daemon waits for the lease', async () => (await instanceStatus(b, key))?.state === 'waiting_lease', b);
     expect((await instanceStatus(a, key))?.state).toBe('open');
-    b.proc.kill('SIGTERM');
-    expect(await b.exited).toBe(0);
+    expect(await stopDaemon(b)).toBe(0);
 
     // SIGTERM: a clean exit (the primary exits 1 when its deadline passes).
-    a.proc.kill('SIGTERM');
-    expect(await a.exited).toBe(0);
+    expect(await stopDaemon(a)).toBe(0);
   }, 120_000);
 
   it('the operator API refuses bad input with reasons; the CLI lists instances; a logout from the phone stops the instance', async () => {
@@ -137,9 +123,7 @@ describe('the daemon, black box', () => {
     expect((await api(d, 'POST', '/sandbox/instances/..%2Fetc/messages', { from: '5511999990000', text: 'x' })).status).toBe(400);
 
     expect((await api(d, 'POST', '/admin/instances', { inbox: inbox.id, account: account.id })).status).toBe(201);
-    await until('a QR', async () => (await instanceStatus(d, key))?.state === 'awaiting_scan', d);
-    await api(d, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511966665555' });
-    await until('open', async () => (await instanceStatus(d, key))?.state === 'open', d);
+    await scanSandbox(d, key, '5511966665555');
     const noText = await api(d, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511999990000' });
     expect(noText).toMatchObject({ status: 400, json: { message: 'text: is required for type text' } });
     const badReason = await api(d, 'POST', `/sandbox/instances/${key}/disconnect`, { reason: 'meteor' });
@@ -184,7 +168,6 @@ describe('the daemon, black box', () => {
 
     expect((await api(d, 'POST', `/sandbox/instances/${key}/disconnect`, { reason: 'loggedOut' })).status).toBe(200);
     await until('logged out', async () => (await instanceStatus(d, key))?.state === 'logged_out', d);
-    d.proc.kill('SIGTERM');
-    expect(await d.exited).toBe(0);
+    expect(await stopDaemon(d)).toBe(0);
   }, 120_000);
 });

@@ -5,14 +5,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/redis/redis-server.js';
-import { ADMIN, api, startDaemon, until, type Daemon } from '../support/daemon.js';
+import { api, startDaemon, until, type Daemon } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { daemonEnv, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const STATUS = 'dash-status-token-0123';
@@ -34,15 +32,7 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
 
   afterAll(async () => {
     for (const s of sessions) if (alive(s)) tmux('kill-session', '-t', s);
-    if (daemon && daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double?.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await tearDown({ daemons: [daemon], close: [double], prefix, dir });
   });
 
   function open(url: string): string {
@@ -58,21 +48,13 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
     double = await startChatwootDouble({ webhooksEnabled: false });
     const account = double.addAccount();
     const inbox = double.addInbox({ accountId: account.id });
-    dir = await mkdtemp(join(tmpdir(), 'ponte-dash-'));
-    daemon = await startDaemon({
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: 'dash-webhook-secret-0123456789',
-      ADMIN_TOKEN: ADMIN,
-      STATUS_TOKEN: STATUS,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '2',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: dir,
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      SERVER_LOG_LEVEL: 'error',
-    });
+    dir = await tempDir('ponte-dash-');
+    daemon = await startDaemon(
+      daemonEnv(
+        { double, sessions: dir, prefix },
+        { WEBHOOK_SECRET: 'dash-webhook-secret-0123456789', STATUS_TOKEN: STATUS, MAX_WORKERS: '2', SERVER_LOG_LEVEL: 'error', CHATWOOT_QUEUE_WORKER_LOG_LEVEL: undefined },
+      ),
+    );
     const key = `${account.id}-${inbox.id}`;
     await api(daemon, 'POST', '/admin/instances', { inbox: inbox.id, account: account.id });
     const name = open(daemon.base);

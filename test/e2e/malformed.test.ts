@@ -2,13 +2,11 @@
  * 200 malformed or unauthenticated requests across the daemon's routes:
  * every one gets a 4xx with a reason, none a 5xx, and nothing is created.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN, api, startDaemon, type Daemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { daemonEnv, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
 
 const SECRET = 'fuzz-webhook-secret-0123456789';
 const STATUS = 'fuzz-status-token-0123';
@@ -95,38 +93,28 @@ describe('malformed and unauthenticated requests', () => {
   let dir: string;
   const prefix = randomPrefix();
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir }));
 
   it('200 of them: each a 4xx with a reason, never a 5xx, nothing created', async () => {
     double = await startChatwootDouble();
     const accountId = double.addAccount().id;
     const inboxId = double.addInbox({ accountId }).id;
-    dir = await mkdtemp(join(tmpdir(), 'ponte-fuzz-'));
-    daemon = await startDaemon({
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: SECRET,
-      CHATWOOT_ACCOUNT_WEBHOOK_SECRET: 'fuzz-signing-secret',
-      WEBHOOK_AUTHORIZED_PHONE_NUMBERS: '+5521998765432',
-      ADMIN_TOKEN: ADMIN,
-      STATUS_TOKEN: STATUS,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '1',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: dir,
-      SERVER_LOG_LEVEL: 'error',
-    });
+    dir = await tempDir('ponte-fuzz-');
+    daemon = await startDaemon(
+      daemonEnv(
+        { double, sessions: dir, prefix },
+        {
+          WEBHOOK_SECRET: SECRET,
+          CHATWOOT_ACCOUNT_WEBHOOK_SECRET: 'fuzz-signing-secret',
+          WEBHOOK_AUTHORIZED_PHONE_NUMBERS: '+5521998765432',
+          STATUS_TOKEN: STATUS,
+          MAX_WORKERS: '1',
+          SANDBOX_QR_INTERVAL_MS: undefined,
+          SERVER_LOG_LEVEL: 'error',
+          CHATWOOT_QUEUE_WORKER_LOG_LEVEL: undefined,
+        },
+      ),
+    );
     const all = probes(accountId, inboxId);
     expect(all.length).toBeGreaterThanOrEqual(200);
     const failures: string[] = [];

@@ -4,13 +4,11 @@
  * nothing lost or doubled.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, startDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { daemonEnv, linkSandbox, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
 
 const JPEG = Buffer.from('ffd8ffe000104a46494600010100000100010000ffd9', 'hex');
 const OGG = Buffer.from('4f6767530002000000000000000000000000', 'hex');
@@ -29,43 +27,17 @@ describe('message types, black box', () => {
     double = await startChatwootDouble({ webhooksEnabled: false, seed: 11 });
     accountId = double.addAccount().id;
     const inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas' }).id;
-    key = `${accountId}-${inboxId}`;
-    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-types-'));
-    daemon = await startDaemon({
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      CHATWOOT_API_TIMEOUT: '1000',
-      WEBHOOK_SECRET: 'e2e-webhook-secret-0123456789',
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '1',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      OUTAGE_PROBE_MIN_DELAY_MS: '50',
-      OUTAGE_PROBE_MAX_DELAY_MS: '500',
-      BULLMQ_JOB_BACKOFF_DELAY: '50',
-      SERVER_LOG_LEVEL: 'error',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
-    });
-    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
-    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
-    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    sessions = await tempDir('ponte-e2e-types-');
+    daemon = await startDaemon(
+      daemonEnv(
+        { double, sessions, prefix },
+        { CHATWOOT_API_TIMEOUT: '1000', MAX_WORKERS: '1', OUTAGE_PROBE_MIN_DELAY_MS: '50', OUTAGE_PROBE_MAX_DELAY_MS: '500', BULLMQ_JOB_BACKOFF_DELAY: '50', SERVER_LOG_LEVEL: 'error' },
+      ),
+    );
+    key = await linkSandbox(daemon, { account: accountId, inbox: inboxId, phone: '5511933332222' });
   }, 60_000);
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    await rm(sessions, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
   const all = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));
   const byWaId = (id: string) => all().find((m) => m.source_id === `WAID:${id}`);
@@ -191,4 +163,24 @@ describe('message types, black box', () => {
     }
     expect(double.faults.injected().lost).toBeGreaterThan(0);
   }, 90_000);
+
+  it('a message Chatwoot refuses for good is parked and counted, its chat goes on, and a replay delivers it once', async () => {
+    const parked = async () => ((await api(daemon, 'GET', '/global-status')).json.totals as { parked: number }).parked;
+    const before = await parked();
+    const from = '5511955550077';
+    const clear = double.faults.fail({ status: 403, route: 'POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/messages' });
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from, text: 'pedido 123', id: 'PARK1' })).status).toBe(201);
+    await until('the refused message parked', async () => (await parked()) === before + 1, daemon);
+    clear();
+    // The chat is not blocked behind it.
+    await send({ from, text: 'alguém aí?', id: 'AFTERPARK1' });
+    expect(byWaId('PARK1')).toBeUndefined();
+
+    expect(await api(daemon, 'POST', `/admin/instances/${key}/replay`)).toEqual({ status: 200, json: { replayed: 1 } });
+    await until('the replayed message in Chatwoot', () => Promise.resolve(byWaId('PARK1')), daemon);
+    expect(all().filter((m) => m.source_id === 'WAID:PARK1')).toHaveLength(1);
+    // Replayed messages leave the parked list: a second replay has nothing to send.
+    expect(await api(daemon, 'POST', `/admin/instances/${key}/replay`)).toEqual({ status: 200, json: { replayed: 0 } });
+    expect((await api(daemon, 'POST', '/admin/instances/9-9/replay')).status).toBe(404);
+  }, 60_000);
 });

@@ -7,29 +7,14 @@
 import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { daemonEnv, linkSandbox, scanSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
+import type { OutboxEntry } from '../../src/sandbox/schemas.js';
 
-const SECRET = 'e2e-webhook-secret-0123456789';
 const INBOX_SECRET = 'inbox-signing-secret-abc';
-
-interface OutboxEntry {
-  id: string;
-  to: string;
-  type: string;
-  text?: string;
-  caption?: string;
-  fileName?: string;
-  mimetype?: string;
-  mediaSha256?: string;
-  quotedId?: string;
-  deleted?: boolean;
-}
 
 describe('agent replies, black box', () => {
   let double: ChatwootDouble;
@@ -43,43 +28,15 @@ describe('agent replies, black box', () => {
   beforeAll(async () => {
     double = await startChatwootDouble();
     accountId = double.addAccount().id;
-    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-out-'));
+    sessions = await tempDir('ponte-e2e-out-');
     // The inbox is created before the daemon so its webhook URL can be set once the port is known.
-    daemon = await startDaemon({
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: SECRET,
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '2',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      OUTBOUND_AGENT_SIGNATURE: 'true',
-      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'error',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
-    });
+    daemon = await startDaemon(daemonEnv({ double, sessions, prefix }, { MAX_WORKERS: '2', OUTBOUND_AGENT_SIGNATURE: 'true' }));
     inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas', webhookUrl: `${daemon.base}/webhook/chatwoot/${accountId}-1?token=${SECRET}`, secret: INBOX_SECRET }).id;
-    key = `${accountId}-${inboxId}`;
     expect(inboxId).toBe(1);
-    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
-    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
-    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    key = await linkSandbox(daemon, { account: accountId, inbox: inboxId, phone: '5511933332222' });
   }, 60_000);
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    await rm(sessions, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
   const outbox = async () => ((await api(daemon, 'GET', `/sandbox/instances/${key}/outbox`)).json.messages as OutboxEntry[]) ?? [];
 
@@ -309,9 +266,7 @@ describe('agent replies, black box', () => {
 
     // Link again, then the agent presses Retry: sent once.
     await api(daemon, 'POST', `/admin/instances/${key}/start`);
-    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
-    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    await scanSandbox(daemon, key, '5511933332222');
     const retry = await fetch(`${double.url}/api/v1/accounts/${accountId}/conversations/${conv}/messages/${failed.id}/retry`, { method: 'POST', headers: { api_access_token: double.token } });
     expect(retry.status).toBe(200);
     const sent = await until('the retried message', async () => (await outbox()).find((e) => e.text?.endsWith('não vai')));

@@ -12,22 +12,18 @@
  * build on each other's instances.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import type { proto } from '@whiskeysockets/baileys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwContactRecord, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { ADMIN, api, type Daemon, instanceStatus, until } from '../support/daemon.js';
-import { linkByPairingCode, linkByQr, loginsOf, startRealDriverDaemon, stopDaemon } from '../support/real-whatsapp.js';
-import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
+import { api, type Daemon, instanceStatus, stopDaemon, until } from '../support/daemon.js';
+import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
+import { linkByPairingCode, linkByQr, loginsOf, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { randomPrefix } from '../support/redis.js';
 import { type CompanionDevice, quietLibsignal, type SimulatedPeer, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
-const SECRET = 'e2e-webhook-secret-0123456789';
 const INBOX_SECRET = 'real-driver-inbox-signing-secret';
-/** PONTE_TEST_LOG=1 shows the daemon's and Baileys' debug log in failure messages. */
-const VERBOSE = process.env.PONTE_TEST_LOG === '1';
 const PHONE_QR = '5511933330001';
 const PHONE_CODE = '5511933330002';
 /** The daemon's first reconnect delay (`BAILEYS_RECONNECT_DELAY_MS`): a transient close reconnects within about this long. */
@@ -93,24 +89,23 @@ describe('the daemon on the Baileys driver, against a loopback WhatsApp', () => 
     server = await startWhatsAppServer();
     double = await startChatwootDouble();
     accountId = double.addAccount().id;
-    sessions = await mkdtemp(join(tmpdir(), 'ponte-e2e-real-'));
-    env = {
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: SECRET,
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      MAX_WORKERS: '1',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: sessions,
-      BAILEYS_RECONNECT_DELAY_MS: String(RECONNECT_DELAY_MS),
-      SHUTDOWN_TIMEOUT_MS: '15000',
-      // `info` at least: the restore check reads the session-state lines.
-      SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'info',
-      BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-      NODE_ENV: 'test',
-    };
+    sessions = await tempDir('ponte-e2e-real-');
+    env = daemonEnv(
+      { double, sessions, prefix },
+      {
+        // The Baileys driver (`startRealDriverDaemon` sets it), which shows no sandbox QRs.
+        WHATSAPP_DRIVER: undefined,
+        SANDBOX_QR_INTERVAL_MS: undefined,
+        MAX_WORKERS: '1',
+        BAILEYS_RECONNECT_DELAY_MS: String(RECONNECT_DELAY_MS),
+        SHUTDOWN_TIMEOUT_MS: '15000',
+        // `info` at least: the restore check reads the session-state lines.
+        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'info',
+        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
+        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
+        NODE_ENV: 'test',
+      },
+    );
     daemon = await startRealDriverDaemon(server, env);
     daemons.push(daemon);
 
@@ -125,13 +120,7 @@ describe('the daemon on the Baileys driver, against a loopback WhatsApp', () => 
   }, 90_000);
 
   afterAll(async () => {
-    for (const d of daemons) await stopDaemon(d);
-    await server?.close();
-    await double?.close();
-    const redis = testRedis();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-    if (sessions) await rm(sessions, { recursive: true, force: true });
+    await tearDown({ daemons, close: [server, double], prefix, dir: sessions });
     loudLibsignal?.();
   }, 90_000);
 
@@ -254,11 +243,8 @@ describe('the daemon on the Baileys driver, against a loopback WhatsApp', () => 
     expect(double.conversations(accountId).filter((c) => c.contact_id === mine[0]?.id)).toHaveLength(1);
   }, 90_000);
 
-  // Expected to fail until the daemon links a LID-only sender to the person it already knows: the
-  // message above showed Ponte this LID with the number (sender_pn), and rc14 stored that mapping, but
-  // ContactResolver.resolve answers it from the chat cache of the phone-number JID without recording the
-  // LID, and nothing looks the LID up in rc14's mapping, so a message by LID alone makes a second
-  // contact and conversation.
+  // The message above showed Ponte this LID with the number (sender_pn): the chat cache records both
+  // addresses, and rc14's mapping answers for the LID, so a message by LID alone finds the same person.
   it('keeps that one contact and conversation when the person then writes by LID alone', async () => {
     const account = accountOf(PHONE_QR);
     const paulo = peers.Paulo!;
@@ -378,9 +364,8 @@ describe('the daemon on the Baileys driver, against a loopback WhatsApp', () => 
     expect(session.filter((e) => e.msg === 'session state').map((e) => e.state)).toEqual(['halted']);
   }, 90_000);
 
-  // Expected to fail until the daemon silences libsignal's console lines: libsignal (under rc14) prints
-  // whole session records, ratchet private keys included, with console.info on every session change,
-  // and those lines reach the daemon's stdout (the log files under pm2) past the logger's redaction.
+  // libsignal (under rc14) prints whole session records, ratchet private keys included, with
+  // console.info on every session change; the daemon keeps their objects out of its output.
   it('writes no Signal key material to its output', () => {
     const output = daemons.flatMap((d) => d.output).join('');
     expect(output).not.toMatch(/privKey|Closing session|Opening session/);

@@ -3,15 +3,13 @@
  * its 2xx, the events wait in the primary's local journal, and once Redis is
  * back they are carried out in order, once. Runs on a Redis of its own.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnRedisServer, type SpawnedRedis } from '../../src/redis/redis-server.js';
-import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, startDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
+import { daemonEnv, linkSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
 
-const SECRET = 'e2e-webhook-secret-0123456789';
 const SIGNING = 'account-webhook-signing-secret';
 
 describe('webhooks during a Redis outage, black box', () => {
@@ -25,48 +23,26 @@ describe('webhooks during a Redis outage, black box', () => {
   let key: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ponte-e2e-redis-'));
+    dir = await tempDir('ponte-e2e-redis-');
     port = await freePort();
     redis = await spawnRedisServer({ dataDir: join(dir, 'redis'), appendOnly: true, port });
     double = await startChatwootDouble();
     accountId = double.addAccount().id;
     const ana = double.addUser({ name: 'Ana', email: 'ana@example.com' });
     expect(ana.id).toBe(2);
-    daemon = await startDaemon({
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      WEBHOOK_SECRET: SECRET,
-      CHATWOOT_ACCOUNT_WEBHOOK_SECRET: SIGNING,
-      WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'ana@example.com',
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: redis.url,
-      MAX_WORKERS: '1',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: join(dir, 'sessions'),
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      INSTANCE_LEASE_TTL_MS: '60000',
-      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'error',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
-    });
+    daemon = await startDaemon(
+      daemonEnv(
+        { double, sessions: join(dir, 'sessions'), redisUrl: redis.url },
+        { CHATWOOT_ACCOUNT_WEBHOOK_SECRET: SIGNING, WEBHOOK_AUTHORIZED_AGENT_EMAILS: 'ana@example.com', MAX_WORKERS: '1', INSTANCE_LEASE_TTL_MS: '60000' },
+      ),
+    );
     inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas', webhookUrl: `${daemon.base}/webhook/chatwoot/${accountId}-1?token=${SECRET}` }).id;
     expect(inboxId).toBe(1);
-    key = `${accountId}-${inboxId}`;
     double.addAccountWebhook({ accountId, url: `${daemon.base}/webhook/comando?token=${SECRET}`, subscriptions: ['message_created'], secret: SIGNING });
-    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
-    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
-    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    key = await linkSandbox(daemon, { account: accountId, inbox: inboxId, phone: '5511933332222' });
   }, 60_000);
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    await redis.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], redis, dir }));
 
   it('answers 2xx while Redis is down and carries out every event, in order, once it is back', async () => {
     expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511911112222', pushName: 'Cliente', text: 'oi', id: 'IN1' })).status).toBe(201);

@@ -4,15 +4,13 @@
  * messages in flight both ways, and Chatwoot failing (503, then 429) while agents reply. Runs on a
  * Redis of its own.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnRedisServer, type SpawnedRedis } from '../../src/redis/redis-server.js';
-import { ADMIN, api, type Daemon, instanceStatus, killDaemon, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, instanceStatus, killDaemon, startDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
+import { daemonEnv, linkSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
 
-const SECRET = 'e2e-webhook-secret-0123456789';
 const CHATS = 8;
 
 interface OutboxEntry {
@@ -36,52 +34,33 @@ describe('reliability, black box', () => {
   const startRedis = () => spawnRedisServer({ dataDir: join(dir, 'redis'), appendOnly: true, appendFsync: 'always', port: redisPort });
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ponte-e2e-faults-'));
+    dir = await tempDir('ponte-e2e-faults-');
     redisPort = await freePort();
     redis = await startRedis();
     double = await startChatwootDouble();
     accountId = double.addAccount().id;
-    env = {
-      CHATWOOT_BASE_URL: double.url,
-      CHATWOOT_API_ACCESS_TOKEN: double.token,
-      CHATWOOT_API_TIMEOUT: '2000',
-      WEBHOOK_SECRET: SECRET,
-      ADMIN_TOKEN: ADMIN,
-      REDIS_URL: redis.url,
-      MAX_WORKERS: '2',
-      WHATSAPP_DRIVER: 'sandbox',
-      BAILEYS_AUTH_SESSIONS_PARENT_DIR: join(dir, 'sessions'),
-      SANDBOX_QR_INTERVAL_MS: '60000',
-      // A restarted primary waits this long for the leases its killed predecessor held.
-      INSTANCE_LEASE_TTL_MS: '4000',
-      BULLMQ_LOCK_DURATION_MS: '3000',
-      BULLMQ_STALLED_INTERVAL_MS: '2000',
-      OUTAGE_PROBE_MIN_DELAY_MS: '100',
-      OUTAGE_PROBE_MAX_DELAY_MS: '1000',
-      RATE_LIMIT_BACKOFF_MS: '500',
-      OUTBOUND_MARK_READ: 'false',
-      SERVER_LOG_LEVEL: process.env.PONTE_TEST_LOG === '1' ? 'debug' : 'error',
-      CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
-    };
+    env = daemonEnv(
+      { double, sessions: join(dir, 'sessions'), redisUrl: redis.url },
+      {
+        CHATWOOT_API_TIMEOUT: '2000',
+        MAX_WORKERS: '2',
+        // A restarted primary waits this long for the leases its killed predecessor held.
+        INSTANCE_LEASE_TTL_MS: '4000',
+        BULLMQ_LOCK_DURATION_MS: '3000',
+        BULLMQ_STALLED_INTERVAL_MS: '2000',
+        OUTAGE_PROBE_MIN_DELAY_MS: '100',
+        OUTAGE_PROBE_MAX_DELAY_MS: '1000',
+        RATE_LIMIT_BACKOFF_MS: '500',
+        OUTBOUND_MARK_READ: 'false',
+      },
+    );
     daemon = await startDaemon(env, { detached: true });
     inboxId = double.addInbox({ accountId, name: 'WhatsApp Vendas', webhookUrl: `${daemon.base}/webhook/chatwoot/${accountId}-1?token=${SECRET}` }).id;
     expect(inboxId).toBe(1);
-    key = `${accountId}-${inboxId}`;
-    await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId });
-    await until('a QR', async () => (await instanceStatus(daemon, key))?.state === 'awaiting_scan', daemon);
-    await api(daemon, 'POST', `/sandbox/instances/${key}/scan`, { phone: '5511933332222' });
-    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
+    key = await linkSandbox(daemon, { account: accountId, inbox: inboxId, phone: '5511933332222' });
   }, 60_000);
 
-  afterAll(async () => {
-    if (daemon.proc.exitCode === null) {
-      daemon.proc.kill('SIGTERM');
-      await daemon.exited;
-    }
-    await double.close();
-    await redis.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], redis, dir }));
 
   const phone = (chat: number) => `55119888${String(chat).padStart(5, '0')}`;
   const all = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));

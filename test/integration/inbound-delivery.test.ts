@@ -10,11 +10,12 @@ import type { WAMessage } from '@whiskeysockets/baileys';
 import { loadConfig } from '../../src/config/load.js';
 import { ChatwootClient } from '../../src/chatwoot/client.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { RedisKeys } from '../../src/queue/keys.js';
-import { InboundPipeline } from '../../src/worker/inbound-pipeline.js';
+import { RedisKeys } from '../../src/redis/keys.js';
+import { InboundPipeline } from '../../src/inbound/inbound-pipeline.js';
 import { SessionInbound } from '../../src/worker/session-inbound.js';
-import { buildTextMessage } from '../../src/whatsapp/sandbox/message-builder.js';
-import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../../src/whatsapp/sandbox/sandbox-socket.js';
+import { buildTextMessage } from '../../src/sandbox/message-builder.js';
+import { SandboxSocket } from '../../src/sandbox/sandbox-socket.js';
+import { linkedMemoryAuthState, silentBaileysLogger } from '../support/sandbox-auth.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { deleteKeys, randomPrefix, testRedis, testRedisUrl } from '../support/redis.js';
 

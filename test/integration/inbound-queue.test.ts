@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
-import { InboundConsumer, type DeliveryOutcome } from '../../src/delivery/inbound-consumer.js';
-import type { FailureClass } from '../../src/delivery/classify.js';
-import { createInboundQueue, type ChatJobData } from '../../src/queue/inbound-queue.js';
-import { InboundProducer } from '../../src/queue/inbound-producer.js';
-import { InboundStore } from '../../src/queue/inbound-store.js';
-import { RedisKeys } from '../../src/queue/keys.js';
+import { InboundConsumer, type DeliveryOutcome } from '../../src/inbound/inbound-consumer.js';
+import type { FailureClass } from '../../src/inbound/classify.js';
+import { createInboundQueue, type ChatJobData } from '../../src/inbound/inbound-queue.js';
+import { InboundProducer } from '../../src/inbound/inbound-producer.js';
+import { InboundStore } from '../../src/inbound/inbound-store.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import type { InboundEvent, InboundMessage } from '../../src/model/inbound.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
@@ -165,8 +165,7 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     await c.close();
     const healed = consumer(recordingDeliver);
     await healed.start();
-    const chats = await store.replayParked();
-    expect(chats).toEqual(['park@s.whatsapp.net']);
+    expect(await store.replayParked()).toEqual({ events: 2, chats: ['park@s.whatsapp.net'] });
     await healed.sweep();
     await until(() => delivered.some((d) => d.waId === 'flaky'));
     expect(delivered.map((d) => d.waId)).toEqual(['first', 'once', 'last', 'refused', 'flaky']);

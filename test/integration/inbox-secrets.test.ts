@@ -4,7 +4,7 @@ import type { ChatwootClientLike, CwInbox } from '../../src/chatwoot/types.js';
 import { ChatwootUnavailableError } from '../../src/chatwoot/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { InboxSecrets } from '../../src/primary/inbox-secrets.js';
-import { RedisKeys } from '../../src/queue/keys.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { until } from '../support/daemon.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InstanceLease } from '../../src/instances/lease.js';
-import { RedisKeys } from '../../src/queue/keys.js';
+import { InstanceLease } from '../../src/worker/lease.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 
 let redis: Redis;

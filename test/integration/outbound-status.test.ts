@@ -5,7 +5,7 @@ import type { ChatwootClientLike, CwMessage, CwMessageStatus } from '../../src/c
 import { createLogger } from '../../src/observability/logger.js';
 import { OutboundRecords } from '../../src/outbound/outbound-records.js';
 import { StatusReporter } from '../../src/outbound/status-reporter.js';
-import { RedisKeys } from '../../src/queue/keys.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { until } from '../support/daemon.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 

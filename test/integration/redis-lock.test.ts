@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { LockTimeoutError, withLocks } from '../../src/lib/redis-lock.js';
+import { LockTimeoutError, withLocks } from '../../src/redis/lock.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 
 const redis = testRedis();

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InstanceLease } from '../../src/instances/lease.js';
+import { InstanceLease } from '../../src/worker/lease.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { RedisKeys } from '../../src/queue/keys.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { FileAuthStore } from '../../src/whatsapp/auth-store.js';
-import { type SandboxSocket, sandboxSocketFactory, silentBaileysLogger } from '../../src/whatsapp/sandbox/sandbox-socket.js';
+import { type SandboxSocket, sandboxSocketFactory } from '../../src/sandbox/sandbox-socket.js';
+import { silentBaileysLogger } from '../support/sandbox-auth.js';
 import { type SessionState, WhatsAppSession } from '../../src/whatsapp/session.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 

@@ -62,6 +62,17 @@ export async function startDaemon(env: Record<string, string>, o: DaemonOptions 
   return daemon;
 }
 
+/** SIGTERM, as pm2 or an operator stops it; resolves with the exit code once every worker is gone. */
+export async function stopDaemon(d: Daemon): Promise<number | null> {
+  if (hasExited(d.proc)) return d.proc.exitCode;
+  d.proc.kill('SIGTERM');
+  return d.exited;
+}
+
+function hasExited(proc: ChildProcess): boolean {
+  return proc.exitCode !== null || proc.signalCode !== null;
+}
+
 /** Kills a daemon started `detached` with its workers (the whole process group), as a crash or `kill -9` would. */
 export async function killDaemon(d: Daemon, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (d.proc.pid === undefined) return;

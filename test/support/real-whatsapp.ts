@@ -1,12 +1,11 @@
 /**
  * The whole daemon on its production WhatsApp driver (`WHATSAPP_DRIVER=baileys`,
  * unmodified Baileys rc14 sockets) pointed at the loopback WhatsApp server
- * (`test/support/whatsapp-server`) for end-to-end tests: starting and stopping
- * such a daemon, and the steps an operator and a phone go through to link a
+ * (`test/support/whatsapp-server`) for end-to-end tests: starting such a
+ * daemon, and the steps an operator and a phone go through to link a
  * number (QR read from the admin API and scanned by the server's phone side,
  * or a pairing code typed on the phone).
  */
-import type { ChildProcess } from 'node:child_process';
 import { api, type Daemon, type DaemonOptions, startDaemon, until } from './daemon.js';
 import { type ClientConnection, type CompanionDevice, preloadEnv, preloadNodeArgs, type WhatsAppServer } from './whatsapp-server/index.js';
 
@@ -17,17 +16,6 @@ import { type ClientConnection, type CompanionDevice, preloadEnv, preloadNodeArg
  */
 export function startRealDriverDaemon(server: WhatsAppServer, env: Record<string, string>, o: DaemonOptions = {}): Promise<Daemon> {
   return startDaemon({ ...env, ...preloadEnv(server.url), WHATSAPP_DRIVER: 'baileys' }, { ...o, nodeArgs: [...preloadNodeArgs(), ...(o.nodeArgs ?? [])] });
-}
-
-/** SIGTERM, as pm2 or an operator stops it; resolves with the exit code once every worker is gone. */
-export async function stopDaemon(d: Daemon): Promise<number | null> {
-  if (hasExited(d.proc)) return d.proc.exitCode;
-  d.proc.kill('SIGTERM');
-  return d.exited;
-}
-
-function hasExited(proc: ChildProcess): boolean {
-  return proc.exitCode !== null || proc.signalCode !== null;
 }
 
 /** The QR the instance shows now, read from the admin API as text (`?format=text`); waits until it shows one. */

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatwootClient, parseRetryAfter } from '../../../src/chatwoot/client.js';
 import {
+  ChatwootConversationLimitError,
   ChatwootError,
   ChatwootLostResponseError,
   ChatwootNotFoundError,
@@ -16,6 +17,7 @@ import {
   ChatwootUnavailableError,
   ChatwootUnprocessableError,
 } from '../../../src/chatwoot/errors.js';
+import { classifyChatwootFailure } from '../../../src/inbound/chatwoot-failures.js';
 import { freePort } from '../../../src/redis/redis-server.js';
 
 interface Seen {
@@ -119,6 +121,19 @@ describe('ChatwootClient', () => {
     // Permanent answers are never repeated; the 401 is retried like an outage.
     expect(seen.filter((s) => s.url.includes('/404')).length).toBe(1);
     expect(seen.filter((s) => s.url.includes('/401')).length).toBe(3);
+  });
+
+  it("reads Chatwoot's per-conversation limit (a 422 that says so only in its text) into its own type, which the inbound flow paces on", async () => {
+    const { url } = await serve((_req, res) => json(res, 422, { error: 'Validation failed: Too many messages' }));
+    const limited = await rejection(client(url).createMessage(1, 7, { content: 'oi', message_type: 'incoming' }));
+    expect(limited).toBeInstanceOf(ChatwootConversationLimitError);
+    expect(limited.code).toBe('CW_CONVERSATION_LIMIT');
+    expect(classifyChatwootFailure(limited)).toMatchObject({ kind: 'paced', code: 'CW_CONVERSATION_LIMIT' });
+    // Any other 422 is the message's own fault: parked.
+    const { url: other } = await serve((_req, res) => json(res, 422, { error: 'Validation failed: Content is too long' }));
+    const invalid = await rejection(client(other).createMessage(1, 7, { content: 'oi', message_type: 'incoming' }));
+    expect(invalid).not.toBeInstanceOf(ChatwootConversationLimitError);
+    expect(classifyChatwootFailure(invalid)).toMatchObject({ kind: 'permanent', code: 'CW_UNPROCESSABLE' });
   });
 
   it('never puts the token in an error', async () => {

@@ -1,7 +1,7 @@
 import { proto } from '@whiskeysockets/baileys';
 import { describe, expect, it } from 'vitest';
 import { normalizeMessage } from '../../../src/whatsapp/normalize.js';
-import { buildMessage, buildTextMessage } from '../../../src/whatsapp/sandbox/message-builder.js';
+import { buildMessage, buildTextMessage } from '../../../src/sandbox/message-builder.js';
 
 const PN = '5511987654321';
 const LID = '218512345678901';

@@ -1,8 +1,8 @@
 /** Memory a worker keeps per instance has one owner and a bound: own-send ids, sandbox media, unread keys. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { UnreadMessages } from '../../../src/outbound/unread.js';
-import { RedisKeys } from '../../../src/queue/keys.js';
-import { sandboxMediaStore } from '../../../src/whatsapp/sandbox/sandbox-socket.js';
+import { RedisKeys } from '../../../src/redis/keys.js';
+import { sandboxMediaStore } from '../../../src/sandbox/sandbox-socket.js';
 import { ownSendIds } from '../../../src/worker/own-sends.js';
 import { deleteKeys, randomPrefix, testRedis } from '../../support/redis.js';
 

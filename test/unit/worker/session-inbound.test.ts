@@ -3,8 +3,9 @@ import { ConfigError, loadConfig } from '../../../src/config/load.js';
 import type { InboundMessage } from '../../../src/model/inbound.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { SessionInbound } from '../../../src/worker/session-inbound.js';
-import { buildTextMessage } from '../../../src/whatsapp/sandbox/message-builder.js';
-import { linkedMemoryAuthState, SandboxSocket, silentBaileysLogger } from '../../../src/whatsapp/sandbox/sandbox-socket.js';
+import { buildTextMessage } from '../../../src/sandbox/message-builder.js';
+import { SandboxSocket } from '../../../src/sandbox/sandbox-socket.js';
+import { linkedMemoryAuthState, silentBaileysLogger } from '../../support/sandbox-auth.js';
 
 const log = createLogger({ level: 'silent' });
 

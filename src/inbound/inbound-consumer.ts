@@ -1,0 +1,176 @@
+/** The BullMQ worker that drains one instance's inbound chats into Chatwoot, in order, through outages. */
+import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { InboundEvent } from '../model/inbound.js';
+import type { Logger } from '../observability/logger.js';
+import { backoffDelayMs } from '../lib/backoff.js';
+import { coerceError } from '../lib/errors.js';
+import { scheduleChats, type ChatJobData } from './inbound-queue.js';
+import type { ChatHead, InboundStore } from './inbound-store.js';
+import { inboundQueueName, type RedisKeys } from '../redis/keys.js';
+import type { FailureClassifier } from './classify.js';
+import { OutageBreaker } from '../lib/outage-breaker.js';
+
+/** What delivering one event came to. */
+export type DeliveryOutcome =
+  | { kind: 'delivered'; conversationId: number; messageId: number }
+  /** Nothing to relay (e.g. a message kind this instance ignores). */
+  | { kind: 'ignored'; reason: string };
+
+/** Delivers one event of chat `chatId` (Ponte's chat id: the list it was queued in). */
+export type Deliver = (event: InboundEvent, chatId: string) => Promise<DeliveryOutcome>;
+
+export interface InboundConsumerOptions {
+  concurrency: number;
+  /** Attempts for failures of the message itself (`BULLMQ_JOB_ATTEMPTS`). */
+  attempts: number;
+  /** First retry delay of a message-specific failure, doubling (`BULLMQ_JOB_BACKOFF_DELAY`). */
+  backoffDelayMs: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  outageMinDelayMs: number;
+  outageMaxDelayMs: number;
+  rateLimitDelayMs: number;
+  /** How often chats with events but no job are re-scheduled. */
+  sweepIntervalMs: number;
+}
+
+export interface InboundConsumerDeps {
+  connection: Redis;
+  keys: RedisKeys;
+  store: InboundStore;
+  queue: Queue<ChatJobData>;
+  deliver: Deliver;
+  classify: FailureClassifier;
+  log: Logger;
+  options: InboundConsumerOptions;
+  /** Called after each event reached Chatwoot (metrics, latency figures). */
+  onDelivered?(event: InboundEvent, target: { conversationId: number; messageId: number }): void;
+}
+
+/**
+ * Drains one instance's chats into Chatwoot.
+ *
+ * Each BullMQ job owns one chat and delivers its events head first until the
+ * list is empty, so one chat is strictly ordered while `concurrency` chats
+ * proceed in parallel. Failures map onto BullMQ without ever reordering:
+ * - outage / rate limit → the whole queue pauses (`queue.rateLimit`) and the
+ *   job goes back to waiting with its attempts untouched;
+ * - paced (per-conversation limit) → this chat's job is delayed;
+ * - permanent → the event is parked and the chat goes on;
+ * - anything else → this chat's job is delayed with exponential backoff,
+ *   and after `attempts` the event is parked.
+ */
+export class InboundConsumer {
+  private worker: Worker<ChatJobData> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  readonly breaker: OutageBreaker;
+
+  constructor(private readonly deps: InboundConsumerDeps) {
+    const o = deps.options;
+    this.breaker = new OutageBreaker({ minDelayMs: o.outageMinDelayMs, maxDelayMs: o.outageMaxDelayMs, rateLimitDelayMs: o.rateLimitDelayMs });
+  }
+
+  async start(): Promise<void> {
+    const { connection, keys, store, options, log } = this.deps;
+    this.worker = new Worker<ChatJobData>(inboundQueueName(store.instanceKey), (job, token) => this.drain(job, token), {
+      connection,
+      prefix: keys.bullPrefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: 1000,
+      autorun: true,
+    });
+    this.worker.on('error', (err) => log.warn({ err }, 'inbound worker error'));
+    this.worker.on('failed', (job, err) => log.error({ err, jobId: job?.id }, 'inbound chat job failed unexpectedly'));
+    await this.sweep();
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err: unknown) => log.warn({ err: coerceError(err) }, 'inbound sweep failed'));
+    }, options.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Re-adds the drain job of every chat that holds events (jobs that exist are left alone). */
+  async sweep(): Promise<void> {
+    await scheduleChats(this.deps.queue, await this.deps.store.pendingChats());
+  }
+
+  /** Lets the jobs in progress finish their current event, then stops. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      await this.worker?.close();
+    })();
+    return this.closing;
+  }
+
+  private async drain(job: Job<ChatJobData>, token: string | undefined): Promise<void> {
+    const { chatId } = job.data;
+    const { store } = this.deps;
+    for (;;) {
+      if (this.closing) throw Worker.RateLimitError();
+      const head = await store.head(chatId);
+      if (!head) {
+        if (await store.finish(chatId)) return;
+        continue;
+      }
+      if (await store.delivered(head.event.message.waId)) {
+        await store.skip(chatId, head, 'duplicates');
+        continue;
+      }
+      await this.deliverHead(job, token, chatId, head);
+    }
+  }
+
+  private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, head: ChatHead): Promise<void> {
+    const { store, deliver, classify, log, options, queue } = this.deps;
+    const waId = head.event.message.waId;
+    try {
+      const outcome = await deliver(head.event, chatId);
+      this.breaker.success();
+      if (outcome.kind === 'delivered') {
+        await store.ack(chatId, head, outcome);
+        this.deps.onDelivered?.(head.event, outcome);
+      } else {
+        await store.skip(chatId, head, 'ignored');
+      }
+      return;
+    } catch (thrown) {
+      const failure = classify(thrown);
+      const context = { instanceId: store.instanceKey, chatId, waId, code: failure.code };
+      switch (failure.kind) {
+        case 'outage':
+        case 'rate_limited': {
+          const delayMs = this.breaker.trip(failure.kind, failure.kind === 'rate_limited' ? failure.retryAfterMs : undefined);
+          log.warn({ ...context, delayMs, reason: failure.message }, 'chatwoot unavailable: delivery paused');
+          await queue.rateLimit(delayMs);
+          throw Worker.RateLimitError();
+        }
+        case 'paced': {
+          log.info({ ...context, delayMs: failure.delayMs }, 'conversation at its message rate limit: chat delayed');
+          await job.moveToDelayed(Date.now() + failure.delayMs, token);
+          throw new DelayedError();
+        }
+        case 'permanent': {
+          log.error({ ...context, reason: failure.message }, 'chatwoot refused the message: parked');
+          await store.park(chatId, head, { code: failure.code, message: failure.message });
+          return;
+        }
+        case 'retry': {
+          const attempts = await store.recordAttempt(waId);
+          if (attempts >= options.attempts) {
+            log.error({ ...context, attempts, reason: failure.message }, 'message failed on every attempt: parked');
+            await store.park(chatId, head, { code: failure.code, message: failure.message });
+            return;
+          }
+          const delayMs = backoffDelayMs(attempts, options.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
+          log.warn({ ...context, attempts, delayMs, reason: failure.message }, 'message delivery failed: retrying');
+          await job.moveToDelayed(Date.now() + delayMs, token);
+          throw new DelayedError();
+        }
+      }
+    }
+  }
+}

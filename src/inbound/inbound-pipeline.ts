@@ -1,0 +1,131 @@
+/** One instance's inbound flow wired end to end: producer, store, queue, consumer, relay. */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import type { ChatwootClientLike } from '../chatwoot/types.js';
+import { classifyChatwootFailure } from './chatwoot-failures.js';
+import { ContactResolver } from './contact-resolver.js';
+import { InboundConsumer } from './inbound-consumer.js';
+import { Relay } from './relay.js';
+import type { MediaFetcher } from './render.js';
+import { canonicalBrazilian, digitsOf } from '../lib/phone.js';
+import type { InboundEvent, InboundMessage } from '../model/inbound.js';
+import { parseInstanceKey } from '../model/instance-key.js';
+import type { Logger } from '../observability/logger.js';
+import { createInboundQueue, type ChatJobData, scheduleChats } from './inbound-queue.js';
+import { InboundProducer } from './inbound-producer.js';
+import { InboundStore } from './inbound-store.js';
+import type { RedisKeys } from '../redis/keys.js';
+
+export interface InboundPipelineDeps {
+  config: Readonly<Config>;
+  /** Shared connection for commands and BullMQ (`maxRetriesPerRequest: null`). */
+  redis: Redis;
+  keys: RedisKeys;
+  chatwoot: ChatwootClientLike;
+  log: Logger;
+  instanceKey: string;
+  /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
+  sweepIntervalMs?: number;
+  /** This number's own JIDs (for polls sent from the phone). */
+  ownJids?: () => string[];
+  /** A group's subject through the instance's current socket. */
+  groupSubject?: (jid: string) => Promise<string | undefined>;
+  /** Downloads media through the instance's current socket. */
+  fetchMedia?: MediaFetcher;
+  /** Called after each message reached Chatwoot. */
+  onDelivered?: (event: InboundEvent, target: { conversationId: number; messageId: number }) => void;
+}
+
+/**
+ * One instance's inbound path, wired: producer (fed by the session) → Redis
+ * chat lists and BullMQ queue → consumer → relay → Chatwoot.
+ */
+export class InboundPipeline {
+  readonly store: InboundStore;
+  readonly queue: Queue<ChatJobData>;
+  readonly producer: InboundProducer;
+  readonly consumer: InboundConsumer;
+  readonly resolver: ContactResolver;
+  private closing: Promise<void> | undefined;
+
+  constructor(deps: InboundPipelineDeps) {
+    const { config, redis, keys, chatwoot, instanceKey } = deps;
+    const ref = parseInstanceKey(instanceKey);
+    if (!ref) throw new RangeError(`invalid instance key ${instanceKey}`);
+    const log = deps.log.child({ module: 'inbound', instanceId: instanceKey, inboxId: ref.inboxId });
+    log.level = config.queue.logLevel;
+    this.store = new InboundStore({ redis, keys, instanceKey });
+    this.queue = createInboundQueue(redis, keys, instanceKey);
+    this.queue.on('error', (err) => log.warn({ err }, 'inbound queue error'));
+    this.producer = new InboundProducer(this.store, this.queue, chatAliases);
+    const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
+    this.resolver = resolver;
+    const relay = new Relay({
+      client: chatwoot,
+      resolver,
+      redis,
+      keys,
+      accountId: ref.accountId,
+      instanceKey,
+      log,
+      maxMediaBytes: config.inbound.mediaMaxBytes,
+      ...(deps.fetchMedia ? { fetchMedia: deps.fetchMedia } : {}),
+      ...(deps.ownJids ? { ownJids: deps.ownJids } : {}),
+    });
+    const q = config.queue;
+    this.consumer = new InboundConsumer({
+      connection: redis,
+      keys,
+      store: this.store,
+      queue: this.queue,
+      deliver: relay.deliver,
+      classify: classifyChatwootFailure,
+      log,
+      ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
+      options: {
+        concurrency: q.concurrency,
+        attempts: q.attempts,
+        backoffDelayMs: q.backoffDelayMs,
+        lockDurationMs: q.lockDurationMs,
+        stalledIntervalMs: q.stalledIntervalMs,
+        outageMinDelayMs: q.outageProbeMinDelayMs,
+        outageMaxDelayMs: q.outageProbeMaxDelayMs,
+        rateLimitDelayMs: q.rateLimitDelayMs,
+        sweepIntervalMs: deps.sweepIntervalMs ?? q.stalledIntervalMs,
+      },
+    });
+  }
+
+  start(): Promise<void> {
+    return this.consumer.start();
+  }
+
+  /** Sends up to `limit` parked messages again, each at the end of its chat. */
+  async replayParked(limit?: number): Promise<{ replayed: number }> {
+    const { events, chats } = await this.store.replayParked(limit);
+    await scheduleChats(this.queue, chats);
+    return { replayed: events };
+  }
+
+  /** Stops consuming (jobs in flight finish their current message) and closes the queue. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.consumer.close();
+      await this.queue.close();
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * The keys a message's chat is ordered by. Direct chats are keyed by the
+ * person: the canonical phone-number JID (Brazilian mobiles in their 13-digit
+ * form) and the LID, so both addresses of one person land in one chat.
+ */
+export function chatAliases(message: InboundMessage): { pn?: string; lid?: string; chatId: string } {
+  if (message.chatKind === 'group') return { chatId: message.chatId };
+  const pn = message.peer.pnJid ? `${canonicalBrazilian(digitsOf(message.peer.pnJid))}@s.whatsapp.net` : undefined;
+  const lid = message.peer.lidJid;
+  return { ...(pn ? { pn } : {}), ...(lid ? { lid } : {}), chatId: pn ?? lid ?? message.chatId };
+}

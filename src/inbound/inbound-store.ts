@@ -1,0 +1,330 @@
+/** Per-chat ordered storage of one instance's inbound events in Redis, with its Lua scripts. */
+import type { Redis } from 'ioredis';
+import type { InboundEvent } from '../model/inbound.js';
+import { authorOf, encodeRelayed, parseRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
+import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
+
+/**
+ * Per-chat ordered storage of one instance's inbound events in Redis.
+ *
+ * BullMQ's open-source edition has no job groups, so order within a chat is
+ * kept here (DESIGN.md, Decisions 5): every event is appended to its chat's
+ * Redis list, and one BullMQ job per chat (deduplicated by job id) drains
+ * that list head first. The scripts below make each step atomic:
+ *
+ * - `ingest`: drops a WhatsApp id already seen, maps the person's addresses
+ *   (PN and LID) to one stable chat id, appends the event, and raises the
+ *   chat's "scheduled" flag; the caller adds the drain job only when the flag
+ *   was newly raised.
+ * - `ack` / `skip` / `park`: remove the head only if it is still the event
+ *   the consumer worked on, and record the outcome with it.
+ * - `finish`: lowers the flag only if the list is empty, so an event appended
+ *   while the job was finishing either is seen by that job or raises the flag
+ *   again and gets a job of its own. Nothing is ever stranded: `pendingChats`
+ *   lists every chat with events, and the consumer re-adds their jobs at
+ *   start-up and periodically (BullMQ ignores an id that already exists).
+ *
+ * These scripts compute some key names inside Lua, which a single Redis (or a
+ * replicated one) allows; Redis Cluster is not supported, as for BullMQ.
+ */
+
+const INGEST = `
+local base = ARGV[1]
+if redis.call('EXISTS', ARGV[8]) == 1 then return {0, '', 0} end
+if not redis.call('SET', base .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[7])) then return {0, '', 0} end
+local ttl = tonumber(ARGV[7])
+-- One key per address (expiring with the retention); the hash is where older versions kept them.
+local function alias(jid)
+  local v = redis.call('GET', base .. 'alias:' .. jid)
+  if not v then v = redis.call('HGET', base .. 'alias', jid) end
+  return v
+end
+local function keep(jid, chat)
+  local key = base .. 'alias:' .. jid
+  if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
+end
+local chat = false
+if ARGV[3] ~= '' then chat = alias(ARGV[3]) end
+if (not chat) and ARGV[4] ~= '' then chat = alias(ARGV[4]) end
+if not chat then chat = ARGV[5] end
+if ARGV[3] ~= '' then keep(ARGV[3], chat) end
+if ARGV[4] ~= '' then keep(ARGV[4], chat) end
+redis.call('RPUSH', base .. 'chat:' .. chat, ARGV[6])
+redis.call('SADD', base .. 'pending', chat)
+redis.call('HINCRBY', ARGV[9], 'received', 1)
+local raised = redis.call('SET', base .. 'sched:' .. chat, '1', 'NX')
+if raised then return {1, chat, 1} end
+return {1, chat, 0}
+`;
+
+// One step: the mapping, the head removed, the chat's cache told the create is no longer in flight.
+// Apart, a crash between the cache and the mapping would make the next attempt create it again.
+const ACK = `
+local list = ARGV[1] .. 'chat:' .. ARGV[2]
+if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
+redis.call('SET', KEYS[1], ARGV[5], 'EX', tonumber(ARGV[7]))
+redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[7]))
+redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'relayed', 1)
+redis.call('HSET', KEYS[3], 'lastRelayedAtMs', ARGV[6])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', KEYS[4], 'lastMessageId', ARGV[8], 'inflight', '')
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7]))
+end
+return 1
+`;
+
+const SKIP = `
+local list = ARGV[1] .. 'chat:' .. ARGV[2]
+if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
+redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[5], 1) end
+return 1
+`;
+
+const PARK = `
+local list = ARGV[1] .. 'chat:' .. ARGV[2]
+if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
+local parked = ARGV[1] .. 'parked'
+redis.call('RPUSH', parked, ARGV[5])
+-- Bounded: the oldest parked events beyond the cap are dropped, and counted.
+local over = redis.call('LLEN', parked) - tonumber(ARGV[6])
+if over > 0 then
+  redis.call('LTRIM', parked, over, -1)
+  redis.call('HINCRBY', KEYS[1], 'parkedDropped', over)
+end
+redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'parked', 1)
+return 1
+`;
+
+const FINISH = `
+local base = ARGV[1]
+if redis.call('LLEN', base .. 'chat:' .. ARGV[2]) > 0 then return 0 end
+redis.call('DEL', base .. 'sched:' .. ARGV[2])
+redis.call('SREM', base .. 'pending', ARGV[2])
+return 1
+`;
+
+const REPLAY = `
+local base = ARGV[1]
+local out = {}
+for i = 1, tonumber(ARGV[2]) do
+  local raw = redis.call('LPOP', base .. 'parked')
+  if not raw then break end
+  local entry = cjson.decode(raw)
+  redis.call('RPUSH', base .. 'chat:' .. entry.chatId, entry.event)
+  redis.call('SADD', base .. 'pending', entry.chatId)
+  redis.call('SET', base .. 'sched:' .. entry.chatId, '1', 'NX')
+  table.insert(out, entry.chatId)
+end
+return out
+`;
+
+interface InboundScripts {
+  ponteIngest(...args: string[]): Promise<[number, string, number]>;
+  ponteAck(numKeys: number, ...args: string[]): Promise<number>;
+  ponteSkip(numKeys: number, ...args: string[]): Promise<number>;
+  pontePark(numKeys: number, ...args: string[]): Promise<number>;
+  ponteFinish(...args: string[]): Promise<number>;
+  ponteReplay(...args: string[]): Promise<string[]>;
+}
+
+function withScripts(redis: Redis): Redis & InboundScripts {
+  const r = redis as Redis & Partial<InboundScripts>;
+  if (!r.ponteIngest) {
+    redis.defineCommand('ponteIngest', { numberOfKeys: 0, lua: INGEST });
+    redis.defineCommand('ponteAck', { lua: ACK });
+    redis.defineCommand('ponteSkip', { lua: SKIP });
+    redis.defineCommand('pontePark', { lua: PARK });
+    redis.defineCommand('ponteFinish', { numberOfKeys: 0, lua: FINISH });
+    redis.defineCommand('ponteReplay', { numberOfKeys: 0, lua: REPLAY });
+  }
+  return r as Redis & InboundScripts;
+}
+
+/** The head of a chat's list: the raw entry (compared on removal) and the parsed event. */
+export interface ChatHead {
+  raw: string;
+  event: InboundEvent;
+}
+
+export interface IngestResult {
+  /** False when the WhatsApp id was already seen or already delivered. */
+  accepted: boolean;
+  chatId: string;
+  /** The chat had no drain job: the caller adds one. */
+  needsJob: boolean;
+}
+
+export interface ParkedEntry {
+  chatId: string;
+  event: string;
+  error: { code?: string; message: string };
+  atMs: number;
+}
+
+export interface InboundStoreOptions {
+  redis: Redis;
+  keys: RedisKeys;
+  instanceKey: string;
+  /** How long a WhatsApp id is remembered against duplicate upserts, and mappings are kept. */
+  retentionS?: number;
+}
+
+
+export class InboundStore {
+  private readonly redis: Redis & InboundScripts;
+  private readonly base: string;
+  private readonly retentionS: number;
+
+  constructor(private readonly opts: InboundStoreOptions) {
+    this.redis = withScripts(opts.redis);
+    this.base = opts.keys.inbound(opts.instanceKey);
+    this.retentionS = opts.retentionS ?? RETENTION_S;
+  }
+
+  get instanceKey(): string {
+    return this.opts.instanceKey;
+  }
+
+  /**
+   * Appends an event to its chat. `aliases` are the person's addresses (PN
+   * JID first, then LID JID); the first one already known decides the chat,
+   * so a person first seen by LID and later by number stays one ordered chat.
+   */
+  async ingest(event: InboundEvent, aliases: { pn?: string | undefined; lid?: string | undefined }, defaultChatId: string): Promise<IngestResult> {
+    const k = this.opts.keys;
+    const [status, chatId, raised] = await this.redis.ponteIngest(
+      this.base,
+      event.message.waId,
+      aliases.pn ?? '',
+      aliases.lid ?? '',
+      defaultChatId,
+      JSON.stringify(event),
+      String(this.retentionS),
+      k.waToCw(this.instanceKey, event.message.waId),
+      k.stats(this.instanceKey),
+    );
+    return { accepted: status === 1, chatId: status === 1 ? chatId : defaultChatId, needsJob: raised === 1 };
+  }
+
+  async head(chatId: string): Promise<ChatHead | undefined> {
+    const raw = await this.redis.lindex(`${this.base}chat:${chatId}`, 0);
+    if (raw === null) return undefined;
+    return { raw, event: JSON.parse(raw) as InboundEvent };
+  }
+
+  /**
+   * Removes the head after it reached Chatwoot and records the id mapping
+   * both ways, with the chat and author, and the chat cache's last message
+   * (clearing its in-flight mark) in the same step.
+   */
+  async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<void> {
+    const k = this.opts.keys;
+    const message = head.event.message;
+    const waId = message.waId;
+    const record: RelayedMessage = {
+      ...target,
+      chatId,
+      chatKind: message.chatKind,
+      author: authorOf(message),
+      senderDigits: senderDigitsOf(message),
+    };
+    await this.redis.ponteAck(
+      4,
+      k.waToCw(this.instanceKey, waId),
+      k.cwToWa(this.instanceKey, target.messageId),
+      k.stats(this.instanceKey),
+      k.chat(this.instanceKey, chatId),
+      this.base,
+      chatId,
+      head.raw,
+      waId,
+      encodeRelayed(record),
+      String(Date.now()),
+      String(this.retentionS),
+      String(target.messageId),
+    );
+  }
+
+  /** Removes the head without delivering it (already delivered, or nothing to relay); counts `counter` when given. */
+  async skip(chatId: string, head: ChatHead, counter?: string): Promise<void> {
+    await this.redis.ponteSkip(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, counter ?? '');
+  }
+
+  /** Moves the head to the parked list: failed for good, visible and replayable; the chat goes on. */
+  async park(chatId: string, head: ChatHead, error: { code?: string; message: string }): Promise<void> {
+    const entry: ParkedEntry = { chatId, event: head.raw, error, atMs: Date.now() };
+    await this.redis.pontePark(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP));
+  }
+
+  /** Lowers the chat's scheduled flag if its list is empty; false means more events arrived. */
+  async finish(chatId: string): Promise<boolean> {
+    return (await this.redis.ponteFinish(this.base, chatId)) === 1;
+  }
+
+  /** Counts a message-specific failure of `waId`; returns the attempts so far. */
+  async recordAttempt(waId: string): Promise<number> {
+    const [[, attempts]] = (await this.redis
+      .multi()
+      .hincrby(`${this.base}attempts`, waId, 1)
+      .hincrby(this.opts.keys.stats(this.instanceKey), 'retried', 1)
+      .exec()) as [[Error | null, number], [Error | null, number]];
+    return attempts;
+  }
+
+  async attempts(waId: string): Promise<number> {
+    return Number((await this.redis.hget(`${this.base}attempts`, waId)) ?? 0);
+  }
+
+  /** Chats that hold events (each should have a drain job). */
+  async pendingChats(): Promise<string[]> {
+    return this.redis.smembers(`${this.base}pending`);
+  }
+
+  async depth(chatId?: string): Promise<number> {
+    if (chatId !== undefined) return this.redis.llen(`${this.base}chat:${chatId}`);
+    const chats = await this.pendingChats();
+    if (chats.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const c of chats) pipeline.llen(`${this.base}chat:${c}`);
+    const results = (await pipeline.exec()) ?? [];
+    return results.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+  }
+
+  async parked(limit = 100): Promise<ParkedEntry[]> {
+    const raw = await this.redis.lrange(`${this.base}parked`, 0, limit - 1);
+    return raw.map((r) => JSON.parse(r) as ParkedEntry);
+  }
+
+  /** Puts up to `limit` parked events back at the end of their chats; returns how many, and the chats to schedule. */
+  async replayParked(limit = 1000): Promise<{ events: number; chats: string[] }> {
+    const chats = await this.redis.ponteReplay(this.base, String(limit));
+    return { events: chats.length, chats: [...new Set(chats)] };
+  }
+
+  /** The Chatwoot message a WhatsApp id was delivered as, if any, with its chat and author. */
+  async delivered(waId: string): Promise<RelayedMessage | undefined> {
+    const v = await this.redis.get(this.opts.keys.waToCw(this.instanceKey, waId));
+    return v === null ? undefined : parseRelayed(v);
+  }
+
+  /** Counters of this instance's inbound path (zero when never incremented). */
+  async stats(): Promise<InboundStats> {
+    const raw = await this.redis.hgetall(this.opts.keys.stats(this.instanceKey));
+    const n = (k: keyof InboundStats): number => Number(raw[k] ?? 0);
+    return { received: n('received'), relayed: n('relayed'), duplicates: n('duplicates'), ignored: n('ignored'), parked: n('parked'), retried: n('retried') };
+  }
+}
+
+export interface InboundStats {
+  received: number;
+  relayed: number;
+  /** Already delivered (found by its WhatsApp id) and skipped. */
+  duplicates: number;
+  /** Not relayable and skipped. */
+  ignored: number;
+  parked: number;
+  retried: number;
+}

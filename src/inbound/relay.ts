@@ -1,0 +1,133 @@
+/** Delivers one inbound event to Chatwoot exactly once. */
+import { rm } from 'node:fs/promises';
+import type { ChatwootClientLike, CwMessage } from '../chatwoot/types.js';
+import { ChatwootNotFoundError } from '../chatwoot/errors.js';
+import type { InboundEvent } from '../model/inbound.js';
+import { parseRelayed } from '../model/relayed.js';
+import type { Logger } from '../observability/logger.js';
+import type { RedisKeys } from '../redis/keys.js';
+import type { Redis } from 'ioredis';
+import { ConversationPacer } from './conversation-pacer.js';
+import type { ContactResolver, ChatTarget } from './contact-resolver.js';
+import type { DeliveryOutcome } from './inbound-consumer.js';
+import { PacedError } from './relay-errors.js';
+import { createBody, type MediaFetcher, type PollRecord, renderInbound } from './render.js';
+import { waSourceId } from '../model/source-id.js';
+
+export interface RelayDeps {
+  client: ChatwootClientLike;
+  resolver: ContactResolver;
+  redis: Redis;
+  keys: RedisKeys;
+  accountId: number;
+  instanceKey: string;
+  log: Logger;
+  pacer?: ConversationPacer;
+  /** Downloads media through the instance's socket; without it media arrive as their caption with a note. */
+  fetchMedia?: MediaFetcher;
+  maxMediaBytes?: number;
+  /** This number's own JIDs, for polls sent from the phone. */
+  ownJids?: () => string[];
+}
+
+
+/**
+ * Delivers one inbound event to Chatwoot: resolve the chat's conversation
+ * (cached: no call), then one message create. Exactly once: the WhatsApp id
+ * is marked in flight before the create, and when a mark is found (the answer
+ * was lost, or the process died), the conversation's latest messages are
+ * searched for its `WAID:` source id before anything is sent again
+ * (DESIGN.md, Decisions 4).
+ */
+export class Relay {
+  private readonly pacer: ConversationPacer;
+
+  constructor(private readonly deps: RelayDeps) {
+    this.pacer = deps.pacer ?? new ConversationPacer();
+  }
+
+  /** `chatId` is Ponte's chat id of the event (its chat list), which joins a person's phone number and LID. */
+  readonly deliver = async (event: InboundEvent, chatId: string = event.message.chatId): Promise<DeliveryOutcome> => {
+    const { message } = event;
+    // Ponte's chat id, not the address this message came by: a person who moved to a LID keeps their conversation.
+    let target = await this.deps.resolver.resolve(chatId, message);
+    try {
+      return await this.deliverTo(target, event, chatId);
+    } catch (err) {
+      // The conversation (or its contact) was deleted in Chatwoot: the cache
+      // is only a cache, so drop it and resolve once more.
+      if (!(err instanceof ChatwootNotFoundError)) throw err;
+      this.deps.log.warn({ conversationId: target.conversationId }, 'conversation gone in Chatwoot: resolving again');
+      await this.deps.resolver.forget(chatId);
+      this.pacer.forget(target.conversationId);
+      target = await this.deps.resolver.resolve(chatId, message);
+      return this.deliverTo(target, event, chatId);
+    }
+  };
+
+  private async deliverTo(target: ChatTarget, event: InboundEvent, chatId: string): Promise<DeliveryOutcome> {
+    const { message } = event;
+    const { client, accountId, resolver } = this.deps;
+    if (target.inflight === message.waId) {
+      const existing = await this.findExisting(target, message.waId);
+      if (existing) return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
+    }
+    const rendering = await renderInbound(message, {
+      maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
+      ...(this.deps.fetchMedia ? { fetchMedia: this.deps.fetchMedia } : {}),
+      polls: {
+        remember: async (pollWaId, poll) => {
+          await this.deps.redis.set(this.deps.keys.poll(this.deps.instanceKey, pollWaId), JSON.stringify(poll), 'EX', 90 * 86_400);
+        },
+        get: async (pollWaId) => {
+          const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
+          return v ? (JSON.parse(v) as PollRecord) : undefined;
+        },
+      },
+      ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
+      chatId,
+      relayed: async (waId) => {
+        const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
+        return v ? parseRelayed(v) : undefined;
+      },
+    });
+    if (rendering.kind === 'skip') {
+      this.deps.log.info({ waId: message.waId, reason: rendering.reason }, 'inbound act not applied');
+      return { kind: 'ignored', reason: rendering.reason };
+    }
+    if (rendering.kind === 'delete') {
+      // Deleted for everyone on WhatsApp by its sender: delete the relayed message in Chatwoot.
+      const { conversationId, messageId } = rendering.target;
+      await client.deleteMessage(accountId, conversationId, messageId).catch((err: unknown) => {
+        if (!(err instanceof ChatwootNotFoundError)) throw err;
+      });
+      return { kind: 'ignored', reason: 'deleted on WhatsApp; deleted in Chatwoot' };
+    }
+    const body = createBody(rendering, message);
+    const attachment = rendering.attachment;
+    try {
+      const waitMs = this.pacer.reserve(target.conversationId);
+      if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
+      await resolver.markInflight(chatId, message.waId);
+      const created = attachment
+        ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [attachment])
+        : await client.createMessage(accountId, target.conversationId, body);
+      // The consumer's ack records it (with the mapping, in one step): the in-flight mark stays until then.
+      return { kind: 'delivered', conversationId: target.conversationId, messageId: created.id };
+    } finally {
+      // A spooled download is read once; a retry downloads again.
+      if (attachment && 'file' in attachment) await rm(attachment.file, { force: true });
+    }
+  }
+
+  /** Looks for a message with this WhatsApp id among the conversation's latest messages. */
+  private async findExisting(target: ChatTarget, waId: string): Promise<CwMessage | undefined> {
+    const cursor = target.lastMessageId !== undefined ? { after: target.lastMessageId } : undefined;
+    const messages = await this.deps.client.listMessages(this.deps.accountId, target.conversationId, cursor);
+    const sourceId = waSourceId(waId);
+    return messages.find((m) => m.source_id === sourceId);
+  }
+
+}
+
+export type { ChatTarget };

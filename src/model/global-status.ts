@@ -1,0 +1,22 @@
+/** The shape of `GET /global-status`, which `/metrics` and `dashboard.sh` read too. */
+
+/** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
+export interface GlobalStatus {
+  primary: { pid: number; uptimeS: number; version: string };
+  workers: Array<{ id: number; pid: number | null; ready: boolean; uptimeS: number | null; restarts: number; instances: number; memory: { rssBytes: number; heapUsedBytes: number } | null }>;
+  totals: { instances: number; open: number; received: number; relayed: number; sent: number; failed: number; retried: number; parked: number; inboundQueue: number; outboundQueue: number };
+  instances: Array<{
+    instance: string;
+    account: number;
+    inbox: number;
+    desired: 'running' | 'stopped';
+    state: string;
+    phone: string | null;
+    worker: number | null;
+    qrAttempts: number;
+    counters: { received: number; relayed: number; sent: number; failed: number; retried: number; parked: number };
+    queues: { inbound: number; outbound: number };
+    lastMessageAt: string | null;
+    lastError: string | null;
+  }>;
+}

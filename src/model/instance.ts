@@ -1,0 +1,32 @@
+/** An instance as the daemon sees it: its registry record (desired state) and what its worker reports. */
+import type { SessionState } from './session-state.js';
+
+/** One WhatsApp number linked to one Chatwoot API inbox (DESIGN.md, Instances). */
+export interface InstanceRecord {
+  instanceKey: string;
+  accountId: number;
+  inboxId: number;
+  desired: 'running' | 'stopped';
+  /** Where operators are told about QR codes, links and alerts (the command's conversation); as private notes when `private`. */
+  notify?: { accountId: number; conversationId: number; private?: boolean };
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** What a worker reports about one of its instances. */
+export interface InstanceStatus {
+  instanceKey: string;
+  state: SessionState;
+  detail?: string;
+  phone?: string;
+  /** The QR currently shown, while awaiting a scan. */
+  qr?: string;
+  qrCount: number;
+  lastDisconnect?: string;
+  inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
+  outbound: { sent: number; failed: number; pending: number };
+  lastMessageAtMs?: number;
+}
+
+/** A registry record with the worker slot that runs it and its latest status, as the primary lists instances. */
+export type InstanceView = InstanceRecord & { slot?: number; status?: InstanceStatus };

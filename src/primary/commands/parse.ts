@@ -1,0 +1,83 @@
+/**
+ * The operator command language (`erga …`) and its parser.
+ *
+ * Written in a Chatwoot conversation:
+ *
+ *   erga <inbox_id> [<account_id>]          link a number to an API inbox (QR posted here)
+ *   erga code <inbox_id> <account_id> <phone>   the same with a pairing code instead of a QR
+ *   erga status                             every instance
+ *   erga stop <inbox_id>                    stop an instance (keeps the link)
+ *   erga logout <inbox_id>                  unlink the phone and forget the instance's state
+ *   erga replay <inbox_id>                  send the instance's parked messages to Chatwoot again
+ *   erga help
+ *
+ * The keyword is `WEBHOOK_COMMAND_KEYWORD` (case-insensitive). `<account_id>`
+ * defaults to `DEFAULT_CHATWOOT_ACCOUNT_ID`, else to the account the command
+ * was written in for `stop`, `logout` and `replay`.
+ */
+export type Command =
+  | { kind: 'link'; inboxId: number; accountId: number }
+  | { kind: 'code'; inboxId: number; accountId: number; phone: string }
+  | { kind: 'status' }
+  | { kind: 'stop'; inboxId: number }
+  | { kind: 'logout'; inboxId: number }
+  | { kind: 'replay'; inboxId: number }
+  | { kind: 'help' }
+  | { kind: 'invalid'; reason: string };
+
+const ID = /^[1-9]\d{0,9}$/;
+
+export function usage(keyword: string): string {
+  return [
+    `${keyword} <inbox_id> <account_id>: link a WhatsApp number to an API inbox (the QR code is posted here)`,
+    `${keyword} code <inbox_id> <account_id> <phone>: the same with a pairing code`,
+    `${keyword} status: every instance and its state`,
+    `${keyword} stop <inbox_id>: stop an instance (the phone stays linked)`,
+    `${keyword} logout <inbox_id>: unlink the phone and forget the instance`,
+    `${keyword} replay <inbox_id>: send the messages that failed for good (parked) to Chatwoot again`,
+    `${keyword} help: this list`,
+  ].join('\n');
+}
+
+/** `undefined` when the text is not a command at all (does not start with the keyword). */
+export function parseCommand(text: string | null | undefined, keyword: string, defaultAccountId?: number): Command | undefined {
+  if (!text) return undefined;
+  const words = text.trim().split(/\s+/);
+  if (words[0]?.toLowerCase() !== keyword.toLowerCase()) return undefined;
+  const [sub, ...rest] = words.slice(1);
+  const id = (v: string | undefined) => (v !== undefined && ID.test(v) ? Number(v) : undefined);
+  if (sub === undefined) return { kind: 'invalid', reason: `expected "${keyword} <inbox_id> <account_id>"` };
+  switch (sub.toLowerCase()) {
+    case 'help':
+    case 'ajuda':
+      return rest.length === 0 ? { kind: 'help' } : { kind: 'invalid', reason: `"${keyword} help" takes nothing more` };
+    case 'status':
+      return rest.length === 0 ? { kind: 'status' } : { kind: 'invalid', reason: `"${keyword} status" takes nothing more` };
+    case 'stop':
+    case 'logout':
+    case 'replay': {
+      const inboxId = id(rest[0]);
+      if (inboxId === undefined || rest.length !== 1) return { kind: 'invalid', reason: `expected "${keyword} ${sub.toLowerCase()} <inbox_id>"` };
+      return { kind: sub.toLowerCase() as 'stop' | 'logout' | 'replay', inboxId };
+    }
+    case 'code': {
+      const inboxId = id(rest[0]);
+      const accountId = id(rest[1]);
+      const phone = (rest.slice(2).join('') || '').replace(/[\s()+-]/g, '');
+      if (inboxId === undefined || accountId === undefined || !/^\d{8,15}$/.test(phone)) {
+        return { kind: 'invalid', reason: `expected "${keyword} code <inbox_id> <account_id> <phone with country code>"` };
+      }
+      return { kind: 'code', inboxId, accountId, phone };
+    }
+    default: {
+      const inboxId = id(sub);
+      if (inboxId === undefined) return { kind: 'invalid', reason: `unknown command "${sub}"; expected "${keyword} <inbox_id> <account_id>" or "${keyword} help"` };
+      if (rest.length > 1) return { kind: 'invalid', reason: `expected "${keyword} <inbox_id> <account_id>"` };
+      const accountId = rest.length === 1 ? id(rest[0]) : defaultAccountId;
+      if (accountId === undefined) {
+        return { kind: 'invalid', reason: rest.length === 1 ? `account id "${rest[0]}" is not a positive integer` : `expected "${keyword} <inbox_id> <account_id>" (no default account is configured)` };
+      }
+      return { kind: 'link', inboxId, accountId };
+    }
+  }
+}

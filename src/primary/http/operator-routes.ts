@@ -1,0 +1,175 @@
+/** The operator surface of the primary: `/admin/instances`, `/sandbox/instances` in sandbox mode, `/global-status` and `/metrics`. */
+import express, { type Request, Router } from 'express';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import { ControlError, type WorkerOp } from '../../cluster/ipc.js';
+import { describeZodError } from '../../lib/zod-errors.js';
+import type { GlobalStatus } from '../../model/global-status.js';
+import type { InstanceRecord, InstanceView } from '../../model/instance.js';
+import { createMetrics } from '../../observability/metrics.js';
+import { SANDBOX_DISCONNECTS, type OutboxEntry } from '../../sandbox/schemas.js';
+import { bearerAuth } from './auth.js';
+
+const id = z.coerce.number().int().min(1).max(9_999_999_999);
+const CreateSchema = z.object({
+  inbox: id,
+  account: id,
+  notify: z.object({ account: id, conversation: id }).optional(),
+});
+const PhoneSchema = z.object({ phone: z.string().regex(/^\+?[\d\s()-]{8,20}$/, 'must be a phone number with country code') });
+const ReceiptSchema = z.object({ id: z.string().min(1, 'is required'), status: z.enum(['delivered', 'read']) });
+const CallSchema = z.object({
+  from: z.string().regex(/^\+?[\d\s()-]{8,20}$|@(s\.whatsapp\.net|lid)$/, 'must be a phone number or a JID'),
+  id: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'must be letters and digits').optional(),
+  video: z.boolean().optional(),
+  status: z.enum(['timeout', 'offer']).default('timeout'),
+});
+const GroupSchema = z.object({ jid: z.string().regex(/@g\.us$/, 'must end with @g.us'), subject: z.string().min(1, 'is required').max(100) });
+const DisconnectSchema = z.object({ reason: z.enum(Object.keys(SANDBOX_DISCONNECTS) as [keyof typeof SANDBOX_DISCONNECTS, ...Array<keyof typeof SANDBOX_DISCONNECTS>]) });
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) throw new ControlError('bad_request', describeZodError(r.error));
+  return r.data;
+}
+
+function param(req: Request, name: string): string {
+  const v = req.params[name];
+  return typeof v === 'string' ? v : '';
+}
+
+/** The instances as the operator routes act on them (the primary's control plane). */
+export interface ControlPlaneLike {
+  list(): Promise<InstanceView[]>;
+  create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }>;
+  start(instanceKey: string): Promise<InstanceRecord>;
+  stop(instanceKey: string): Promise<InstanceRecord>;
+  logout(instanceKey: string): Promise<void>;
+  /** A control call to the worker that runs the instance. */
+  call(instanceKey: string, op: WorkerOp, args?: unknown): Promise<unknown>;
+  currentQr(instanceKey: string): string | undefined;
+  /** Rejects with `bad_request` or `not_found` unless the instance exists. */
+  known(instanceKey: string): Promise<void>;
+}
+
+/** What the sandbox recorded of Ponte's sends and read marks. */
+export interface SandboxRecordsLike {
+  readReceipts(instanceKey: string): Promise<string[]>;
+  outbox(instanceKey: string): Promise<OutboxEntry[]>;
+}
+
+export interface OperatorRoutesDeps {
+  control: ControlPlaneLike;
+  /** `GET /global-status`, built from what the primary knows. */
+  snapshot: () => Promise<GlobalStatus>;
+  /** Present in sandbox mode only: the `/sandbox` routes exist then. */
+  sandbox: SandboxRecordsLike | undefined;
+  adminToken: string | undefined;
+  statusToken: string | undefined;
+  publicUrl: string | undefined;
+}
+
+export function operatorRoutes(deps: OperatorRoutesDeps): Router {
+  const router = Router();
+  // One role per token (DESIGN.md, Decisions 16): the status token never opens the admin API.
+  const admin = bearerAuth([deps.adminToken], 'the admin API');
+  const json = express.json({ limit: '20mb' });
+
+  // Administrators may read the status too.
+  const statusAuth = bearerAuth([deps.statusToken, deps.adminToken], '/global-status and /metrics');
+  const metrics = createMetrics(deps.snapshot);
+  router.get('/global-status', statusAuth, async (_req, res) => {
+    res.json(await deps.snapshot());
+  });
+  router.get('/metrics', statusAuth, async (_req, res) => {
+    const text = await metrics.scrape();
+    res.type(metrics.registry.contentType).send(text);
+  });
+
+  router.get('/admin/instances', admin, async (_req, res) => {
+    const list = await deps.control.list();
+    res.json({ instances: list.map(({ status, ...r }) => ({ ...r, ...(status ? { status: { ...status, qr: undefined } } : {}) })) });
+  });
+
+  router.post('/admin/instances', admin, json, async (req, res) => {
+    const b = parse(CreateSchema, req.body);
+    const { record, created, slot } = await deps.control.create({
+      accountId: b.account,
+      inboxId: b.inbox,
+      ...(b.notify ? { notify: { accountId: b.notify.account, conversationId: b.notify.conversation } } : {}),
+    });
+    res.status(created ? 201 : 200).json({
+      instance: record.instanceKey,
+      worker: slot,
+      webhookUrl: `${deps.publicUrl ?? ''}/webhook/chatwoot/${record.instanceKey}`,
+      qr: `/admin/instances/${record.instanceKey}/qr`,
+    });
+  });
+
+  for (const action of ['start', 'stop'] as const) {
+    router.post(`/admin/instances/:instance/${action}`, admin, async (req, res) => {
+      const record = await deps.control[action](param(req, 'instance'));
+      res.json({ instance: record.instanceKey, desired: record.desired });
+    });
+  }
+
+  router.post('/admin/instances/:instance/logout', admin, async (req, res) => {
+    await deps.control.logout(param(req, 'instance'));
+    res.json({ instance: param(req, 'instance'), loggedOut: true });
+  });
+
+  router.post('/admin/instances/:instance/replay', admin, async (req, res) => {
+    res.json(await deps.control.call(param(req, 'instance'), 'replay'));
+  });
+
+  router.post('/admin/instances/:instance/pairing-code', admin, json, async (req, res) => {
+    const { phone } = parse(PhoneSchema, req.body);
+    res.json(await deps.control.call(param(req, 'instance'), 'pairing-code', { phone }));
+  });
+
+  router.get('/admin/instances/:instance/qr', admin, async (req, res) => {
+    const key = param(req, 'instance');
+    await deps.control.call(key, 'status');
+    const qr = deps.control.currentQr(key);
+    if (!qr) throw new ControlError('no_qr', `instance ${key} is not showing a QR (linked, stopped, or not connected yet)`);
+    if (req.query.format === 'text') {
+      res.json({ qr });
+      return;
+    }
+    res.type('png').send(await QRCode.toBuffer(qr, { type: 'png', width: 400, margin: 2 }));
+  });
+
+  const sandbox = deps.sandbox;
+  if (sandbox) {
+    router.post('/sandbox/instances/:instance/scan', admin, json, async (req, res) => {
+      const { phone } = parse(PhoneSchema, req.body);
+      res.json(await deps.control.call(param(req, 'instance'), 'sandbox.scan', { phone: phone.replace(/\D/g, '') }));
+    });
+    router.post('/sandbox/instances/:instance/messages', admin, json, async (req, res) => {
+      if (!req.body || typeof req.body !== 'object') throw new ControlError('bad_request', 'body: must be a JSON object');
+      res.status(201).json(await deps.control.call(param(req, 'instance'), 'sandbox.message', req.body));
+    });
+    router.post('/sandbox/instances/:instance/receipts', admin, json, async (req, res) => {
+      res.json(await deps.control.call(param(req, 'instance'), 'sandbox.receipt', parse(ReceiptSchema, req.body)));
+    });
+    router.post('/sandbox/instances/:instance/disconnect', admin, json, async (req, res) => {
+      res.json(await deps.control.call(param(req, 'instance'), 'sandbox.disconnect', parse(DisconnectSchema, req.body)));
+    });
+    router.post('/sandbox/instances/:instance/calls', admin, json, async (req, res) => {
+      res.status(201).json(await deps.control.call(param(req, 'instance'), 'sandbox.call', parse(CallSchema, req.body)));
+    });
+    router.post('/sandbox/instances/:instance/groups', admin, json, async (req, res) => {
+      res.json(await deps.control.call(param(req, 'instance'), 'sandbox.group', parse(GroupSchema, req.body)));
+    });
+    router.get('/sandbox/instances/:instance/read', admin, async (req, res) => {
+      await deps.control.known(param(req, 'instance'));
+      res.json({ ids: await sandbox.readReceipts(param(req, 'instance')) });
+    });
+    router.get('/sandbox/instances/:instance/outbox', admin, async (req, res) => {
+      await deps.control.known(param(req, 'instance'));
+      res.json({ messages: await sandbox.outbox(param(req, 'instance')) });
+    });
+  }
+
+  return router;
+}

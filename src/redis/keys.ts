@@ -1,0 +1,159 @@
+/**
+ * Every Redis key Ponte writes, built in one place under the configured prefix.
+ *
+ * The prefix is `REDIS_PREFIX` (default `ponte:`), so tests and several
+ * deployments can share one Redis. BullMQ queues use `<prefix>q` as their
+ * own prefix.
+ */
+/**
+ * How long Ponte keeps what it records per message (id mappings, delivery
+ * records, per-chat caches): 30 days, refreshed by use. Queues and their
+ * chat lists drain and need none.
+ */
+export const RETENTION_S = 30 * 24 * 3600;
+
+/** Longest lists Ponte keeps that nothing drains (parked messages, the sandbox's outbox): the newest entries stay. */
+export const LIST_CAP = 10_000;
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** BullMQ's `prefix` option: its keys become `<prefix>q:<queue>:…`. */
+  get bullPrefix(): string {
+    return `${this.prefix}q`;
+  }
+
+  /** Per-instance inbound keys; `chatId` is appended by the scripts. */
+  inbound(instanceKey: string): string {
+    return `${this.prefix}in:${instanceKey}:`;
+  }
+
+  /** WhatsApp message id → `<conversationId>:<messageId>` in Chatwoot. */
+  waToCw(instanceKey: string, waId: string): string {
+    return `${this.prefix}map:${instanceKey}:wa:${waId}`;
+  }
+
+  /** Chatwoot message id → WhatsApp message id. */
+  cwToWa(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}map:${instanceKey}:cw:${cwMessageId}`;
+  }
+
+  /** Resolved Chatwoot target of one chat (contact, contact inbox, conversation). */
+  chat(instanceKey: string, chatId: string): string {
+    return `${this.prefix}chat:${instanceKey}:${chatId}`;
+  }
+
+  /** A WhatsApp address (PN or LID JID) → Chatwoot contact id, per account. */
+  contactAlias(accountId: number, jid: string): string {
+    return `${this.prefix}contact:${accountId}:${jid}`;
+  }
+
+  /** Counters of one instance (received, relayed, failed, …). */
+  stats(instanceKey: string): string {
+    return `${this.prefix}stats:${instanceKey}`;
+  }
+
+  /** Which process owns an instance's socket (DESIGN.md, Decisions 6). */
+  lease(instanceKey: string): string {
+    return `${this.prefix}lease:${instanceKey}`;
+  }
+
+  /** The last signing secret read for an instance's inbox (so a restart during a Chatwoot outage still verifies). */
+  inboxSecret(instanceKey: string): string {
+    return `${this.prefix}secret:${instanceKey}`;
+  }
+
+  /** The instance registry: one hash, instance key → JSON record. */
+  get instances(): string {
+    return `${this.prefix}instances`;
+  }
+
+  /** The sandbox driver's outbox of one instance (every message Ponte sent), a list. */
+  sandboxOutbox(instanceKey: string): string {
+    return `${this.prefix}sandbox:${instanceKey}:outbox`;
+  }
+
+  /** Per-instance outbound keys; the scripts append `conv:<id>`, `sched:<id>`, `seen:<event id>`, `pending`, `attempts`. */
+  outbound(instanceKey: string): string {
+    return `${this.prefix}out:${instanceKey}:`;
+  }
+
+  /** An agent message's parts sent on WhatsApp: hash part index → WhatsApp id. */
+  outParts(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:msg:${cwMessageId}`;
+  }
+
+  /** The WhatsApp id chosen for each part before it is sent (reused by a repeated send): hash part index → id. */
+  outIntents(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:intent:${cwMessageId}`;
+  }
+
+  /** The receipt status of each part of an agent message: hash part index → WhatsApp status (3 delivered, 4 read). */
+  outStatus(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:st:${cwMessageId}`;
+  }
+
+  /** An agent message's state: accepted by WhatsApp, failed, wanted and reported status, conversation. */
+  outState(instanceKey: string, cwMessageId: number): string {
+    return `${this.prefix}out:${instanceKey}:state:${cwMessageId}`;
+  }
+
+  /** Messages whose wanted status Chatwoot has not confirmed yet: a set of Chatwoot message ids. */
+  outUnreported(instanceKey: string): string {
+    return `${this.prefix}out:${instanceKey}:unreported`;
+  }
+
+  /** What was sent as a WhatsApp id (a `proto.Message`, base64), for recipients' retry receipts. */
+  outSent(instanceKey: string, waId: string): string {
+    return `${this.prefix}out:${instanceKey}:sent:${waId}`;
+  }
+
+  /** WhatsApp id of a sent part → `<conversationId>:<messageId>:<part>:<jid>`. */
+  outWa(instanceKey: string, waId: string): string {
+    return `${this.prefix}out:${instanceKey}:wa:${waId}`;
+  }
+
+  /** The customer's messages in a conversation not yet marked read on WhatsApp: a list of message keys (JSON). */
+  outUnread(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:unread:${conversationId}`;
+  }
+
+  /** The WhatsApp JID of a conversation Ponte did not create (resolved from the contact's number). */
+  outJid(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}out:${instanceKey}:jid:${conversationId}`;
+  }
+
+  /** The sandbox driver's record of messages Ponte marked read, a list of WhatsApp ids. */
+  sandboxRead(instanceKey: string): string {
+    return `${this.prefix}sandbox:${instanceKey}:read`;
+  }
+
+  /** A relayed poll's options and secret, to read its votes. */
+  poll(instanceKey: string, pollWaId: string): string {
+    return `${this.prefix}poll:${instanceKey}:${pollWaId}`;
+  }
+
+  lock(name: string): string {
+    return `${this.prefix}lock:${name}`;
+  }
+}
+
+/** BullMQ queue names may not contain ':'; instance keys never do. */
+export function inboundQueueName(instanceKey: string): string {
+  return `inbound.${instanceKey}`;
+}
+
+/** The outbound queue of one instance (agent replies to send). */
+export function outboundQueueName(instanceKey: string): string {
+  return `outbound.${instanceKey}`;
+}
+
+/** The BullMQ job id of a conversation's outbound drain job. */
+export function conversationJobId(conversationId: number): string {
+  return `conv.${conversationId}`;
+}
+
+/** A BullMQ job id for a chat: custom ids may not contain ':' nor be integers. */
+export function chatJobId(chatId: string): string {
+  return `chat.${chatId.replaceAll(':', '_')}`;
+}

@@ -1,0 +1,112 @@
+/** The sandbox driver as a worker loads it (`WHATSAPP_DRIVER=sandbox`): its socket factory and the control calls that play WhatsApp's part. */
+import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { type ControlHandler, ControlError } from '../cluster/ipc.js';
+import { coerceError } from '../lib/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { RedisKeys } from '../redis/keys.js';
+import type { SocketFactory } from '../whatsapp/socket.js';
+import { buildSandboxMessage, type SandboxPoll, UnknownPollError } from './control.js';
+import { SandboxRecords } from './records.js';
+import { type SandboxSocket, sandboxMediaStore, sandboxSocketFactory } from './sandbox-socket.js';
+import { SANDBOX_DISCONNECTS, type SandboxDisconnect, SandboxMessageSchema } from './schemas.js';
+import { describeZodError } from '../lib/zod-errors.js';
+
+/** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept). */
+const SANDBOX_MEDIA_BYTES = 256 * 1024 * 1024;
+
+export interface SandboxDriver {
+  factory: SocketFactory;
+  /** `sandbox.*` control calls, by operation. */
+  handlers: Record<string, ControlHandler>;
+}
+
+export function createSandboxDriver(deps: {
+  qrIntervalMs: number;
+  redis: Redis;
+  keys: RedisKeys;
+  log: Logger;
+  /** Resolves once the instance has stored every message it received (Redis, or the journal). */
+  inboundIdle(instanceKey: string): Promise<void>;
+}): SandboxDriver {
+  const records = new SandboxRecords(deps.redis, deps.keys);
+  const sockets = new Map<string, SandboxSocket>();
+  const media = sandboxMediaStore(SANDBOX_MEDIA_BYTES);
+  const groups = new Map<string, string>();
+  const lids = new LRUCache<string, string>({ max: 100_000 });
+  const polls = new Map<string, SandboxPoll>();
+  const recordFailed = (instanceKey: string, what: string) => (err: unknown) => deps.log.warn({ err: coerceError(err), instanceId: instanceKey }, `could not record a sandbox ${what}`);
+
+  const factory = sandboxSocketFactory({
+    qrIntervalMs: deps.qrIntervalMs,
+    media,
+    groups,
+    lids,
+    onSocket: (socket, instanceKey) => sockets.set(instanceKey, socket),
+    onSend: (entry, instanceKey) => void records.recordSend(instanceKey, entry).catch(recordFailed(instanceKey, 'send')),
+    onRead: (ids, instanceKey) => void records.recordRead(instanceKey, ids).catch(recordFailed(instanceKey, 'read receipt')),
+  });
+
+  const socketOf = (instanceKey: string): SandboxSocket => {
+    const s = sockets.get(instanceKey);
+    if (!s || s.isClosed) throw new ControlError('not_connected', `instance ${instanceKey} has no open sandbox socket`);
+    return s;
+  };
+
+  const handlers: Record<string, ControlHandler> = {
+    'sandbox.scan': (key, args) => {
+      const socket = sockets.get(key);
+      if (!socket?.awaitingScan) throw new ControlError('no_qr', `instance ${key} is not showing a QR`);
+      socket.scan(String(args.phone));
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.message': async (key, args) => {
+      const parsed = SandboxMessageSchema.safeParse(args);
+      if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error));
+      let built: ReturnType<typeof buildSandboxMessage>;
+      try {
+        built = buildSandboxMessage(parsed.data, polls);
+      } catch (err) {
+        if (err instanceof UnknownPollError) throw new ControlError('not_found', `targetId: ${err.message}`);
+        throw err;
+      }
+      const { message, media: sent, poll } = built;
+      if (sent) media.set(sent.sha256, sent.data);
+      if (poll) polls.set(poll.id, poll);
+      if (parsed.data.group?.subject && !groups.has(parsed.data.group.jid)) groups.set(parsed.data.group.jid, parsed.data.group.subject);
+      // A message that names both addresses reveals the pair, as WhatsApp's do.
+      const k = message.key;
+      for (const [a, b] of [[k.remoteJid, k.remoteJidAlt], [k.participant, k.participantAlt]]) {
+        if (a?.endsWith('@lid') && b?.endsWith('@s.whatsapp.net')) lids.set(a, b);
+        if (b?.endsWith('@lid') && a?.endsWith('@s.whatsapp.net')) lids.set(b, a);
+      }
+      socketOf(key).receive([message], 'notify');
+      // Answered once the message is stored (Redis, or the journal), as WhatsApp's ack means it reached the number.
+      await deps.inboundIdle(key);
+      return { id: message.key.id };
+    },
+    'sandbox.receipt': (key, args) => {
+      socketOf(key).receipt(String(args.id), args.status === 'read' ? 'read' : 'delivered');
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.call': (key, args) => {
+      const from = typeof args.from === 'string' ? args.from : '';
+      const digits = from.split('@')[0]!.replace(/\D/g, '');
+      const jid = from.includes('@') ? from : `${digits}@s.whatsapp.net`;
+      const id = typeof args.id === 'string' && args.id ? args.id : `C${Date.now().toString(16).toUpperCase()}`;
+      socketOf(key).call(jid, { id, video: args.video === true, status: args.status === 'offer' ? 'offer' : 'timeout' });
+      return Promise.resolve({ id });
+    },
+    'sandbox.group': (key, args) => {
+      socketOf(key).renameGroup(String(args.jid), String(args.subject));
+      return Promise.resolve({ ok: true });
+    },
+    'sandbox.disconnect': (key, args) => {
+      const reason = String(args.reason) as SandboxDisconnect;
+      if (!(reason in SANDBOX_DISCONNECTS)) throw new ControlError('bad_request', `reason: must be one of ${Object.keys(SANDBOX_DISCONNECTS).join(', ')}`);
+      socketOf(key).disconnect(reason);
+      return Promise.resolve({ ok: true });
+    },
+  };
+  return { factory, handlers };
+}

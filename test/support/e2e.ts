@@ -1,0 +1,93 @@
+/** Setup the black-box tests in `test/e2e` share: the daemon's environment, a linked sandbox number, the teardown. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SpawnedRedis } from '../../src/redis/redis-server.js';
+import type { ChatwootDouble } from './chatwoot-double/index.js';
+import { ADMIN, api, type Daemon, instanceStatus, stopDaemon, until } from './daemon.js';
+import { deleteKeys, testRedis, testRedisUrl } from './redis.js';
+
+/** The daemons' `WEBHOOK_SECRET` unless a file sets its own. */
+export const SECRET = 'e2e-webhook-secret-0123456789';
+
+/** PONTE_TEST_LOG=1 shows the daemon's (and Baileys') debug log in failure messages. */
+export const VERBOSE = process.env.PONTE_TEST_LOG === '1';
+
+/** A fresh folder under the system's temp dir, named `<prefix><random>`; `tearDown` removes it. */
+export function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** What a daemon under test is pointed at. */
+export interface DaemonWorld {
+  double: ChatwootDouble;
+  /** `BAILEYS_AUTH_SESSIONS_PARENT_DIR`. */
+  sessions: string;
+  /** `REDIS_PREFIX` (none when undefined, as on a Redis of the test's own). */
+  prefix?: string;
+  /** `REDIS_URL`: the shared test Redis unless given. */
+  redisUrl?: string;
+}
+
+/**
+ * The environment of a sandbox daemon on `world`, with `overrides` on top;
+ * an override of `undefined` leaves that variable out.
+ */
+export function daemonEnv(world: DaemonWorld, overrides: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    CHATWOOT_BASE_URL: world.double.url,
+    CHATWOOT_API_ACCESS_TOKEN: world.double.token,
+    WEBHOOK_SECRET: SECRET,
+    ADMIN_TOKEN: ADMIN,
+    REDIS_URL: world.redisUrl ?? testRedisUrl(),
+    REDIS_PREFIX: world.prefix,
+    WHATSAPP_DRIVER: 'sandbox',
+    BAILEYS_AUTH_SESSIONS_PARENT_DIR: world.sessions,
+    SANDBOX_QR_INTERVAL_MS: '60000',
+    SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'error',
+    CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+    ...overrides,
+  };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+/** Waits for the sandbox instance `key` to show a QR, scans it as `phone`, and waits until it is open. */
+export async function scanSandbox(d: Daemon, key: string, phone: string): Promise<void> {
+  await until(`a QR for ${key}`, async () => (await instanceStatus(d, key))?.state === 'awaiting_scan', d);
+  await api(d, 'POST', `/sandbox/instances/${key}/scan`, { phone });
+  await until(`${key} open`, async () => (await instanceStatus(d, key))?.state === 'open', d);
+}
+
+/** Creates the instance of `inbox` from the admin API and links it to `phone` on the sandbox driver; resolves with its key once it is open. */
+export async function linkSandbox(d: Daemon, o: { account: number; inbox: number; phone: string }): Promise<string> {
+  const key = `${o.account}-${o.inbox}`;
+  await api(d, 'POST', '/admin/instances', { inbox: o.inbox, account: o.account });
+  await scanSandbox(d, key, o.phone);
+  return key;
+}
+
+export interface Teardown {
+  /** Stopped first, in order (SIGTERM, awaited; those already gone are skipped). */
+  daemons?: ReadonlyArray<Daemon | undefined>;
+  /** Closed next, in order: the Chatwoot double, a WhatsApp server. */
+  close?: ReadonlyArray<{ close(): Promise<void> } | undefined>;
+  /** A Redis of the test's own, stopped after those. */
+  redis?: SpawnedRedis;
+  /** Its keys deleted from the shared test Redis. */
+  prefix?: string;
+  /** Removed last. */
+  dir?: string;
+}
+
+/** Undoes what a test file set up, in the order that lets each part shut down cleanly. Parts not (yet) there are skipped. */
+export async function tearDown(t: Teardown): Promise<void> {
+  for (const d of t.daemons ?? []) if (d) await stopDaemon(d);
+  for (const c of t.close ?? []) await c?.close();
+  await t.redis?.stop();
+  if (t.prefix !== undefined) {
+    const redis = testRedis();
+    await deleteKeys(redis, t.prefix);
+    await redis.quit();
+  }
+  if (t.dir) await rm(t.dir, { recursive: true, force: true });
+}

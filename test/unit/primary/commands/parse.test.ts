@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { parseCommand } from '../../../../src/primary/commands/parse.js';
+
+describe('parseCommand', () => {
+  it.each([
+    ['erga 12 3', { kind: 'link', inboxId: 12, accountId: 3 }],
+    ['  ERGA   12   3  ', { kind: 'link', inboxId: 12, accountId: 3 }],
+    ['Erga 12', { kind: 'link', inboxId: 12, accountId: 7 }],
+    ['erga status', { kind: 'status' }],
+    ['erga STATUS', { kind: 'status' }],
+    ['erga help', { kind: 'help' }],
+    ['erga ajuda', { kind: 'help' }],
+    ['erga stop 12', { kind: 'stop', inboxId: 12 }],
+    ['erga logout 12', { kind: 'logout', inboxId: 12 }],
+    ['erga replay 12', { kind: 'replay', inboxId: 12 }],
+    ['erga code 12 3 +55 (21) 99876-5432', { kind: 'code', inboxId: 12, accountId: 3, phone: '5521998765432' }],
+  ])('%j → %j', (text, expected) => {
+    expect(parseCommand(text, 'erga', 7)).toEqual(expected);
+  });
+
+  it.each([
+    ['erga'],
+    ['erga 0 3'],
+    ['erga -1 3'],
+    ['erga 12 abc'],
+    ['erga 12 3 4'],
+    ['erga 1.5 3'],
+    ['erga 99999999999 3'],
+    ['erga stop'],
+    ['erga stop x'],
+    ['erga stop 1 2'],
+    ['erga code 12 3'],
+    ['erga code 12 3 123'],
+    ['erga status now'],
+    ['erga launch 12'],
+  ])('%j is a command with a reason why it is wrong', (text) => {
+    const c = parseCommand(text, 'erga', 7);
+    expect(c?.kind).toBe('invalid');
+    expect(c && 'reason' in c ? c.reason : '').toMatch(/expected|unknown|not a positive|takes nothing/);
+  });
+
+  it('without a default account, the account id is required', () => {
+    expect(parseCommand('erga 12', 'erga')).toMatchObject({ kind: 'invalid', reason: expect.stringContaining('no default account') as unknown });
+  });
+
+  it.each([[''], [null], ['hello erga 12 3'], ['ergastatus'], ['bom dia']])('%j is not a command', (text) => {
+    expect(parseCommand(text, 'erga', 7)).toBeUndefined();
+  });
+
+  it('uses the configured keyword', () => {
+    expect(parseCommand('ponte 5 1', 'ponte')).toEqual({ kind: 'link', inboxId: 5, accountId: 1 });
+    expect(parseCommand('erga 5 1', 'ponte')).toBeUndefined();
+  });
+});
