@@ -22,6 +22,20 @@ export interface ChatTarget {
   pn?: string;
 }
 
+/** A chat's target from its cache hash, when the hash holds a whole one. */
+function targetOf(h: Readonly<Record<string, string>>): ChatTarget | undefined {
+  if (!h.conversationId || !h.contactId || !h.sourceId) return undefined;
+  return {
+    conversationId: Number(h.conversationId),
+    contactId: Number(h.contactId),
+    sourceId: h.sourceId,
+    ...(h.lastMessageId ? { lastMessageId: Number(h.lastMessageId) } : {}),
+    ...(h.inflight ? { inflight: h.inflight } : {}),
+    ...(h.lid ? { lid: h.lid } : {}),
+    ...(h.pn ? { pn: h.pn } : {}),
+  };
+}
+
 export interface InstanceTarget {
   instanceKey: string;
   accountId: number;
@@ -72,17 +86,7 @@ export class ContactResolver {
 
   /** The cached target of a chat, if any (one Redis read: the steady state). */
   async cached(chatId: string): Promise<ChatTarget | undefined> {
-    const h = await this.deps.redis.hgetall(this.chatKey(chatId));
-    if (!h.conversationId || !h.contactId || !h.sourceId) return undefined;
-    return {
-      conversationId: Number(h.conversationId),
-      contactId: Number(h.contactId),
-      sourceId: h.sourceId,
-      ...(h.lastMessageId ? { lastMessageId: Number(h.lastMessageId) } : {}),
-      ...(h.inflight ? { inflight: h.inflight } : {}),
-      ...(h.lid ? { lid: h.lid } : {}),
-      ...(h.pn ? { pn: h.pn } : {}),
-    };
+    return targetOf(await this.deps.redis.hgetall(this.chatKey(chatId)));
   }
 
   /** Drops the cached target (Chatwoot answered 404 for it), so the next message resolves again. */
@@ -102,9 +106,12 @@ export class ContactResolver {
   }
 
 
-  /** The chat's target: from the cache, or resolved against Chatwoot under the person's locks. */
-  async resolve(chatId: string, message: InboundMessage): Promise<ChatTarget> {
-    const hit = await this.cached(chatId);
+  /**
+   * The chat's target: from the cache (`cache` when the caller read it
+   * already), or resolved against Chatwoot under the person's locks.
+   */
+  async resolve(chatId: string, message: InboundMessage, cache?: Readonly<Record<string, string>>): Promise<ChatTarget> {
+    const hit = cache ? targetOf(cache) : await this.cached(chatId);
     if (hit) {
       await this.rememberAddresses(chatId, hit, message);
       return hit;

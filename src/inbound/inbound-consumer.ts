@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
 import { scheduleChats, type ChatJobData } from './inbound-queue.js';
-import type { ChatHead, InboundStore } from './inbound-store.js';
+import type { InboundStore, NextHead } from './inbound-store.js';
 import { inboundQueueName, type RedisKeys } from '../redis/keys.js';
 import type { FailureClassifier } from './classify.js';
 import { OutageBreaker } from '../lib/outage-breaker.js';
@@ -17,8 +17,12 @@ export type DeliveryOutcome =
   /** Nothing to relay (e.g. a message kind this instance ignores). */
   | { kind: 'ignored'; reason: string };
 
-/** Delivers one event of chat `chatId` (Ponte's chat id: the list it was queued in). */
-export type Deliver = (event: InboundEvent, chatId: string) => Promise<DeliveryOutcome>;
+/**
+ * Delivers one event of chat `chatId` (Ponte's chat id: the list it was
+ * queued in). `cache` is the chat's cache as read with the head, which was
+ * marked in flight in the same step; without it the deliverer reads and marks.
+ */
+export type Deliver = (event: InboundEvent, chatId: string, cache?: Readonly<Record<string, string>>) => Promise<DeliveryOutcome>;
 
 export interface InboundConsumerOptions {
   concurrency: number;
@@ -108,35 +112,28 @@ export class InboundConsumer {
 
   private async drain(job: Job<ChatJobData>, token: string | undefined): Promise<void> {
     const { chatId } = job.data;
-    const { store } = this.deps;
-    for (;;) {
+    // Each step hands over the next head (delivered ones skipped), so the steady state is one Redis round trip per message.
+    let next = await this.deps.store.next(chatId);
+    while (next) {
       if (this.closing) throw Worker.RateLimitError();
-      const head = await store.head(chatId);
-      if (!head) {
-        if (await store.finish(chatId)) return;
-        continue;
-      }
-      if (await store.delivered(head.event.message.waId)) {
-        await store.skip(chatId, head, 'duplicates');
-        continue;
-      }
-      await this.deliverHead(job, token, chatId, head);
+      next = await this.deliverHead(job, token, chatId, next);
     }
   }
 
-  private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, head: ChatHead): Promise<void> {
+  /** Delivers the head; returns the chat's next head, or `undefined` once the chat is empty. */
+  private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, { head, cache }: NextHead): Promise<NextHead | undefined> {
     const { store, deliver, classify, log, options, queue } = this.deps;
     const waId = head.event.message.waId;
     try {
-      const outcome = await deliver(head.event, chatId);
+      const outcome = await deliver(head.event, chatId, cache);
       this.breaker.success();
       if (outcome.kind === 'delivered') {
-        await store.ack(chatId, head, outcome);
+        const next = await store.ack(chatId, head, outcome);
         this.deps.onDelivered?.(head.event, outcome);
-      } else {
-        await store.skip(chatId, head, 'ignored');
+        return next;
       }
-      return;
+      await store.skip(chatId, head, 'ignored');
+      return store.next(chatId);
     } catch (thrown) {
       const failure = classify(thrown);
       const context = { instanceId: store.instanceKey, chatId, waId, code: failure.code };
@@ -156,14 +153,14 @@ export class InboundConsumer {
         case 'permanent': {
           log.error({ ...context, reason: failure.message }, 'chatwoot refused the message: parked');
           await store.park(chatId, head, { code: failure.code, message: failure.message });
-          return;
+          return store.next(chatId);
         }
         case 'retry': {
           const attempts = await store.recordAttempt(waId);
           if (attempts >= options.attempts) {
             log.error({ ...context, attempts, reason: failure.message }, 'message failed on every attempt: parked');
             await store.park(chatId, head, { code: failure.code, message: failure.message });
-            return;
+            return store.next(chatId);
           }
           const delayMs = backoffDelayMs(attempts, options.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
           log.warn({ ...context, attempts, delayMs, reason: failure.message }, 'message delivery failed: retrying');

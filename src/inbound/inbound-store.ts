@@ -16,8 +16,13 @@ import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
  *   (PN and LID) to one stable chat id, appends the event, and raises the
  *   chat's "scheduled" flag; the caller adds the drain job only when the flag
  *   was newly raised.
+ * - `next`: hands the consumer its chat's head in one round trip: skips
+ *   heads already delivered (counted as duplicates), reads the chat's cache
+ *   and marks the head in flight there, or, when the list is empty, lowers
+ *   the flag (as `finish`).
  * - `ack` / `skip` / `park`: remove the head only if it is still the event
- *   the consumer worked on, and record the outcome with it.
+ *   the consumer worked on, and record the outcome with it; `ack` then does
+ *   `next` in the same step.
  * - `finish`: lowers the flag only if the list is empty, so an event appended
  *   while the job was finishing either is seen by that job or raises the flag
  *   again and gets a job of its own. Nothing is ever stranded: `pendingChats`
@@ -57,9 +62,46 @@ if raised then return {1, chat, 1} end
 return {1, chat, 0}
 `;
 
+/**
+ * The consumer's next head, as a Lua function of (base, chat, chat cache key prefix, mapping key prefix, stats key).
+ * Returns false when the chat is empty (its flag lowered), else { raw head, the chat cache as a flat list }.
+ * The head is marked in flight in the cache before it is handed out: a create that follows and whose answer
+ * is lost is found by the next attempt. At most 100 delivered heads are skipped per call.
+ */
+const NEXT_FN = `
+local function next_head(base, chat, cachePrefix, mapPrefix, stats)
+  local list = base .. 'chat:' .. chat
+  for _ = 1, 100 do
+    local raw = redis.call('LINDEX', list, 0)
+    if not raw then
+      redis.call('DEL', base .. 'sched:' .. chat)
+      redis.call('SREM', base .. 'pending', chat)
+      return false
+    end
+    local ok, event = pcall(cjson.decode, raw)
+    local waId = ok and type(event) == 'table' and type(event.message) == 'table' and event.message.waId or nil
+    if type(waId) == 'string' and redis.call('EXISTS', mapPrefix .. waId) == 1 then
+      redis.call('LPOP', list)
+      redis.call('HDEL', base .. 'attempts', waId)
+      redis.call('HINCRBY', stats, 'duplicates', 1)
+    else
+      local cache = redis.call('HGETALL', cachePrefix .. chat)
+      if type(waId) == 'string' and #cache > 0 then redis.call('HSET', cachePrefix .. chat, 'inflight', waId) end
+      return {raw, cache}
+    end
+  end
+  return {'', {}}
+end
+`;
+
+const NEXT = `${NEXT_FN}
+return next_head(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+`;
+
 // One step: the mapping, the head removed, the chat's cache told the create is no longer in flight.
 // Apart, a crash between the cache and the mapping would make the next attempt create it again.
-const ACK = `
+// Then the chat's next head (ARGV[9..10]), so the steady state costs one round trip per message.
+const ACK = `${NEXT_FN}
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
 redis.call('SET', KEYS[1], ARGV[5], 'EX', tonumber(ARGV[7]))
@@ -71,12 +113,13 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('HSET', KEYS[4], 'lastMessageId', ARGV[8], 'inflight', '')
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7]))
 end
-return 1
+return next_head(ARGV[1], ARGV[2], ARGV[9], ARGV[10], KEYS[3])
 `;
 
 const SKIP = `
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
+if ARGV[6] ~= '' and redis.call('HGET', ARGV[6], 'inflight') == ARGV[4] then redis.call('HSET', ARGV[6], 'inflight', '') end
 redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
 if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[5], 1) end
 return 1
@@ -85,6 +128,7 @@ return 1
 const PARK = `
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
+if ARGV[7] ~= '' and redis.call('HGET', ARGV[7], 'inflight') == ARGV[4] then redis.call('HSET', ARGV[7], 'inflight', '') end
 local parked = ARGV[1] .. 'parked'
 redis.call('RPUSH', parked, ARGV[5])
 -- Bounded: the oldest parked events beyond the cap are dropped, and counted.
@@ -123,7 +167,8 @@ return out
 
 interface InboundScripts {
   ponteIngest(...args: string[]): Promise<[number, string, number]>;
-  ponteAck(numKeys: number, ...args: string[]): Promise<number>;
+  ponteNext(...args: string[]): Promise<NextReply>;
+  ponteAck(numKeys: number, ...args: string[]): Promise<NextReply>;
   ponteSkip(numKeys: number, ...args: string[]): Promise<number>;
   pontePark(numKeys: number, ...args: string[]): Promise<number>;
   ponteFinish(...args: string[]): Promise<number>;
@@ -134,6 +179,7 @@ function withScripts(redis: Redis): Redis & InboundScripts {
   const r = redis as Redis & Partial<InboundScripts>;
   if (!r.ponteIngest) {
     redis.defineCommand('ponteIngest', { numberOfKeys: 0, lua: INGEST });
+    redis.defineCommand('ponteNext', { numberOfKeys: 0, lua: NEXT });
     redis.defineCommand('ponteAck', { lua: ACK });
     redis.defineCommand('ponteSkip', { lua: SKIP });
     redis.defineCommand('pontePark', { lua: PARK });
@@ -148,6 +194,16 @@ export interface ChatHead {
   raw: string;
   event: InboundEvent;
 }
+
+/** What `next` hands the consumer: the head, and the chat's cache as it was before the head was marked in flight. */
+export interface NextHead {
+  head: ChatHead;
+  /** The chat cache hash (`chat:<instance>:<chatId>`); empty when the chat is not resolved yet. */
+  cache: Readonly<Record<string, string>>;
+}
+
+/** `null` (Lua's false): the chat is empty; `['', []]`: only delivered heads so far, ask again. */
+type NextReply = null | [string, string[]];
 
 export interface IngestResult {
   /** False when the WhatsApp id was already seen or already delivered. */
@@ -209,6 +265,32 @@ export class InboundStore {
     return { accepted: status === 1, chatId: status === 1 ? chatId : defaultChatId, needsJob: raised === 1 };
   }
 
+  /**
+   * The chat's next head to deliver, with the chat's cache, in one round
+   * trip (see `next` above); `undefined` once the chat is empty, its flag
+   * lowered.
+   */
+  async next(chatId: string): Promise<NextHead | undefined> {
+    for (;;) {
+      const next = this.parseNext(await this.redis.ponteNext(...this.nextArgs(chatId)));
+      if (next !== 'again') return next;
+    }
+  }
+
+  private nextArgs(chatId: string): [string, string, string, string, string] {
+    const k = this.opts.keys;
+    return [this.base, chatId, k.chat(this.instanceKey, ''), k.waToCw(this.instanceKey, ''), k.stats(this.instanceKey)];
+  }
+
+  private parseNext(reply: NextReply): NextHead | undefined | 'again' {
+    if (!reply) return undefined;
+    const [raw, flat] = reply;
+    if (raw === '') return 'again';
+    const cache: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) cache[flat[i]!] = flat[i + 1]!;
+    return { head: { raw, event: JSON.parse(raw) as InboundEvent }, cache };
+  }
+
   async head(chatId: string): Promise<ChatHead | undefined> {
     const raw = await this.redis.lindex(`${this.base}chat:${chatId}`, 0);
     if (raw === null) return undefined;
@@ -218,9 +300,9 @@ export class InboundStore {
   /**
    * Removes the head after it reached Chatwoot and records the id mapping
    * both ways, with the chat and author, and the chat cache's last message
-   * (clearing its in-flight mark) in the same step.
+   * (clearing its in-flight mark) in the same step; then answers as `next`.
    */
-  async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<void> {
+  async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<NextHead | undefined> {
     const k = this.opts.keys;
     const message = head.event.message;
     const waId = message.waId;
@@ -231,7 +313,8 @@ export class InboundStore {
       author: authorOf(message),
       senderDigits: senderDigitsOf(message),
     };
-    await this.redis.ponteAck(
+    const [, , chatPrefix, mapPrefix] = this.nextArgs(chatId);
+    const reply = await this.redis.ponteAck(
       4,
       k.waToCw(this.instanceKey, waId),
       k.cwToWa(this.instanceKey, target.messageId),
@@ -245,18 +328,24 @@ export class InboundStore {
       String(Date.now()),
       String(this.retentionS),
       String(target.messageId),
+      chatPrefix,
+      mapPrefix,
     );
+    const next = this.parseNext(reply);
+    return next === 'again' ? this.next(chatId) : next;
   }
 
   /** Removes the head without delivering it (already delivered, or nothing to relay); counts `counter` when given. */
   async skip(chatId: string, head: ChatHead, counter?: string): Promise<void> {
-    await this.redis.ponteSkip(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, counter ?? '');
+    const k = this.opts.keys;
+    await this.redis.ponteSkip(1, k.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, counter ?? '', k.chat(this.instanceKey, chatId));
   }
 
   /** Moves the head to the parked list: failed for good, visible and replayable; the chat goes on. */
   async park(chatId: string, head: ChatHead, error: { code?: string; message: string }): Promise<void> {
     const entry: ParkedEntry = { chatId, event: head.raw, error, atMs: Date.now() };
-    await this.redis.pontePark(1, this.opts.keys.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP));
+    const k = this.opts.keys;
+    await this.redis.pontePark(1, k.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP), k.chat(this.instanceKey, chatId));
   }
 
   /** Lowers the chat's scheduled flag if its list is empty; false means more events arrived. */

@@ -46,13 +46,21 @@ export class Relay {
     this.pacer = deps.pacer ?? new ConversationPacer();
   }
 
-  /** `chatId` is Ponte's chat id of the event (its chat list), which joins a person's phone number and LID. */
-  readonly deliver = async (event: InboundEvent, chatId: string = event.message.chatId): Promise<DeliveryOutcome> => {
+  /**
+   * `chatId` is Ponte's chat id of the event (its chat list), which joins a
+   * person's phone number and LID. `cache` is the chat's cache as the
+   * consumer read it with the event, which it marked in flight then (when
+   * the chat had a cache); without it the relay reads and marks.
+   */
+  readonly deliver = async (event: InboundEvent, chatId: string = event.message.chatId, cache?: Readonly<Record<string, string>>): Promise<DeliveryOutcome> => {
     const { message } = event;
+    const marked = cache !== undefined && Object.keys(cache).length > 0;
     // Ponte's chat id, not the address this message came by: a person who moved to a LID keeps their conversation.
-    let target = await this.deps.resolver.resolve(chatId, message);
+    let target = await this.deps.resolver.resolve(chatId, message, cache);
+    // Whether an earlier attempt sent this create: read before this attempt marked it.
+    const sentBefore = (cache ? cache.inflight : target.inflight) === message.waId;
     try {
-      return await this.deliverTo(target, event, chatId);
+      return await this.deliverTo(target, event, chatId, { sentBefore, marked });
     } catch (err) {
       // The conversation (or its contact) was deleted in Chatwoot: the cache
       // is only a cache, so drop it and resolve once more.
@@ -61,14 +69,14 @@ export class Relay {
       await this.deps.resolver.forget(chatId);
       this.pacer.forget(target.conversationId);
       target = await this.deps.resolver.resolve(chatId, message);
-      return this.deliverTo(target, event, chatId);
+      return this.deliverTo(target, event, chatId, { sentBefore, marked });
     }
   };
 
-  private async deliverTo(target: ChatTarget, event: InboundEvent, chatId: string): Promise<DeliveryOutcome> {
+  private async deliverTo(target: ChatTarget, event: InboundEvent, chatId: string, inflight: { sentBefore: boolean; marked: boolean }): Promise<DeliveryOutcome> {
     const { message } = event;
     const { client, accountId, resolver } = this.deps;
-    if (target.inflight === message.waId) {
+    if (inflight.sentBefore) {
       const existing = await this.findExisting(target, message.waId);
       if (existing) return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
     }
@@ -108,7 +116,7 @@ export class Relay {
     try {
       const waitMs = this.pacer.reserve(target.conversationId);
       if (waitMs > 0) throw new PacedError(target.conversationId, waitMs);
-      await resolver.markInflight(chatId, message.waId);
+      if (!inflight.marked) await resolver.markInflight(chatId, message.waId);
       const created = attachment
         ? await client.createMessageWithAttachments(accountId, target.conversationId, body, [attachment])
         : await client.createMessage(accountId, target.conversationId, body);
