@@ -1,8 +1,6 @@
 /** The typed client of Chatwoot's Application API that the daemon calls. */
 import { openAsBlob } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
+import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import {
@@ -55,8 +53,36 @@ export interface ChatwootClientOptions {
 
 const ACCOUNT = '/api/v1/accounts/{account_id}';
 
-/** Network errors that happen before any byte of the request reaches Chatwoot. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
+/** Largest answer read from Chatwoot; a bigger one fails the call (`UND_ERR_RES_EXCEEDED_MAX_SIZE`). */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Network errors that happen before any byte of the request reaches Chatwoot:
+ * the connection was never made (refused, no route, DNS, undici's connect
+ * timeout), or undici refused the request itself (a closed pool, a bad argument).
+ */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_INVALID_ARG',
+]);
+
+/**
+ * Errors that mean "no (complete) answer in time": the client's own deadline
+ * on the whole call (`ETIMEDOUT`, {@link DeadlineError}) and undici's per-phase timers.
+ */
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** The abort reason when a call's `timeoutMs` runs out, whichever phase it was in (connect, send, headers, body). */
+class DeadlineError extends Error {
+  override readonly name = 'DeadlineError';
+  readonly code = 'ETIMEDOUT';
+}
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -77,34 +103,50 @@ export function createChatwootClient(config: Readonly<Config>): ChatwootClient {
 }
 
 /**
- * Chatwoot's Application API, typed, over one keep-alive axios instance.
- * Every failure is a {@link ChatwootError} whose `kind` tells the caller what
- * to do; `reference/chatwoot.md` (shared) documents each endpoint used here.
+ * Chatwoot's Application API, typed, over one keep-alive undici `Pool` to
+ * Chatwoot's origin. Every failure is a {@link ChatwootError} whose `kind`
+ * tells the caller what to do; `reference/chatwoot.md` (shared) documents
+ * each endpoint used here. {@link close} ends the pool's connections.
  */
 export class ChatwootClient implements ChatwootClientLike {
-  private readonly http: AxiosInstance;
+  private readonly pool: Pool;
+  /** The base URL's path (`/chatwoot` for `https://host/chatwoot`), put before every route. */
+  private readonly pathPrefix: string;
+  private readonly headers: Record<string, string>;
+  private readonly jsonHeaders: Record<string, string>;
+  private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly retryBaseDelayMs: number;
   private readonly maxRetryAfterMs: number;
 
   constructor(options: ChatwootClientOptions) {
-    const maxSockets = options.maxSockets ?? 64;
+    const base = new URL(options.baseUrl);
+    this.pathPrefix = base.pathname.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs;
     this.retries = options.idempotentRetries ?? 2;
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 250;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 10_000;
-    this.http = axios.create({
-      baseURL: options.baseUrl.replace(/\/+$/, ''),
-      timeout: options.timeoutMs,
-      headers: { api_access_token: options.apiAccessToken, Accept: 'application/json' },
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
-      // Statuses are classified here, not thrown by axios.
-      validateStatus: () => true,
-      maxRedirects: 0,
-      transitional: { clarifyTimeoutError: true },
-      maxBodyLength: 64 * 1024 * 1024,
-      maxContentLength: 64 * 1024 * 1024,
+    this.headers = { api_access_token: options.apiAccessToken, accept: 'application/json', 'user-agent': 'ponte' };
+    // Credentials in the base URL (`https://user:pass@host`, a proxy's basic auth) go in their header, as before.
+    if (base.username || base.password) {
+      this.headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
+    }
+    this.jsonHeaders = { ...this.headers, 'content-type': 'application/json' };
+    // Keep-alive is undici's default (an idle socket is kept 4 s, or as long as
+    // the server's `Keep-Alive` says). Its per-phase timers are backstops: the
+    // deadline in `once` bounds the whole call. Its connect timeout (10 s) stays:
+    // when it fires first, the error says nothing was sent.
+    this.pool = new Pool(base.origin, {
+      connections: options.maxSockets ?? 64,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      maxResponseSize: MAX_RESPONSE_BYTES,
     });
+  }
+
+  /** Ends the keep-alive connections once the calls in flight are done; later calls fail as an outage. */
+  async close(): Promise<void> {
+    await this.pool.close();
   }
 
   // ── inboxes ────────────────────────────────────────────────────────────────
@@ -265,7 +307,7 @@ export class ChatwootClient implements ChatwootClientLike {
     if (body.external_created_at !== undefined) form.append('external_created_at', String(body.external_created_at));
     if (body.is_voice_message) form.append('is_voice_message', 'true');
     for (const a of attachments) {
-      // A spooled file becomes a file-backed Blob: axios streams it from disk.
+      // A spooled file becomes a file-backed Blob: undici streams it from disk.
       const blob = 'file' in a ? await openAsBlob(a.file, { type: a.contentType }) : new Blob([a.data], { type: a.contentType });
       form.append('attachments[]', blob, a.fileName);
     }
@@ -331,37 +373,55 @@ export class ChatwootClient implements ChatwootClientLike {
   }
 
   private async once<T>(c: Call): Promise<T> {
-    const url = expand(c.route, c.params);
-    let response: AxiosResponse<unknown>;
+    const path = this.pathPrefix + expand(c.route, c.params) + (c.query ? queryString(c.query) : '');
+    // A FormData body gets its multipart content-type (and length) from undici.
+    const form = c.body instanceof FormData;
+    const controller = new AbortController();
+    const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    let status: number;
+    let retryAfter: string | string[] | undefined;
+    let data: unknown;
     try {
-      response = await this.http.request({
+      const response = await this.pool.request({
         method: c.method,
-        url,
-        ...(c.query ? { params: definedOnly(c.query) } : {}),
-        ...(c.body !== undefined ? { data: c.body } : {}),
+        path,
+        headers: c.body === undefined || form ? this.headers : this.jsonHeaders,
+        body: c.body === undefined ? null : form ? (c.body as FormData) : JSON.stringify(c.body),
+        signal: controller.signal,
       });
+      status = response.statusCode;
+      retryAfter = response.headers['retry-after'];
+      // Read whole, inside the deadline: a slow-trickling answer also ends at `timeoutMs`.
+      data = parseBody(await response.body.text());
     } catch (err) {
       throw this.networkError(c, err);
+    } finally {
+      clearTimeout(deadline);
     }
-    if (response.status >= 200 && response.status < 300) return response.data as T;
-    throw this.statusError(c, response);
+    if (status >= 200 && status < 300) return data as T;
+    throw this.statusError(c, status, data, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
   }
 
+  /**
+   * No answer: an outage unless a create may have reached Chatwoot. Only a
+   * failure before the connection carried the request ({@link NOT_SENT_CODES})
+   * clears a create; a timeout or a broken connection (`UND_ERR_SOCKET`,
+   * `ECONNRESET`, `UND_ERR_ABORTED`, an unparsable answer) after it may not.
+   */
   private networkError(c: Call, err: unknown): ChatwootError {
     const details = { method: c.method, route: c.route, cause: err };
-    const code = isAxiosError(err) ? (err.code ?? 'ERR_NETWORK') : 'ERR_UNKNOWN';
-    const reason = `Chatwoot ${c.method} ${c.route}: ${code === 'ETIMEDOUT' || code === 'ECONNABORTED' ? 'timed out' : `connection failed (${code})`}`;
+    const code = errorCode(err);
+    const reason = `Chatwoot ${c.method} ${c.route}: ${TIMEOUT_CODES.has(code) ? 'timed out' : `connection failed (${code})`}`;
     if (NOT_SENT_CODES.has(code) || c.idempotent) return new ChatwootUnavailableError(reason, details);
     return new ChatwootLostResponseError(`${reason}; the create may have been applied`, details);
   }
 
-  private statusError(c: Call, response: AxiosResponse<unknown>): ChatwootError {
-    const status = response.status;
-    const what = describeBody(response.data);
+  private statusError(c: Call, status: number, data: unknown, retryAfter: string | undefined): ChatwootError {
+    const what = describeBody(data);
     const message = `Chatwoot ${c.method} ${c.route} answered ${status}${what.text ? `: ${what.text}` : ''}`;
     const details = { method: c.method, route: c.route, status };
     if (status === 429) {
-      const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+      const retryAfterMs = parseRetryAfter(retryAfter);
       return new ChatwootRateLimitedError(message, { ...details, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
     }
     if (status >= 500) {
@@ -385,10 +445,38 @@ function expand(route: string, params: Record<string, string | number>): string 
   });
 }
 
-function definedOnly(query: Record<string, string | number | undefined>): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
-  for (const [k, v] of Object.entries(query)) if (v !== undefined) out[k] = v;
+/** `?a=1&b=2` from the defined entries, or `''` when none is. */
+function queryString(query: Record<string, string | number | undefined>): string {
+  let out = '';
+  for (const [k, v] of Object.entries(query)) {
+    if (v !== undefined) out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(v)}`;
+  }
   return out;
+}
+
+/** An answer's body: its JSON when it parses, else its text (rack-attack's 429, an HTML error page), `''` when empty. */
+function parseBody(text: string): unknown {
+  if (text === '') return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The code that names a network failure: undici's own (`UND_ERR_*`), or the
+ * system error's (`ECONNREFUSED`…), which undici passes through or another
+ * layer may wrap in `cause`; an `AggregateError` (every address of a host
+ * refused) carries it, or its first error does.
+ */
+function errorCode(err: unknown, depth = 0): string {
+  if (!(err instanceof Error)) return 'ERR_UNKNOWN';
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code !== '') return code;
+  if (err instanceof AggregateError && err.errors.length > 0 && depth < 4) return errorCode(err.errors[0], depth + 1);
+  if (err.cause !== undefined && depth < 4) return errorCode(err.cause, depth + 1);
+  return 'ERR_UNKNOWN';
 }
 
 /** Chatwoot's error bodies: `{error}`, `{message, attributes}`, or rack-attack's plain text. */

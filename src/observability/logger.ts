@@ -39,13 +39,9 @@ export const REDACT_PATHS: readonly string[] = [
   '*.headers.api_access_token',
   '*.headers.authorization',
   '*.headers["x-ponte-token"]',
-  'config.headers.api_access_token',
-  'err.config.headers.api_access_token',
-  'err.config.data',
-  'err.response.config.headers.api_access_token',
 ];
 
-/** Fields of an error that may reach a log line; anything else (an axios error's `config`, `request`, `response`, headers) never does. */
+/** Fields of an error that may reach a log line; anything else (a request's headers, body or socket an HTTP client's error carries) never does. */
 const ERROR_FIELDS = ['code', 'kind', 'status', 'statusCode', 'method', 'route', 'reason', 'retryable', 'url', 'errno', 'syscall'] as const;
 
 export interface LoggedError {
@@ -58,10 +54,10 @@ export interface LoggedError {
 
 /**
  * The `err` serializer: an allow-list, so a future log line cannot leak a
- * token an error happens to carry (axios keeps the request headers, the
- * Chatwoot access token among them, in `request._header` and `config`).
- * Only primitive values of the listed fields are kept; causes follow, to a
- * depth of four.
+ * token an error happens to carry (an HTTP client's error may hold the
+ * request it failed on, the Chatwoot access token among its headers; a
+ * response error, the headers and body of the answer). Only primitive
+ * values of the listed fields are kept; causes follow, to a depth of four.
  */
 export function serializeErrorForLog(value: unknown, depth = 0): LoggedError {
   if (!(value instanceof Error)) return { type: typeof value, message: typeof value === 'string' ? value : '[not an Error]' };

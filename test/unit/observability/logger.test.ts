@@ -32,24 +32,31 @@ describe('logger redaction', () => {
 describe('logged errors', () => {
   it('keep only allow-listed fields: an HTTP client error never brings its request headers (the access token) along', async () => {
     const { createServer } = await import('node:http');
-    const axios = (await import('axios')).default;
+    const { request } = await import('undici');
     const { ChatwootClient } = await import('../../../src/chatwoot/client.js');
-    // A server that takes the request and breaks the connection: axios keeps the sent headers in `request._header`.
+    // A server that takes the request and breaks the connection (undici's `UND_ERR_SOCKET`, which carries the socket).
     const server = createServer((req) => req.socket.destroy());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     const token = 'cw-secret-access-token-42';
     const { log, lines } = collectingLogger();
-    const raw = await axios.get(`http://127.0.0.1:${port}/x`, { headers: { api_access_token: token, authorization: `Bearer ${token}` } }).catch((e: unknown) => e);
-    log.warn({ err: raw }, 'raw axios error');
+    const raw = await request(`http://127.0.0.1:${port}/x`, { headers: { api_access_token: token, authorization: `Bearer ${token}` } }).catch((e: unknown) => e);
+    expect(raw).toBeInstanceOf(Error);
+    log.warn({ err: raw }, 'raw undici error');
     const client = new ChatwootClient({ baseUrl: `http://127.0.0.1:${port}`, apiAccessToken: token, timeoutMs: 2000, idempotentRetries: 0 });
     const wrapped = await client.getInbox(1, 1).catch((e: unknown) => e);
     log.warn({ err: wrapped }, 'chatwoot error with its cause');
+    await client.close();
     server.close();
     const out = lines.join('');
     expect(out).not.toContain(token);
     expect(lines).toHaveLength(2);
     const second = JSON.parse(lines[1]!) as { err: { type: string; code: string; route: string; cause?: { message: string } } };
-    expect(second.err).toMatchObject({ type: 'ChatwootUnavailableError', code: 'CW_UNAVAILABLE', route: '/api/v1/accounts/{account_id}/inboxes/{id}', cause: { message: expect.any(String) as unknown } });
+    expect(second.err).toMatchObject({
+      type: 'ChatwootUnavailableError',
+      code: 'CW_UNAVAILABLE',
+      route: '/api/v1/accounts/{account_id}/inboxes/{id}',
+      cause: { code: 'UND_ERR_SOCKET', message: expect.any(String) as unknown },
+    });
   });
 });
