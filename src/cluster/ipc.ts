@@ -34,7 +34,7 @@ export type ControlHandler = (instanceKey: string, args: Record<string, unknown>
 
 export type WorkerToPrimary =
   | { type: 'ready'; slot: number }
-  | { type: 'status'; slot: number; instances: InstanceStatus[]; memory: { rss: number; heapUsed: number } }
+  | { type: 'status'; slot: number; instances: InstanceStatus[]; memory: { rss: number; heapUsed: number }; cpuUs: number }
   | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state'; data: Record<string, unknown> }
   | { type: 'response'; id: number; ok: true; result: unknown }
   | { type: 'response'; id: number; ok: false; error: { code: ControlCode; message: string } };

@@ -2,8 +2,9 @@
 
 /** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
 export interface GlobalStatus {
-  primary: { pid: number; uptimeS: number; version: string };
-  workers: Array<{ id: number; pid: number | null; ready: boolean; uptimeS: number | null; restarts: number; instances: number; memory: { rssBytes: number; heapUsedBytes: number } | null }>;
+  /** `cpuS`: CPU time the process has used, user and system, in seconds. */
+  primary: { pid: number; uptimeS: number; version: string; cpuS: number };
+  workers: Array<{ id: number; pid: number | null; ready: boolean; uptimeS: number | null; restarts: number; instances: number; memory: { rssBytes: number; heapUsedBytes: number } | null; cpuS: number | null }>;
   totals: { instances: number; open: number; received: number; relayed: number; sent: number; failed: number; retried: number; parked: number; inboundQueue: number; outboundQueue: number };
   instances: Array<{
     instance: string;

@@ -46,6 +46,17 @@ export function createMetrics(snapshot: () => Promise<GlobalStatus>): { registry
       for (const w of current?.workers ?? []) if (w.memory) this.set({ worker: String(w.id) }, w.memory.rssBytes);
     },
   });
+  new Counter({
+    name: 'ponte_process_cpu_seconds_total',
+    help: 'CPU time (user and system) of the primary and of each worker',
+    labelNames: ['process'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (current) this.inc({ process: 'primary' }, current.primary.cpuS);
+      for (const w of current?.workers ?? []) if (w.cpuS !== null) this.inc({ process: `worker-${w.id}` }, w.cpuS);
+    },
+  });
   new Gauge({
     name: 'ponte_instance_state',
     help: 'Instance state: 1 for the current state',

@@ -25,7 +25,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
   });
   const sum = (f: (i: (typeof instances)[number]) => number) => instances.reduce((a, i) => a + f(i), 0);
   return {
-    primary: { pid: process.pid, uptimeS: Math.round(process.uptime()), version },
+    primary: { pid: process.pid, uptimeS: Math.round(process.uptime()), version, cpuS: cpuSeconds() },
     workers: supervisor.all().map((w) => ({
       id: w.slot,
       pid: w.pid ?? null,
@@ -34,6 +34,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       restarts: w.restarts,
       instances: w.instances.length,
       memory: w.memory ? { rssBytes: w.memory.rss, heapUsedBytes: w.memory.heapUsed } : null,
+      cpuS: w.cpuUs === undefined ? null : w.cpuUs / 1e6,
     })),
     totals: {
       instances: instances.length,
@@ -49,4 +50,9 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
     },
     instances,
   };
+}
+
+function cpuSeconds(): number {
+  const cpu = process.cpuUsage();
+  return (cpu.user + cpu.system) / 1e6;
 }

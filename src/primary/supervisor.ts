@@ -14,6 +14,8 @@ export interface SlotState {
   startedAtMs: number | undefined;
   instances: InstanceStatus[];
   memory: { rss: number; heapUsed: number } | undefined;
+  /** CPU time the worker process has used (user and system), as of its last status report. */
+  cpuUs: number | undefined;
   statusAtMs: number | undefined;
 }
 
@@ -47,7 +49,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     private readonly options: { count: number; env: Record<string, string>; log: Logger; requestTimeoutMs?: number },
   ) {
     super();
-    this.slots = Array.from({ length: options.count }, (_, slot) => ({ slot, pid: undefined, ready: false, restarts: 0, startedAtMs: undefined, instances: [], memory: undefined, statusAtMs: undefined }));
+    this.slots = Array.from({ length: options.count }, (_, slot) => ({ slot, pid: undefined, ready: false, restarts: 0, startedAtMs: undefined, instances: [], memory: undefined, cpuUs: undefined, statusAtMs: undefined }));
   }
 
   get count(): number {
@@ -88,6 +90,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'status':
         state.instances = msg.instances;
         state.memory = msg.memory;
+        state.cpuUs = msg.cpuUs;
         state.statusAtMs = Date.now();
         return;
       case 'event':

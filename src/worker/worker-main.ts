@@ -134,7 +134,8 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
 
   const reportStatus = async (): Promise<void> => {
     const mem = process.memoryUsage();
-    send({ type: 'status', slot, instances: await host.statuses(), memory: { rss: mem.rss, heapUsed: mem.heapUsed } });
+    const cpu = process.cpuUsage();
+    send({ type: 'status', slot, instances: await host.statuses(), memory: { rss: mem.rss, heapUsed: mem.heapUsed }, cpuUs: cpu.user + cpu.system });
   };
   const statusTimer = setInterval(() => void reportStatus().catch(() => undefined), 1000);
   statusTimer.unref();
