@@ -21,6 +21,7 @@ export type WorkerOp =
   | 'replay'
   | 'sandbox.scan'
   | 'sandbox.message'
+  | 'sandbox.messages'
   | 'sandbox.receipt'
   | 'sandbox.disconnect'
   | 'sandbox.call'

@@ -15,6 +15,9 @@ import { describeZodError } from '../lib/zod-errors.js';
 /** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept). */
 const SANDBOX_MEDIA_BYTES = 256 * 1024 * 1024;
 
+/** The most messages one `sandbox.messages` call delivers. */
+const SANDBOX_BATCH_MAX = 1000;
+
 export interface SandboxDriver {
   factory: SocketFactory;
   /** `sandbox.*` control calls, by operation. */
@@ -53,6 +56,30 @@ export function createSandboxDriver(deps: {
     return s;
   };
 
+  /** One simulated message from a control request (`at` names it in errors), its media and poll remembered. */
+  const build = (args: unknown, at: string) => {
+    const parsed = SandboxMessageSchema.safeParse(args);
+    if (!parsed.success) throw new ControlError('bad_request', `${at}${describeZodError(parsed.error)}`);
+    let built: ReturnType<typeof buildSandboxMessage>;
+    try {
+      built = buildSandboxMessage(parsed.data, polls);
+    } catch (err) {
+      if (err instanceof UnknownPollError) throw new ControlError('not_found', `${at}targetId: ${err.message}`);
+      throw err;
+    }
+    const { message, media: sent, poll } = built;
+    if (sent) media.set(sent.sha256, sent.data);
+    if (poll) polls.set(poll.id, poll);
+    if (parsed.data.group?.subject && !groups.has(parsed.data.group.jid)) groups.set(parsed.data.group.jid, parsed.data.group.subject);
+    // A message that names both addresses reveals the pair, as WhatsApp's do.
+    const k = message.key;
+    for (const [a, b] of [[k.remoteJid, k.remoteJidAlt], [k.participant, k.participantAlt]]) {
+      if (a?.endsWith('@lid') && b?.endsWith('@s.whatsapp.net')) lids.set(a, b);
+      if (b?.endsWith('@lid') && a?.endsWith('@s.whatsapp.net')) lids.set(b, a);
+    }
+    return message;
+  };
+
   const handlers: Record<string, ControlHandler> = {
     'sandbox.scan': (key, args) => {
       const socket = sockets.get(key);
@@ -61,29 +88,23 @@ export function createSandboxDriver(deps: {
       return Promise.resolve({ ok: true });
     },
     'sandbox.message': async (key, args) => {
-      const parsed = SandboxMessageSchema.safeParse(args);
-      if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error));
-      let built: ReturnType<typeof buildSandboxMessage>;
-      try {
-        built = buildSandboxMessage(parsed.data, polls);
-      } catch (err) {
-        if (err instanceof UnknownPollError) throw new ControlError('not_found', `targetId: ${err.message}`);
-        throw err;
-      }
-      const { message, media: sent, poll } = built;
-      if (sent) media.set(sent.sha256, sent.data);
-      if (poll) polls.set(poll.id, poll);
-      if (parsed.data.group?.subject && !groups.has(parsed.data.group.jid)) groups.set(parsed.data.group.jid, parsed.data.group.subject);
-      // A message that names both addresses reveals the pair, as WhatsApp's do.
-      const k = message.key;
-      for (const [a, b] of [[k.remoteJid, k.remoteJidAlt], [k.participant, k.participantAlt]]) {
-        if (a?.endsWith('@lid') && b?.endsWith('@s.whatsapp.net')) lids.set(a, b);
-        if (b?.endsWith('@lid') && a?.endsWith('@s.whatsapp.net')) lids.set(b, a);
-      }
+      const message = build(args, '');
       socketOf(key).receive([message], 'notify');
       // Answered once the message is stored (Redis, or the journal), as WhatsApp's ack means it reached the number.
       await deps.inboundIdle(key);
       return { id: message.key.id };
+    },
+    // Several messages in one delivery, as WhatsApp sends a burst (and as benchmarks inject load).
+    'sandbox.messages': async (key, args) => {
+      const list = args.messages;
+      if (!Array.isArray(list) || list.length === 0 || list.length > SANDBOX_BATCH_MAX) {
+        throw new ControlError('bad_request', `messages: must be a list of 1 to ${SANDBOX_BATCH_MAX} messages`);
+      }
+      const socket = socketOf(key);
+      const messages = list.map((m: unknown, i) => build(m, `messages[${i}].`));
+      socket.receive(messages, 'notify');
+      await deps.inboundIdle(key);
+      return { ids: messages.map((m) => m.key.id) };
     },
     'sandbox.receipt': (key, args) => {
       socketOf(key).receipt(String(args.id), args.status === 'read' ? 'read' : 'delivered');

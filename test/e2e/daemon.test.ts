@@ -83,16 +83,32 @@ describe('the daemon, black box', () => {
     await until('open again', async () => (await instanceStatus(a, key))?.state === 'open', a);
     await until('60 relayed', () => Promise.resolve(relayed().length >= 60));
 
+    // A burst in one WhatsApp delivery: all of it or, on a bad entry, none of it, with the entry named.
+    const burst = Array.from({ length: 20 }, (_, j) => ({ from: `551197770000${j % 3}`, text: `rajada ${j}`, id: `E2EB${String(j).padStart(2, '0')}` }));
+    const bad = await api(a, 'POST', `/sandbox/instances/${key}/messages`, { messages: [burst[0], { from: 'nobody' }] });
+    expect(bad.status).toBe(400);
+    expect(String(bad.json.message)).toContain('messages[1].from');
+    const accepted = await api(a, 'POST', `/sandbox/instances/${key}/messages`, { messages: burst });
+    expect(accepted.status).toBe(201);
+    expect(accepted.json.ids).toEqual(burst.map((m) => m.id));
+    sent.push(...burst);
+    await until('80 relayed', () => Promise.resolve(relayed().length >= 80));
+
     const sourceIds = relayed().map((m) => m.source_id);
-    expect(sourceIds).toHaveLength(60);
-    expect(new Set(sourceIds).size).toBe(60);
+    expect(sourceIds).toHaveLength(80);
+    expect(new Set(sourceIds).size).toBe(80);
     for (const chat of ['5511977700000', '5511977700001', '5511977700002']) {
       const conv = double.conversations(account.id).find((c) => double.contacts(account.id).find((p) => p.id === c.contact_id)?.phone_number === `+${chat}`)!;
       const expected = sent.filter((s) => s.from === chat).map((s) => `WAID:${s.id}`);
       expect(double.messages(account.id, conv.id).map((m) => m.source_id)).toEqual(expected);
     }
     const { json: after } = await api(a, 'GET', '/global-status');
-    expect((after.workers as Array<{ id: number; restarts: number }>).find((w) => w.id === owner)!.restarts).toBe(1);
+    const workers = after.workers as Array<{ id: number; restarts: number; cpuS: number | null }>;
+    expect(workers.find((w) => w.id === owner)!.restarts).toBe(1);
+    // CPU seconds per process, as the benchmark reads them: the instance's worker now, and the primary.
+    const now = (await instanceStatus(a, key))!.worker!;
+    expect(workers.find((w) => w.id === now)!.cpuS).toBeGreaterThan(0);
+    expect((after.primary as { cpuS: number }).cpuS).toBeGreaterThan(0);
 
     // A second daemon on the same Redis restores the instance but cannot take its lease.
     const b = await startDaemon(env);

@@ -147,7 +147,9 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
     });
     router.post('/sandbox/instances/:instance/messages', admin, json, async (req, res) => {
       if (!req.body || typeof req.body !== 'object') throw new ControlError('bad_request', 'body: must be a JSON object');
-      res.status(201).json(await deps.control.call(param(req, 'instance'), 'sandbox.message', req.body));
+      // `{"messages": [...]}` delivers a burst in one WhatsApp upsert; any other body is one message.
+      const batch = 'messages' in req.body;
+      res.status(201).json(await deps.control.call(param(req, 'instance'), batch ? 'sandbox.messages' : 'sandbox.message', req.body));
     });
     router.post('/sandbox/instances/:instance/receipts', admin, json, async (req, res) => {
       res.json(await deps.control.call(param(req, 'instance'), 'sandbox.receipt', parse(ReceiptSchema, req.body)));
