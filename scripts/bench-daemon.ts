@@ -77,7 +77,9 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const startedAtMs = performance.now();
-  const proc = spawn(process.execPath, [...(o.nodeArgs ?? ['--import', 'tsx']), 'src/main.ts'], {
+  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the primary and of each worker (cluster workers inherit execArgv).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...profile, ...(o.nodeArgs ?? ['--import', 'tsx']), 'src/main.ts'], {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',

@@ -31,6 +31,8 @@ export interface ChatwootDoubleOptions {
   webhooksEnabled?: boolean;
   /** Chatwoot's `CONVERSATION_MESSAGE_PER_MINUTE_LIMIT` (default 200). */
   messagesPerMinutePerConversation?: number;
+  /** Called with every message created through the API (benchmarks time deliveries with it). */
+  onMessage?: (message: CwMessageRecord) => void;
 }
 
 /** A file attached by an agent in the dashboard. */
@@ -116,6 +118,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     store,
     webhooks,
     messagesPerMinute: options.messagesPerMinutePerConversation ?? 200,
+    ...(options.onMessage ? { onMessage: options.onMessage } : {}),
     baseUrl: () => baseUrl,
     violation: (line) => violations.push(line),
   };

@@ -49,6 +49,7 @@ export interface RouteDeps {
   baseUrl(): string;
   /** Records a contract violation line. */
   violation: (line: string) => void;
+  onMessage?: (message: CwMessageRecord) => void;
 }
 
 export const ACCOUNT = '/api/v1/accounts/{account_id}';
@@ -111,6 +112,7 @@ export function createMessage(deps: RouteDeps, account: AccountRecord, conv: CwC
   // after_create_commit: reopen_conversation (its events) comes before dispatch_create_events.
   if (reopenedFrom !== undefined) statusChanged(deps, account, conv, reopenedFrom, AUTO_REOPEN_ACTIVITY);
   deps.webhooks.message(account, message, 'message_created');
+  deps.onMessage?.(message);
   return message;
 }
 
