@@ -3,6 +3,7 @@ import { openAsBlob } from 'node:fs';
 import { Pool } from 'undici';
 import type { Config } from '../config/schema.js';
 import { backoffDelayMs } from '../lib/backoff.js';
+import { parseJson } from '../lib/parse.js';
 import {
   type ChatwootError,
   ChatwootLostResponseError,
@@ -456,12 +457,8 @@ function queryString(query: Record<string, string | number | undefined>): string
 
 /** An answer's body: its JSON when it parses, else its text (rack-attack's 429, an HTML error page), `''` when empty. */
 function parseBody(text: string): unknown {
-  if (text === '') return text;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
+  const json = text === '' ? undefined : parseJson(text);
+  return json === undefined ? text : json;
 }
 
 /**

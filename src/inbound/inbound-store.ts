@@ -1,7 +1,7 @@
 /** Per-chat ordered storage of one instance's inbound events in Redis, with its Lua scripts. */
 import type { Redis } from 'ioredis';
 import type { InboundEvent } from '../model/inbound.js';
-import { authorOf, encodeRelayed, parseRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
+import { authorOf, encodeRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
 import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
 
 /**
@@ -19,15 +19,16 @@ import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
  * - `next`: hands the consumer its chat's head in one round trip: skips
  *   heads already delivered (counted as duplicates), reads the chat's cache
  *   and marks the head in flight there, or, when the list is empty, lowers
- *   the flag (as `finish`).
+ *   the flag in the same step, so an event appended while the job was
+ *   finishing either is seen by that job or raises the flag again and gets a
+ *   job of its own.
  * - `ack` / `skip` / `park`: remove the head only if it is still the event
  *   the consumer worked on, and record the outcome with it; `ack` then does
  *   `next` in the same step.
- * - `finish`: lowers the flag only if the list is empty, so an event appended
- *   while the job was finishing either is seen by that job or raises the flag
- *   again and gets a job of its own. Nothing is ever stranded: `pendingChats`
- *   lists every chat with events, and the consumer re-adds their jobs at
- *   start-up and periodically (BullMQ ignores an id that already exists).
+ *
+ * Nothing is ever stranded: `pendingChats` lists every chat with events, and
+ * the consumer re-adds their jobs at start-up and periodically (BullMQ
+ * ignores an id that already exists).
  *
  * These scripts compute some key names inside Lua, which a single Redis (or a
  * replicated one) allows; Redis Cluster is not supported, as for BullMQ.
@@ -142,14 +143,6 @@ redis.call('HINCRBY', KEYS[1], 'parked', 1)
 return 1
 `;
 
-const FINISH = `
-local base = ARGV[1]
-if redis.call('LLEN', base .. 'chat:' .. ARGV[2]) > 0 then return 0 end
-redis.call('DEL', base .. 'sched:' .. ARGV[2])
-redis.call('SREM', base .. 'pending', ARGV[2])
-return 1
-`;
-
 const REPLAY = `
 local base = ARGV[1]
 local out = {}
@@ -171,7 +164,6 @@ interface InboundScripts {
   ponteAck(numKeys: number, ...args: string[]): Promise<NextReply>;
   ponteSkip(numKeys: number, ...args: string[]): Promise<number>;
   pontePark(numKeys: number, ...args: string[]): Promise<number>;
-  ponteFinish(...args: string[]): Promise<number>;
   ponteReplay(...args: string[]): Promise<string[]>;
 }
 
@@ -183,7 +175,6 @@ function withScripts(redis: Redis): Redis & InboundScripts {
     redis.defineCommand('ponteAck', { lua: ACK });
     redis.defineCommand('ponteSkip', { lua: SKIP });
     redis.defineCommand('pontePark', { lua: PARK });
-    redis.defineCommand('ponteFinish', { numberOfKeys: 0, lua: FINISH });
     redis.defineCommand('ponteReplay', { numberOfKeys: 0, lua: REPLAY });
   }
   return r as Redis & InboundScripts;
@@ -291,12 +282,6 @@ export class InboundStore {
     return { head: { raw, event: JSON.parse(raw) as InboundEvent }, cache };
   }
 
-  async head(chatId: string): Promise<ChatHead | undefined> {
-    const raw = await this.redis.lindex(`${this.base}chat:${chatId}`, 0);
-    if (raw === null) return undefined;
-    return { raw, event: JSON.parse(raw) as InboundEvent };
-  }
-
   /**
    * Removes the head after it reached Chatwoot and records the id mapping
    * both ways, with the chat and author, and the chat cache's last message
@@ -348,11 +333,6 @@ export class InboundStore {
     await this.redis.pontePark(1, k.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP), k.chat(this.instanceKey, chatId));
   }
 
-  /** Lowers the chat's scheduled flag if its list is empty; false means more events arrived. */
-  async finish(chatId: string): Promise<boolean> {
-    return (await this.redis.ponteFinish(this.base, chatId)) === 1;
-  }
-
   /** Counts a message-specific failure of `waId`; returns the attempts so far. */
   async recordAttempt(waId: string): Promise<number> {
     const [[, attempts]] = (await this.redis
@@ -391,12 +371,6 @@ export class InboundStore {
   async replayParked(limit = 1000): Promise<{ events: number; chats: string[] }> {
     const chats = await this.redis.ponteReplay(this.base, String(limit));
     return { events: chats.length, chats: [...new Set(chats)] };
-  }
-
-  /** The Chatwoot message a WhatsApp id was delivered as, if any, with its chat and author. */
-  async delivered(waId: string): Promise<RelayedMessage | undefined> {
-    const v = await this.redis.get(this.opts.keys.waToCw(this.instanceKey, waId));
-    return v === null ? undefined : parseRelayed(v);
   }
 
   /** Counters of this instance's inbound path (zero when never incremented). */
