@@ -37,6 +37,7 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/observability/logger.js';
 import { resolveRedisUrl } from '../src/redis/connection.js';
+import { deleteKeys } from './bench-daemon.js';
 import { Figures } from './bench-figures.js';
 import { benchRelay } from './bench-relay.js';
 import { benchBaileys } from './bench-baileys.js';
@@ -49,15 +50,6 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? process.env.CHATWOOT_QUEUE_CONCURRENCY ?? 10);
 
 const log = createLogger({ level: 'silent' });
-
-async function scanDelete(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 async function bareBullmq(redisUrl: string): Promise<number> {
   const prefix = `ponte-bench:${process.pid}:bare`;
@@ -81,7 +73,7 @@ async function bareBullmq(redisUrl: string): Promise<number> {
   const seconds = (performance.now() - start) / 1000;
   await worker.close();
   await queue.close();
-  await scanDelete(connection, prefix);
+  await deleteKeys(connection, prefix);
   await connection.quit();
   return MESSAGES / seconds;
 }
