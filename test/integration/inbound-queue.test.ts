@@ -133,6 +133,34 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     expect(c.breaker.totalTrips).toBeGreaterThanOrEqual(25);
   });
 
+  it('hands over one head per step: marked in flight in a known chat, unmarked when parked, delivered copies skipped and counted', async () => {
+    const chat = 'step@s.whatsapp.net';
+    const cacheKey = keys.chat(INSTANCE, chat);
+    const list = `${keys.inbound(INSTANCE)}chat:${chat}`;
+    await redis.hset(cacheKey, { conversationId: '5', contactId: '6', sourceId: 'src' });
+    for (const id of ['a', 'b']) await producer.enqueue(text(id, chat));
+
+    const a = await store.next(chat);
+    expect(a?.head.event.message.waId).toBe('a');
+    // The cache as it was before this head was marked, and the mark itself.
+    expect(a?.cache).toEqual({ conversationId: '5', contactId: '6', sourceId: 'src' });
+    expect(await redis.hget(cacheKey, 'inflight')).toBe('a');
+    // A copy of `a` behind `b`, as a replay could put back.
+    await redis.rpush(list, a!.head.raw);
+
+    const b = await store.ack(chat, a!.head, { conversationId: 5, messageId: 50 });
+    expect(b?.head.event.message.waId).toBe('b');
+    expect(await redis.hget(cacheKey, 'inflight')).toBe('b');
+    await store.park(chat, b!.head, { message: 'refused' });
+    expect(await redis.hget(cacheKey, 'inflight')).toBe('');
+
+    // Only the delivered copy of `a` is left: skipped, counted, and the chat's flag lowered.
+    expect(await store.next(chat)).toBeUndefined();
+    expect(await redis.llen(list)).toBe(0);
+    expect((await store.stats()).duplicates).toBe(1);
+    expect(await store.pendingChats()).not.toContain(chat);
+  });
+
   it('parks a refused message at once and a failing one after its attempts; the chat goes on', async () => {
     const failures = new Map<string, number>();
     const c = consumer(async (e) => {

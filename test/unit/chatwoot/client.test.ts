@@ -86,6 +86,26 @@ describe('ChatwootClient', () => {
     });
   });
 
+  it('keeps the base URL: its path before every route, its credentials as basic auth', async () => {
+    const { url, seen } = await serve((_req, res) => json(res, 200, { id: 7, name: 'Vendas' }));
+    const withPath = url.replace('http://', 'http://proxy:p%40ss@') + '/chatwoot/';
+    const inbox = await client(withPath).getInbox(3, 7);
+    expect(inbox).toMatchObject({ id: 7 });
+    expect(seen[0]?.url).toBe('/chatwoot/api/v1/accounts/3/inboxes/7');
+    expect(seen[0]?.headers.authorization).toBe(`Basic ${Buffer.from('proxy:p@ss').toString('base64')}`);
+  });
+
+  it('an answer that trickles past the deadline times out like no answer at all', async () => {
+    const { url } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"payload":');
+      // The rest never comes within the client's deadline.
+    });
+    const read = await rejection(client(url, 150).getInbox(1, 1));
+    expect(read).toBeInstanceOf(ChatwootUnavailableError);
+    expect(read.message).toContain('timed out');
+  });
+
   it('classifies each 4xx: 404 not found, 422 with attributes, 403 rejected, 401 unauthorized (retryable)', async () => {
     const answers: Record<string, [number, unknown]> = {
       '/api/v1/accounts/1/contacts/404': [404, { error: 'Resource could not be found' }],
