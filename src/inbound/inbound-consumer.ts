@@ -98,7 +98,7 @@ export class InboundConsumer {
 
   /** Re-adds the drain job of every chat that holds events (jobs that exist are left alone). */
   async sweep(): Promise<void> {
-    await scheduleChats(this.deps.queue, await this.deps.store.pendingChats());
+    await scheduleChats(this.deps.queue, await this.deps.store.scheduled());
   }
 
   /** Lets the jobs in progress finish their current event, then stops. Idempotent. */
@@ -112,28 +112,29 @@ export class InboundConsumer {
 
   private async drain(job: Job<ChatJobData>, token: string | undefined): Promise<void> {
     const { chatId } = job.data;
+    const generation = job.data.generation ?? '1';
     // Each step hands over the next head (delivered ones skipped), so the steady state is one Redis round trip per message.
-    let next = await this.deps.store.next(chatId);
+    let next = await this.deps.store.next(chatId, generation);
     while (next) {
       if (this.closing) throw Worker.RateLimitError();
-      next = await this.deliverHead(job, token, chatId, next);
+      next = await this.deliverHead(job, token, chatId, generation, next);
     }
   }
 
-  /** Delivers the head; returns the chat's next head, or `undefined` once the chat is empty. */
-  private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, { head, cache }: NextHead): Promise<NextHead | undefined> {
+  /** Delivers the head; returns the chat's next head, or `undefined` once the chat is empty (or no longer this job's). */
+  private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, generation: string, { head, cache }: NextHead): Promise<NextHead | undefined> {
     const { store, deliver, classify, log, options, queue } = this.deps;
     const waId = head.event.message.waId;
     try {
       const outcome = await deliver(head.event, chatId, cache);
       this.breaker.success();
       if (outcome.kind === 'delivered') {
-        const next = await store.ack(chatId, head, outcome);
+        const next = await store.ack(chatId, generation, head, outcome);
         this.deps.onDelivered?.(head.event, outcome);
         return next;
       }
       await store.skip(chatId, head, 'ignored');
-      return store.next(chatId);
+      return store.next(chatId, generation);
     } catch (thrown) {
       const failure = classify(thrown);
       const context = { instanceId: store.instanceKey, chatId, waId, code: failure.code };
@@ -153,14 +154,14 @@ export class InboundConsumer {
         case 'permanent': {
           log.error({ ...context, reason: failure.message }, 'chatwoot refused the message: parked');
           await store.park(chatId, head, { code: failure.code, message: failure.message });
-          return store.next(chatId);
+          return store.next(chatId, generation);
         }
         case 'retry': {
           const attempts = await store.recordAttempt(waId);
           if (attempts >= options.attempts) {
             log.error({ ...context, attempts, reason: failure.message }, 'message failed on every attempt: parked');
             await store.park(chatId, head, { code: failure.code, message: failure.message });
-            return store.next(chatId);
+            return store.next(chatId, generation);
           }
           const delayMs = backoffDelayMs(attempts, options.backoffDelayMs, Number.MAX_SAFE_INTEGER, 0);
           log.warn({ ...context, attempts, delayMs, reason: failure.message }, 'message delivery failed: retrying');

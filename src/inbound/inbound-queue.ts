@@ -2,10 +2,12 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { chatJobId, inboundQueueName, type RedisKeys } from '../redis/keys.js';
+import type { ScheduledChat } from './inbound-store.js';
 
-/** The data of an inbound drain job: which chat's list to drain. */
+/** The data of an inbound drain job: which chat's list to drain, for which generation of its flag (none: `'1'`, an older version's flag). */
 export interface ChatJobData {
   chatId: string;
+  generation?: string;
 }
 
 /**
@@ -30,8 +32,10 @@ export function createInboundQueue(connection: Redis, keys: RedisKeys, instanceK
   return queue;
 }
 
-/** Adds the drain job of each chat; BullMQ ignores ids that already have a job. */
-export async function scheduleChats(queue: Queue<ChatJobData>, chatIds: readonly string[]): Promise<void> {
-  if (chatIds.length === 0) return;
-  await queue.addBulk(chatIds.map((chatId) => ({ name: 'chat', data: { chatId }, opts: { jobId: chatJobId(chatId) } })));
+/** Adds the drain job of each chat's flag generation; BullMQ ignores ids that already have a job. */
+export async function scheduleChats(queue: Queue<ChatJobData>, chats: readonly ScheduledChat[]): Promise<void> {
+  const jobs = chats.map(({ chatId, generation }) => ({ name: 'chat', data: { chatId, generation }, opts: { jobId: chatJobId(chatId, generation) } }));
+  // One job (the usual case) is one script; a bulk add goes through an ioredis pipeline, which costs more to build.
+  if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+  else if (jobs.length > 1) await queue.addBulk(jobs);
 }

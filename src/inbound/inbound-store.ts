@@ -22,6 +22,13 @@ import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
  *   the flag in the same step, so an event appended while the job was
  *   finishing either is seen by that job or raises the flag again and gets a
  *   job of its own.
+ *
+ * Each raise of the flag is a new generation (`g<n>`), and the drain job's id
+ * carries it: a job that lowered the flag may still be finishing in BullMQ
+ * when the next event raises it again, and a job of the same id would be
+ * ignored until the sweep. A job hands out heads only while the flag holds
+ * its own generation, so an old job run again (stalled, retried) never
+ * drains beside the current one.
  * - `ack` / `skip` / `park`: remove the head only if it is still the event
  *   the consumer worked on, and record the outcome with it; `ack` then does
  *   `next` in the same step.
@@ -58,19 +65,24 @@ if ARGV[4] ~= '' then keep(ARGV[4], chat) end
 redis.call('RPUSH', base .. 'chat:' .. chat, ARGV[6])
 redis.call('SADD', base .. 'pending', chat)
 redis.call('HINCRBY', ARGV[9], 'received', 1)
-local raised = redis.call('SET', base .. 'sched:' .. chat, '1', 'NX')
-if raised then return {1, chat, 1} end
-return {1, chat, 0}
+if redis.call('EXISTS', base .. 'sched:' .. chat) == 0 then
+  local gen = 'g' .. redis.call('INCR', base .. 'gen')
+  redis.call('SET', base .. 'sched:' .. chat, gen)
+  return {1, chat, gen}
+end
+return {1, chat, ''}
 `;
 
 /**
- * The consumer's next head, as a Lua function of (base, chat, chat cache key prefix, mapping key prefix, stats key).
- * Returns false when the chat is empty (its flag lowered), else { raw head, the chat cache as a flat list }.
+ * The consumer's next head, as a Lua function of (base, chat, chat cache key prefix, mapping key prefix, stats key,
+ * the job's generation). Returns 0 when the chat's flag is not that generation (the job is not the chat's current
+ * one), false when the chat is empty (its flag lowered), else { raw head, the chat cache as a flat list }.
  * The head is marked in flight in the cache before it is handed out: a create that follows and whose answer
  * is lost is found by the next attempt. At most 100 delivered heads are skipped per call.
  */
 const NEXT_FN = `
-local function next_head(base, chat, cachePrefix, mapPrefix, stats)
+local function next_head(base, chat, cachePrefix, mapPrefix, stats, gen)
+  if redis.call('GET', base .. 'sched:' .. chat) ~= gen then return 0 end
   local list = base .. 'chat:' .. chat
   for _ = 1, 100 do
     local raw = redis.call('LINDEX', list, 0)
@@ -96,12 +108,12 @@ end
 `;
 
 const NEXT = `${NEXT_FN}
-return next_head(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return next_head(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 `;
 
 // One step: the mapping, the head removed, the chat's cache told the create is no longer in flight.
 // Apart, a crash between the cache and the mapping would make the next attempt create it again.
-// Then the chat's next head (ARGV[9..10]), so the steady state costs one round trip per message.
+// Then the chat's next head (ARGV[9..11]), so the steady state costs one round trip per message.
 const ACK = `${NEXT_FN}
 local list = ARGV[1] .. 'chat:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
@@ -114,7 +126,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('HSET', KEYS[4], 'lastMessageId', ARGV[8], 'inflight', '')
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[7]))
 end
-return next_head(ARGV[1], ARGV[2], ARGV[9], ARGV[10], KEYS[3])
+return next_head(ARGV[1], ARGV[2], ARGV[9], ARGV[10], KEYS[3], ARGV[11])
 `;
 
 const SKIP = `
@@ -143,28 +155,52 @@ redis.call('HINCRBY', KEYS[1], 'parked', 1)
 return 1
 `;
 
-const REPLAY = `
+/**
+ * Every chat holding events with its flag's generation, as a flat list; a pending chat without a flag gets one
+ * raised (its job is then added by the caller).
+ */
+const SCHEDULE_FN = `
+local function schedule_pending(base)
+  local out = {}
+  for _, chat in ipairs(redis.call('SMEMBERS', base .. 'pending')) do
+    local gen = redis.call('GET', base .. 'sched:' .. chat)
+    if not gen then
+      gen = 'g' .. redis.call('INCR', base .. 'gen')
+      redis.call('SET', base .. 'sched:' .. chat, gen)
+    end
+    table.insert(out, chat)
+    table.insert(out, gen)
+  end
+  return out
+end
+`;
+
+const SCHEDULED = `${SCHEDULE_FN}
+return schedule_pending(ARGV[1])
+`;
+
+const REPLAY = `${SCHEDULE_FN}
 local base = ARGV[1]
-local out = {}
+local replayed = 0
 for i = 1, tonumber(ARGV[2]) do
   local raw = redis.call('LPOP', base .. 'parked')
   if not raw then break end
   local entry = cjson.decode(raw)
   redis.call('RPUSH', base .. 'chat:' .. entry.chatId, entry.event)
   redis.call('SADD', base .. 'pending', entry.chatId)
-  redis.call('SET', base .. 'sched:' .. entry.chatId, '1', 'NX')
-  table.insert(out, entry.chatId)
+  replayed = replayed + 1
 end
-return out
+return {replayed, schedule_pending(base)}
 `;
 
 interface InboundScripts {
-  ponteIngest(...args: string[]): Promise<[number, string, number]>;
+  ponteIngest(...args: string[]): Promise<[number, string, string]>;
+  ponteScheduled(...args: string[]): Promise<string[]>;
   ponteNext(...args: string[]): Promise<NextReply>;
   ponteAck(numKeys: number, ...args: string[]): Promise<NextReply>;
   ponteSkip(numKeys: number, ...args: string[]): Promise<number>;
   pontePark(numKeys: number, ...args: string[]): Promise<number>;
-  ponteReplay(...args: string[]): Promise<string[]>;
+  ponteReplay(...args: string[]): Promise<[number, string[]]>;
 }
 
 function withScripts(redis: Redis): Redis & InboundScripts {
@@ -176,6 +212,7 @@ function withScripts(redis: Redis): Redis & InboundScripts {
     redis.defineCommand('ponteSkip', { lua: SKIP });
     redis.defineCommand('pontePark', { lua: PARK });
     redis.defineCommand('ponteReplay', { numberOfKeys: 0, lua: REPLAY });
+    redis.defineCommand('ponteScheduled', { numberOfKeys: 0, lua: SCHEDULED });
   }
   return r as Redis & InboundScripts;
 }
@@ -193,15 +230,21 @@ export interface NextHead {
   cache: Readonly<Record<string, string>>;
 }
 
-/** `null` (Lua's false): the chat is empty; `['', []]`: only delivered heads so far, ask again. */
-type NextReply = null | [string, string[]];
+/** `0`: the job is not the chat's current one; `null` (Lua's false): the chat is empty; `['', []]`: only delivered heads so far, ask again. */
+type NextReply = 0 | null | [string, string[]];
+
+/** A chat to drain and the generation of its flag, which the drain job's id carries. */
+export interface ScheduledChat {
+  chatId: string;
+  generation: string;
+}
 
 export interface IngestResult {
   /** False when the WhatsApp id was already seen or already delivered. */
   accepted: boolean;
   chatId: string;
-  /** The chat had no drain job: the caller adds one. */
-  needsJob: boolean;
+  /** The chat had no drain job: the caller adds one, for this generation of its flag. */
+  needsJob?: ScheduledChat;
 }
 
 export interface ParkedEntry {
@@ -253,17 +296,18 @@ export class InboundStore {
       k.waToCw(this.instanceKey, event.message.waId),
       k.stats(this.instanceKey),
     );
-    return { accepted: status === 1, chatId: status === 1 ? chatId : defaultChatId, needsJob: raised === 1 };
+    return { accepted: status === 1, chatId: status === 1 ? chatId : defaultChatId, ...(raised ? { needsJob: { chatId, generation: raised } } : {}) };
   }
 
   /**
    * The chat's next head to deliver, with the chat's cache, in one round
    * trip (see `next` above); `undefined` once the chat is empty, its flag
-   * lowered.
+   * lowered, or when `generation` is no longer the chat's (another job
+   * drains it).
    */
-  async next(chatId: string): Promise<NextHead | undefined> {
+  async next(chatId: string, generation: string): Promise<NextHead | undefined> {
     for (;;) {
-      const next = this.parseNext(await this.redis.ponteNext(...this.nextArgs(chatId)));
+      const next = this.parseNext(await this.redis.ponteNext(...this.nextArgs(chatId), generation));
       if (next !== 'again') return next;
     }
   }
@@ -287,7 +331,7 @@ export class InboundStore {
    * both ways, with the chat and author, and the chat cache's last message
    * (clearing its in-flight mark) in the same step; then answers as `next`.
    */
-  async ack(chatId: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<NextHead | undefined> {
+  async ack(chatId: string, generation: string, head: ChatHead, target: { conversationId: number; messageId: number }): Promise<NextHead | undefined> {
     const k = this.opts.keys;
     const message = head.event.message;
     const waId = message.waId;
@@ -315,9 +359,10 @@ export class InboundStore {
       String(target.messageId),
       chatPrefix,
       mapPrefix,
+      generation,
     );
     const next = this.parseNext(reply);
-    return next === 'again' ? this.next(chatId) : next;
+    return next === 'again' ? this.next(chatId, generation) : next;
   }
 
   /** Removes the head without delivering it (already delivered, or nothing to relay); counts `counter` when given. */
@@ -352,6 +397,11 @@ export class InboundStore {
     return this.redis.smembers(`${this.base}pending`);
   }
 
+  /** Every chat that holds events, with its flag's generation (raised where it was missing): the drain jobs there should be. */
+  async scheduled(): Promise<ScheduledChat[]> {
+    return pairs(await this.redis.ponteScheduled(this.base));
+  }
+
   async depth(chatId?: string): Promise<number> {
     if (chatId !== undefined) return this.redis.llen(`${this.base}chat:${chatId}`);
     const chats = await this.pendingChats();
@@ -367,10 +417,10 @@ export class InboundStore {
     return raw.map((r) => JSON.parse(r) as ParkedEntry);
   }
 
-  /** Puts up to `limit` parked events back at the end of their chats; returns how many, and the chats to schedule. */
-  async replayParked(limit = 1000): Promise<{ events: number; chats: string[] }> {
-    const chats = await this.redis.ponteReplay(this.base, String(limit));
-    return { events: chats.length, chats: [...new Set(chats)] };
+  /** Puts up to `limit` parked events back at the end of their chats; returns how many, and every chat to schedule. */
+  async replayParked(limit = 1000): Promise<{ events: number; chats: ScheduledChat[] }> {
+    const [events, chats] = await this.redis.ponteReplay(this.base, String(limit));
+    return { events, chats: pairs(chats) };
   }
 
   /** Counters of this instance's inbound path (zero when never incremented). */
@@ -390,4 +440,10 @@ export interface InboundStats {
   ignored: number;
   parked: number;
   retried: number;
+}
+
+function pairs(flat: readonly string[]): ScheduledChat[] {
+  const out: ScheduledChat[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ chatId: flat[i]!, generation: flat[i + 1]! });
+  return out;
 }

@@ -137,7 +137,7 @@ export class OutboundConsumer {
 
   /** Re-adds the drain job of every conversation that holds events (jobs that exist are left alone). */
   async sweep(): Promise<void> {
-    await scheduleConversations(this.queue, await this.store.pendingConversations());
+    await scheduleConversations(this.queue, await this.store.scheduled());
   }
 
   /** Lets the conversation in progress finish its current event, then stops; unreported ticks stay recorded. Idempotent. */
@@ -160,17 +160,16 @@ export class OutboundConsumer {
     // A job queued by an earlier version carried the message itself: put it in its conversation's list.
     if (job.name === 'send' || job.name === 'delete') {
       const legacy = job.data as unknown as OutboundJob;
-      if ((await this.store.enqueue(outboundEvent(legacy))) === 2) await scheduleConversations(this.queue, [legacy.conversationId]);
+      const { needsJob } = await this.store.enqueue(outboundEvent(legacy));
+      if (needsJob) await scheduleConversations(this.queue, [needsJob]);
       return;
     }
     const { conversationId } = job.data;
+    const generation = job.data.generation ?? '1';
     for (;;) {
       if (this.closing) throw Worker.RateLimitError();
-      const head = await this.store.head(conversationId);
-      if (!head) {
-        if (await this.store.finish(conversationId)) return;
-        continue;
-      }
+      const head = await this.store.next(conversationId, generation);
+      if (!head) return;
       await this.handleHead(job, token, conversationId, head);
     }
   }

@@ -3,11 +3,12 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { conversationJobId, outboundQueueName, type RedisKeys } from '../redis/keys.js';
 import type { OutboundJob } from './inbox-events.js';
-import type { OutboundEvent, OutboundStore } from './outbound-store.js';
+import type { OutboundEvent, OutboundStore, ScheduledConversation } from './outbound-store.js';
 
-/** The data of an outbound drain job: which conversation's list to drain. */
+/** The data of an outbound drain job: which conversation's list to drain, for which generation of its flag (none: `'1'`, an older version's flag). */
 export interface ConversationJobData {
   conversationId: number;
+  generation?: string;
 }
 
 /**
@@ -24,10 +25,12 @@ export function createOutboundQueue(connection: Redis, keys: RedisKeys, instance
   });
 }
 
-/** Adds the drain job of each conversation; BullMQ ignores ids that already have a job. */
-export async function scheduleConversations(queue: Queue<ConversationJobData>, conversationIds: readonly number[]): Promise<void> {
-  if (conversationIds.length === 0) return;
-  await queue.addBulk(conversationIds.map((conversationId) => ({ name: 'conversation', data: { conversationId }, opts: { jobId: conversationJobId(conversationId) } })));
+/** Adds the drain job of each conversation's flag generation; BullMQ ignores ids that already have a job. */
+export async function scheduleConversations(queue: Queue<ConversationJobData>, conversations: readonly ScheduledConversation[]): Promise<void> {
+  const jobs = conversations.map(({ conversationId, generation }) => ({ name: 'conversation', data: { conversationId, generation }, opts: { jobId: conversationJobId(conversationId, generation) } }));
+  // One job (the usual case) is one script; a bulk add goes through an ioredis pipeline, which costs more to build.
+  if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+  else if (jobs.length > 1) await queue.addBulk(jobs);
 }
 
 /** The event an inbox webhook decision becomes: sends and deletes are deduplicated by Chatwoot message id, updates are not. */
@@ -41,5 +44,6 @@ export function outboundEvent(job: OutboundJob): OutboundEvent {
  * appends), so two copies arriving together never stall the conversation.
  */
 export async function enqueueOutbound(store: OutboundStore, queue: Queue<ConversationJobData>, job: OutboundJob): Promise<void> {
-  if ((await store.enqueue(outboundEvent(job))) === 2) await scheduleConversations(queue, [job.conversationId]);
+  const { needsJob } = await store.enqueue(outboundEvent(job));
+  if (needsJob) await scheduleConversations(queue, [needsJob]);
 }

@@ -8,6 +8,7 @@
 import type { Redis } from 'ioredis';
 import type { CwMessageStatus } from '../chatwoot/types.js';
 import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import { LuaScript } from '../redis/scripts.js';
 
 /** Statuses in the order ticks go: a message never goes back to a lower one. `failed` only before WhatsApp accepted it. */
 const RANK: Record<CwMessageStatus, number> = { failed: 0, sent: 1, delivered: 2, read: 3 };
@@ -32,7 +33,7 @@ export interface MessageState {
  * went through) replaces it. Returns 1 when Chatwoot must be told.
  * KEYS: state hash, unreported set. ARGV: status, its rank, conversation id, message id, reason, ttl.
  */
-const RAISE = `
+const RAISE = new LuaScript<number>('OutRaise', `
 local accepted = redis.call('HGET', KEYS[1], 'accepted') == '1'
 local want = redis.call('HGET', KEYS[1], 'want')
 local rank = tonumber(ARGV[2])
@@ -50,14 +51,14 @@ redis.call('HSET', KEYS[1], 'conv', ARGV[3])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 redis.call('SADD', KEYS[2], ARGV[4])
 return 1
-`;
+`);
 
 /**
  * Chatwoot took `status`: record it as reported (never lowering), and drop
  * the message from the unreported set once nothing higher is wanted.
  * KEYS: state hash, unreported set. ARGV: status, its rank, message id.
  */
-const CONFIRM = `
+const CONFIRM = new LuaScript('OutConfirm', `
 local ranks = { failed = 0, sent = 1, delivered = 2, read = 3 }
 local reported = redis.call('HGET', KEYS[1], 'reported')
 local rank = tonumber(ARGV[2])
@@ -66,7 +67,40 @@ if ARGV[1] == 'failed' or (not reported) or reported == 'failed' or ranks[report
 end
 if redis.call('HGET', KEYS[1], 'want') == redis.call('HGET', KEYS[1], 'reported') then redis.call('SREM', KEYS[2], ARGV[3]) end
 return 1
-`;
+`);
+
+/** Chooses a part's WhatsApp id once: the kept one, or `fresh`. KEYS: intents. ARGV: part, fresh id, ttl. */
+const PART_ID = new LuaScript<string>('OutPartId', `
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return redis.call('HGET', KEYS[1], ARGV[1])
+`);
+
+/**
+ * A part WhatsApp accepted, in one step. KEYS: parts, wa → part, cw → wa, state, stats, sent body.
+ * ARGV: part, waId, part record, conversation id, ttl, sent body ('' for none).
+ */
+const RECORD_SENT = new LuaScript('OutRecordSent', `
+local ttl = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ttl)
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ttl, 'NX')
+redis.call('HSET', KEYS[4], 'accepted', '1', 'conv', ARGV[4])
+redis.call('EXPIRE', KEYS[4], ttl)
+redis.call('HINCRBY', KEYS[5], 'sent', 1)
+if ARGV[6] ~= '' then redis.call('SET', KEYS[6], ARGV[6], 'EX', ttl) end
+return 1
+`);
+
+/** Keeps the highest receipt of a part; returns { parts sent, every part's receipt }. KEYS: statuses, parts. ARGV: part, status, ttl. */
+const RECEIPT = new LuaScript<[number, string[]]>('OutReceipt', `
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > v then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {redis.call('HLEN', KEYS[2]), redis.call('HVALS', KEYS[1])}
+`);
+
 
 /** WhatsApp receipt statuses Ponte reports: 3 delivered, 4 read, 5 played (a voice note heard: read). */
 export const WA_RECEIPT_STATUS: Readonly<Record<number, CwMessageStatus>> = { 3: 'delivered', 4: 'read', 5: 'read' };
@@ -104,31 +138,22 @@ export class OutboundRecords {
    * the duplicate.
    */
   async partId(messageId: number, part: number, fresh: string): Promise<string> {
-    const key = this.keys.outIntents(this.instanceKey, messageId);
-    const [[, set], [, id]] = (await this.redis.multi().hsetnx(key, String(part), fresh).hget(key, String(part)).expire(key, RETENTION_S).exec()) as [[Error | null, number], [Error | null, string | null], unknown];
-    void set;
-    return id ?? fresh;
+    return (await PART_ID.run(this.redis, [this.keys.outIntents(this.instanceKey, messageId)], [String(part), fresh, String(RETENTION_S)])) ?? fresh;
   }
 
   /**
-   * WhatsApp accepted part `p.part` as `waId`: one transaction records the
-   * part, the id mappings both ways, what was sent (for retry receipts) and
-   * that the message was accepted, before any status reaches Chatwoot.
+   * WhatsApp accepted part `p.part` as `waId`: one step records the part,
+   * the id mappings both ways, what was sent (for retry receipts) and that
+   * the message was accepted, before any status reaches Chatwoot.
    */
   async recordSent(p: SentPart, waId: string, sentBody: Uint8Array | undefined): Promise<void> {
-    const partsKey = this.keys.outParts(this.instanceKey, p.messageId);
-    const stateKey = this.stateKey(p.messageId);
-    const tx = this.redis
-      .multi()
-      .hset(partsKey, String(p.part), waId)
-      .expire(partsKey, RETENTION_S)
-      .set(this.keys.outWa(this.instanceKey, waId), `${p.conversationId}:${p.messageId}:${p.part}:${p.jid}`, 'EX', RETENTION_S)
-      .set(this.keys.cwToWa(this.instanceKey, p.messageId), waId, 'EX', RETENTION_S, 'NX')
-      .hset(stateKey, 'accepted', '1', 'conv', String(p.conversationId))
-      .expire(stateKey, RETENTION_S)
-      .hincrby(this.keys.stats(this.instanceKey), 'sent', 1);
-    if (sentBody) tx.set(this.keys.outSent(this.instanceKey, waId), Buffer.from(sentBody).toString('base64'), 'EX', RETENTION_S);
-    await tx.exec();
+    const k = this.keys;
+    const i = this.instanceKey;
+    await RECORD_SENT.run(
+      this.redis,
+      [k.outParts(i, p.messageId), k.outWa(i, waId), k.cwToWa(i, p.messageId), this.stateKey(p.messageId), k.stats(i), k.outSent(i, waId)],
+      [String(p.part), waId, `${p.conversationId}:${p.messageId}:${p.part}:${p.jid}`, String(p.conversationId), String(RETENTION_S), sentBody ? Buffer.from(sentBody).toString('base64') : ''],
+    );
   }
 
   /** What was sent as `waId` (the encoded `proto.Message`), for a recipient's retry receipt. */
@@ -165,13 +190,13 @@ export class OutboundRecords {
 
   /** Raises what Chatwoot should show (never lowering; `failed` only before WhatsApp accepted). True when it changed. */
   async raise(messageId: number, conversationId: number, status: CwMessageStatus, reason = ''): Promise<boolean> {
-    const r = await this.redis.eval(RAISE, 2, this.stateKey(messageId), this.unreportedKey, status, String(RANK[status]), String(conversationId), String(messageId), reason, String(RETENTION_S));
+    const r = await RAISE.run(this.redis, [this.stateKey(messageId), this.unreportedKey], [status, String(RANK[status]), String(conversationId), String(messageId), reason, String(RETENTION_S)]);
     return r === 1;
   }
 
   /** Chatwoot took `status` for the message. */
   async confirm(messageId: number, status: CwMessageStatus): Promise<void> {
-    await this.redis.eval(CONFIRM, 2, this.stateKey(messageId), this.unreportedKey, status, String(RANK[status]), String(messageId));
+    await CONFIRM.run(this.redis, [this.stateKey(messageId), this.unreportedKey], [status, String(RANK[status]), String(messageId)]);
   }
 
   /** Messages whose wanted status Chatwoot has not confirmed yet (after a restart or an outage). */
@@ -193,13 +218,7 @@ export class OutboundRecords {
     const stKey = this.keys.outStatus(this.instanceKey, p.messageId);
     const partsKey = this.keys.outParts(this.instanceKey, p.messageId);
     // Keep the highest per part: read before delivered stays read.
-    const [, , [, parts], [, statuses]] = (await this.redis
-      .multi()
-      .eval("local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') if tonumber(ARGV[2]) > v then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 1", 1, stKey, String(p.part), String(waStatus))
-      .expire(stKey, RETENTION_S)
-      .hlen(partsKey)
-      .hvals(stKey)
-      .exec()) as [unknown, unknown, [Error | null, number], [Error | null, string[]]];
+    const [parts, statuses] = await RECEIPT.run(this.redis, [stKey, partsKey], [String(p.part), String(waStatus), String(RETENTION_S)]);
     if (statuses.length < parts) return undefined;
     const lowest = Math.min(...statuses.map(Number));
     return WA_RECEIPT_STATUS[lowest];

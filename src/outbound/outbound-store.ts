@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import { LuaScript } from '../redis/scripts.js';
 import type { OutboundJob } from './inbox-events.js';
 
 /**
@@ -20,36 +21,69 @@ export interface OutboundEvent {
 /**
  * Appends an event to its conversation unless its id was seen, and raises
  * the conversation's "scheduled" flag. Returns 0 (a repeat), 1 (appended;
- * the conversation has a drain job) or 2 (appended; add its job).
+ * the conversation has a drain job) or the new generation of the flag
+ * (appended; add the job of that generation).
  * ARGV: base, event id ('' for none), conversation id, event, ttl.
  */
-const ENQUEUE = `
+const ENQUEUE = new LuaScript<number | string>('OutEnqueue', `
 local base = ARGV[1]
 if ARGV[2] ~= '' then
   if not redis.call('SET', base .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[5])) then return 0 end
 end
 redis.call('RPUSH', base .. 'conv:' .. ARGV[3], ARGV[4])
 redis.call('SADD', base .. 'pending', ARGV[3])
-if redis.call('SET', base .. 'sched:' .. ARGV[3], '1', 'NX') then return 2 end
-return 1
-`;
+if redis.call('EXISTS', base .. 'sched:' .. ARGV[3]) == 1 then return 1 end
+local gen = 'g' .. redis.call('INCR', base .. 'gen')
+redis.call('SET', base .. 'sched:' .. ARGV[3], gen)
+return gen
+`);
 
 /** Removes the head if it is still the event worked on, and forgets its attempts. ARGV: base, conversation id, raw head, attempts field. */
-const ACK = `
+const ACK = new LuaScript('OutAck', `
 local list = ARGV[1] .. 'conv:' .. ARGV[2]
 if redis.call('LINDEX', list, 0) == ARGV[3] then redis.call('LPOP', list) end
 redis.call('HDEL', ARGV[1] .. 'attempts', ARGV[4])
 return 1
-`;
+`);
 
-/** Lowers the flag only when the list is empty (an event appended meanwhile keeps the job going). ARGV: base, conversation id. */
-const FINISH = `
+/**
+ * The head for the job of one generation of the flag: 0 when the flag is not
+ * that generation (another job drains the conversation), false when the list
+ * is empty (the flag lowered in the same step, so an event appended after it
+ * raises a new generation and gets a job of its own), else the raw head.
+ * ARGV: base, conversation id, generation.
+ */
+const NEXT = new LuaScript<string | number | null>('OutNext', `
 local base = ARGV[1]
-if redis.call('LLEN', base .. 'conv:' .. ARGV[2]) > 0 then return 0 end
+if redis.call('GET', base .. 'sched:' .. ARGV[2]) ~= ARGV[3] then return 0 end
+local raw = redis.call('LINDEX', base .. 'conv:' .. ARGV[2], 0)
+if raw then return raw end
 redis.call('DEL', base .. 'sched:' .. ARGV[2])
 redis.call('SREM', base .. 'pending', ARGV[2])
-return 1
-`;
+return false
+`);
+
+/** Every conversation holding events with its flag's generation (raised where it was missing), as a flat list. ARGV: base. */
+const SCHEDULED = new LuaScript<string[]>('OutScheduled', `
+local base = ARGV[1]
+local out = {}
+for _, conv in ipairs(redis.call('SMEMBERS', base .. 'pending')) do
+  local gen = redis.call('GET', base .. 'sched:' .. conv)
+  if not gen then
+    gen = 'g' .. redis.call('INCR', base .. 'gen')
+    redis.call('SET', base .. 'sched:' .. conv, gen)
+  end
+  table.insert(out, conv)
+  table.insert(out, gen)
+end
+return out
+`);
+
+/** A conversation to drain and the generation of its flag, which the drain job's id carries. */
+export interface ScheduledConversation {
+  conversationId: number;
+  generation: string;
+}
 
 export interface OutboundHead {
   raw: string;
@@ -61,9 +95,11 @@ export interface OutboundHead {
  * conversation is kept here, as for inbound (DESIGN.md, Decisions 5): every
  * event is appended to its conversation's list by one script (check and set
  * in one step: two copies of a webhook arriving together add one event), and
- * one BullMQ job per conversation drains it head first. `pendingConversations`
- * lists every conversation holding events, so a job lost between the script
- * and BullMQ is re-added by the consumer's sweep.
+ * one BullMQ job per conversation drains it head first. `scheduled` lists
+ * every conversation holding events, so a job lost between the script and
+ * BullMQ is re-added by the consumer's sweep. Each raise of a conversation's
+ * flag is a new generation carried by its job's id, as for inbound (see
+ * `InboundStore`): a job still finishing never swallows the next one.
  */
 export class OutboundStore {
   private readonly base: string;
@@ -76,23 +112,26 @@ export class OutboundStore {
     this.base = keys.outbound(instanceKey);
   }
 
-  /** 0: a repeat, nothing added; 1: appended; 2: appended, and the conversation needs a drain job. */
-  async enqueue(event: OutboundEvent): Promise<0 | 1 | 2> {
-    const r = await this.redis.eval(ENQUEUE, 0, this.base, event.id ?? '', String(event.job.conversationId), JSON.stringify(event), String(RETENTION_S));
-    return r === 2 ? 2 : r === 1 ? 1 : 0;
+  /** Whether the event was appended (false: a repeat), and the drain job to add when the conversation had none. */
+  async enqueue(event: OutboundEvent): Promise<{ appended: boolean; needsJob?: ScheduledConversation }> {
+    const conversationId = event.job.conversationId;
+    const r = await ENQUEUE.run(this.redis, [], [this.base, event.id ?? '', String(conversationId), JSON.stringify(event), String(RETENTION_S)]);
+    if (typeof r === 'string') return { appended: true, needsJob: { conversationId, generation: r } };
+    return { appended: r === 1 };
   }
 
-  async head(conversationId: number): Promise<OutboundHead | undefined> {
-    const raw = await this.redis.lindex(`${this.base}conv:${conversationId}`, 0);
-    return raw === null ? undefined : { raw, event: JSON.parse(raw) as OutboundEvent };
+  /**
+   * The conversation's head for the drain job of `generation`; `undefined`
+   * once the conversation is empty (its flag lowered) or when `generation` is
+   * no longer its flag's (another job drains it).
+   */
+  async next(conversationId: number, generation: string): Promise<OutboundHead | undefined> {
+    const raw = await NEXT.run(this.redis, [], [this.base, String(conversationId), generation]);
+    return typeof raw === 'string' ? { raw, event: JSON.parse(raw) as OutboundEvent } : undefined;
   }
 
   async ack(conversationId: number, head: OutboundHead): Promise<void> {
-    await this.redis.eval(ACK, 0, this.base, String(conversationId), head.raw, attemptsField(head.event));
-  }
-
-  async finish(conversationId: number): Promise<boolean> {
-    return (await this.redis.eval(FINISH, 0, this.base, String(conversationId))) === 1;
+    await ACK.run(this.redis, [], [this.base, String(conversationId), head.raw, attemptsField(head.event)]);
   }
 
   /** Counts a failure of the head event itself; returns the attempts so far. */
@@ -102,6 +141,17 @@ export class OutboundStore {
 
   async pendingConversations(): Promise<number[]> {
     return (await this.redis.smembers(`${this.base}pending`)).map(Number).filter((n) => Number.isSafeInteger(n));
+  }
+
+  /** Every conversation that holds events, with its flag's generation (raised where it was missing): the drain jobs there should be. */
+  async scheduled(): Promise<ScheduledConversation[]> {
+    const flat = await SCHEDULED.run(this.redis, [], [this.base]);
+    const out: ScheduledConversation[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const conversationId = Number(flat[i]);
+      if (Number.isSafeInteger(conversationId)) out.push({ conversationId, generation: flat[i + 1]! });
+    }
+    return out;
   }
 
   /** Events waiting, over every conversation. */

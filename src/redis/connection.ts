@@ -53,6 +53,8 @@ function safeHost(url: string): string {
  */
 export function createRedis(url: string, config: Readonly<Config>, overrides: RedisOptions = {}): Redis {
   const options: RedisOptions = {
+    // Named after the prefix (BullMQ's duplicates inherit it), so `CLIENT LIST` tells one daemon's connections apart.
+    connectionName: `ponte:${config.redis.prefix.replace(/[^\x21-\x7e]/g, '_')}`,
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     ...overrides,

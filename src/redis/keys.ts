@@ -148,12 +148,17 @@ export function outboundQueueName(instanceKey: string): string {
   return `outbound.${instanceKey}`;
 }
 
-/** The BullMQ job id of a conversation's outbound drain job. */
-export function conversationJobId(conversationId: number): string {
-  return `conv.${conversationId}`;
+/** The BullMQ job id of a conversation's outbound drain job for one generation of its flag (`'1'`: an older version's, without it). */
+export function conversationJobId(conversationId: number, generation: string): string {
+  return generation === '1' ? `conv.${conversationId}` : `conv.${conversationId}.${generation}`;
 }
 
-/** A BullMQ job id for a chat: custom ids may not contain ':' nor be integers. */
-export function chatJobId(chatId: string): string {
-  return `chat.${chatId.replaceAll(':', '_')}`;
+/**
+ * The BullMQ job id of a chat's drain job for one generation of its flag
+ * (custom ids may not contain ':' nor be integers). Generation `'1'` is an
+ * older version's flag, whose job had no generation in its id.
+ */
+export function chatJobId(chatId: string, generation: string): string {
+  const id = `chat.${chatId.replaceAll(':', '_')}`;
+  return generation === '1' ? id : `${id}.${generation}`;
 }

@@ -1,16 +1,24 @@
 /** The sandbox's records in Redis: what Ponte sent (the outbox) and marked read, written by workers, read by the primary. */
 import type { Redis } from 'ioredis';
 import { LIST_CAP, type RedisKeys } from '../redis/keys.js';
+import { LuaScript } from '../redis/scripts.js';
 import type { OutboxEntry } from './schemas.js';
 
 /** Appends to the outbox unless the id was sent before; both capped. KEYS: outbox list, id set. ARGV: id, entry, cap. */
-const OUTBOX_APPEND = `
+const OUTBOX_APPEND = new LuaScript('SandboxOutboxAppend', `
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 and ARGV[1] ~= '' then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 if redis.call('SCARD', KEYS[2]) > 2 * tonumber(ARGV[3]) then redis.call('SPOP', KEYS[2], tonumber(ARGV[3])) end
 return 1
-`;
+`);
+
+/** Appends ids to a capped list. KEYS: the list. ARGV: cap, ids… */
+const APPEND_CAPPED = new LuaScript('SandboxAppendCapped', `
+for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+return 1
+`);
 
 /**
  * Kept in Redis so the primary can serve them and they survive a worker
@@ -26,12 +34,12 @@ export class SandboxRecords {
   /** Records a send; one repeated under the same id (after a crash) is dropped, as the recipient's phone drops it. */
   async recordSend(instanceKey: string, entry: OutboxEntry): Promise<void> {
     const list = this.keys.sandboxOutbox(instanceKey);
-    await this.redis.eval(OUTBOX_APPEND, 2, list, `${list}:ids`, entry.id, JSON.stringify(entry), String(LIST_CAP));
+    await OUTBOX_APPEND.run(this.redis, [list, `${list}:ids`], [entry.id, JSON.stringify(entry), String(LIST_CAP)]);
   }
 
   async recordRead(instanceKey: string, ids: string[]): Promise<void> {
     const key = this.keys.sandboxRead(instanceKey);
-    await this.redis.multi().rpush(key, ...ids).ltrim(key, -LIST_CAP, -1).exec();
+    if (ids.length > 0) await APPEND_CAPPED.run(this.redis, [key], [String(LIST_CAP), ...ids]);
   }
 
   /** The ids of the messages Ponte marked read, oldest first. */

@@ -2,12 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../redis/keys.js';
+import { LuaScript } from '../redis/scripts.js';
 
 /**
  * Ours: renewed (1). Gone (Redis lost it, or it expired while Redis was
  * away): taken again (1), nobody else can hold it since. Another holder's: 0.
  */
-const RENEW = `
+const RENEW = new LuaScript<number>('LeaseRenew', `
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if not v then
@@ -15,26 +16,26 @@ if not v then
   return 1
 end
 return 0
-`;
+`);
 
-const RELEASE = `
+const RELEASE = new LuaScript<number>('LeaseRelease', `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
+`);
 
 /**
  * Free, already ours, or held by a session of the same owner (a dead
  * predecessor in this worker slot, or this slot's previous session of the
  * instance): take it. ARGV: token, owner prefix ('' for none), ttl.
  */
-const ACQUIRE = `
+const ACQUIRE = new LuaScript<number>('LeaseAcquire', `
 local v = redis.call('GET', KEYS[1])
 if (not v) or v == ARGV[1] or (ARGV[2] ~= '' and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
   return 1
 end
 return 0
-`;
+`);
 
 export interface LeaseOptions {
   /** How long a lease outlives its holder if not renewed. */
@@ -93,7 +94,7 @@ export class InstanceLease {
 
   /** Takes the lease (or confirms this holder has it) and starts renewing; false when another owner has it. */
   async acquire(): Promise<boolean> {
-    const ok = (await this.redis.eval(ACQUIRE, 1, this.key, this.holder, this.ownerPrefix, String(this.ttlMs))) === 1;
+    const ok = (await ACQUIRE.run(this.redis, [this.key], [this.holder, this.ownerPrefix, String(this.ttlMs)])) === 1;
     if (ok) this.startRenewing();
     return ok;
   }
@@ -111,11 +112,11 @@ export class InstanceLease {
   async release(): Promise<void> {
     this.stopRenewing();
     this.held = false;
-    await this.redis.eval(RELEASE, 1, this.key, this.holder);
+    await RELEASE.run(this.redis, [this.key], [this.holder]);
   }
 
   private async renewOnce(): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, this.key, this.holder, String(this.ttlMs))) === 1;
+    return (await RENEW.run(this.redis, [this.key], [this.holder, String(this.ttlMs)])) === 1;
   }
 
   private startRenewing(): void {

@@ -118,6 +118,26 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     expect(stats.relayed).toBe(120);
   });
 
+  it('a message stored just after its chat emptied, while that drain job is still finishing, gets a job of its own (no sweep needed)', async () => {
+    const chat = 'late@s.whatsapp.net';
+    // The race, made certain: the moment the last head's acknowledgement finds the chat empty (flag lowered,
+    // the job not yet completed in BullMQ), the next message is stored and its job added.
+    let late: Promise<unknown> | undefined;
+    const racing = new (class extends InboundStore {
+      override async ack(...args: Parameters<InboundStore['ack']>) {
+        const next = await super.ack(...args);
+        if (!next && !late) await (late = producer.enqueue(text('L2', chat)));
+        return next;
+      }
+    })({ redis, keys, instanceKey: INSTANCE });
+    const c = new InboundConsumer({ connection: redis, keys, store: racing, queue, deliver: recordingDeliver, classify, log, options: { ...options, sweepIntervalMs: 3_600_000, stalledIntervalMs: 3_600_000 } });
+    consumers.push(c);
+    await c.start();
+    await producer.enqueue(text('L1', chat));
+    await until(() => delivered.length === 2);
+    expect(delivered.map((d) => d.waId)).toEqual(['L1', 'L2']);
+  });
+
   it('an outage pauses delivery without using attempts; order survives', async () => {
     let down = 25;
     const c = consumer(async (e) => {
@@ -138,9 +158,12 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     const cacheKey = keys.chat(INSTANCE, chat);
     const list = `${keys.inbound(INSTANCE)}chat:${chat}`;
     await redis.hset(cacheKey, { conversationId: '5', contactId: '6', sourceId: 'src' });
-    for (const id of ['a', 'b']) await producer.enqueue(text(id, chat));
+    const generation = (await producer.enqueue(text('a', chat))).needsJob!.generation;
+    await producer.enqueue(text('b', chat));
 
-    const a = await store.next(chat);
+    // A job of another generation of the chat's flag (an old job run again) gets nothing and changes nothing.
+    expect(await store.next(chat, 'g0')).toBeUndefined();
+    const a = await store.next(chat, generation);
     expect(a?.head.event.message.waId).toBe('a');
     // The cache as it was before this head was marked, and the mark itself.
     expect(a?.cache).toEqual({ conversationId: '5', contactId: '6', sourceId: 'src' });
@@ -148,14 +171,14 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     // A copy of `a` behind `b`, as a replay could put back.
     await redis.rpush(list, a!.head.raw);
 
-    const b = await store.ack(chat, a!.head, { conversationId: 5, messageId: 50 });
+    const b = await store.ack(chat, generation, a!.head, { conversationId: 5, messageId: 50 });
     expect(b?.head.event.message.waId).toBe('b');
     expect(await redis.hget(cacheKey, 'inflight')).toBe('b');
     await store.park(chat, b!.head, { message: 'refused' });
     expect(await redis.hget(cacheKey, 'inflight')).toBe('');
 
     // Only the delivered copy of `a` is left: skipped, counted, and the chat's flag lowered.
-    expect(await store.next(chat)).toBeUndefined();
+    expect(await store.next(chat, generation)).toBeUndefined();
     expect(await redis.llen(list)).toBe(0);
     expect((await store.stats()).duplicates).toBe(1);
     expect(await store.pendingChats()).not.toContain(chat);
@@ -193,7 +216,7 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     await c.close();
     const healed = consumer(recordingDeliver);
     await healed.start();
-    expect(await store.replayParked()).toEqual({ events: 2, chats: ['park@s.whatsapp.net'] });
+    expect(await store.replayParked()).toEqual({ events: 2, chats: [{ chatId: 'park@s.whatsapp.net', generation: expect.stringMatching(/^g\d+$/) as string }] });
     await healed.sweep();
     await until(() => delivered.some((d) => d.waId === 'flaky'));
     expect(delivered.map((d) => d.waId)).toEqual(['first', 'once', 'last', 'refused', 'flaky']);
