@@ -8,11 +8,12 @@ import type { RedisKeys } from '../redis/keys.js';
 import type { SocketFactory } from '../whatsapp/socket.js';
 import { buildSandboxMessage, type SandboxPoll, UnknownPollError } from './control.js';
 import { SandboxRecords } from './records.js';
-import { type SandboxSocket, sandboxMediaStore, sandboxSocketFactory } from './sandbox-socket.js';
+import { SandboxCdn } from './cdn.js';
+import { type SandboxSocket, sandboxSocketFactory } from './sandbox-socket.js';
 import { SANDBOX_DISCONNECTS, type SandboxDisconnect, SandboxMessageSchema } from './schemas.js';
 import { describeZodError } from '../lib/zod-errors.js';
 
-/** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept). */
+/** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept), in files. */
 const SANDBOX_MEDIA_BYTES = 256 * 1024 * 1024;
 
 /** The most messages one `sandbox.messages` call delivers. */
@@ -34,7 +35,7 @@ export function createSandboxDriver(deps: {
 }): SandboxDriver {
   const records = new SandboxRecords(deps.redis, deps.keys);
   const sockets = new Map<string, SandboxSocket>();
-  const media = sandboxMediaStore(SANDBOX_MEDIA_BYTES);
+  const media = new SandboxCdn(SANDBOX_MEDIA_BYTES);
   const groups = new Map<string, string>();
   const lids = new LRUCache<string, string>({ max: 100_000 });
   const polls = new Map<string, SandboxPoll>();
@@ -68,7 +69,7 @@ export function createSandboxDriver(deps: {
       throw err;
     }
     const { message, media: sent, poll } = built;
-    if (sent) media.set(sent.sha256, sent.data);
+    if (sent) media.put(sent.sha256, sent.data);
     if (poll) polls.set(poll.id, poll);
     if (parsed.data.group?.subject && !groups.has(parsed.data.group.jid)) groups.set(parsed.data.group.jid, parsed.data.group.subject);
     // A message that names both addresses reveals the pair, as WhatsApp's do.

@@ -1,8 +1,7 @@
 /** A simulated WhatsApp account behind the socket interface: the sandbox driver's socket. */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { LRUCache } from 'lru-cache';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   type AnyMessageContent,
   type AuthenticationCreds,
@@ -15,6 +14,7 @@ import {
 import { AppError } from '../lib/errors.js';
 import { closeError } from '../whatsapp/disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from '../whatsapp/socket.js';
+import type { SandboxCdn } from './cdn.js';
 import { buildMessage, newWaMessageId } from './message-builder.js';
 import { type OutboxEntry, SANDBOX_DISCONNECTS, type SandboxDisconnect } from './schemas.js';
 
@@ -28,8 +28,8 @@ export interface SandboxOptions {
   qrRefs?: number;
   /** Numbers (digits) the simulated WhatsApp does not know; every other number is on WhatsApp. */
   notOnWhatsApp?: ReadonlySet<string>;
-  /** Media bytes the simulated WhatsApp serves, by SHA-256 (hex); shared by an instance's sockets. */
-  media?: Pick<Map<string, Buffer>, 'get'>;
+  /** Media the simulated WhatsApp serves, by SHA-256 (hex); shared by an instance's sockets. */
+  media?: Pick<SandboxCdn, 'open'>;
   /** Group subjects the simulated WhatsApp knows, by group JID. */
   groups?: Map<string, string>;
   /** The LID ⇄ phone-number pairs the simulated WhatsApp revealed (LID JID → phone-number JID). */
@@ -165,10 +165,10 @@ export class SandboxSocket implements WaSocket {
     const content = msg.message ?? {};
     const node = content.imageMessage ?? content.videoMessage ?? content.audioMessage ?? content.documentMessage ?? content.stickerMessage;
     const sha = node?.directPath?.split('/').pop();
-    const data = sha ? this.sandbox.media?.get(sha) : undefined;
-    if (!data) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
-    // In chunks, as a live download arrives.
-    return Promise.resolve(Readable.from(chunksOf(data, 64 * 1024)));
+    const stream = sha ? this.sandbox.media?.open(sha) : undefined;
+    if (!stream) return Promise.reject(Object.assign(new Error('media not found on the sandbox CDN'), { output: { statusCode: 410 } }));
+    // Streamed in chunks, as a live download arrives.
+    return Promise.resolve(stream);
   }
 
   /** Messages this socket marked read (the sandbox records their ids). */
@@ -248,15 +248,6 @@ export class SandboxStateError extends AppError {
 /** A receipt for a message the sandbox never sent. */
 export class SandboxUnknownMessageError extends SandboxStateError {
   override readonly code = 'SANDBOX_UNKNOWN_MESSAGE';
-}
-
-function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}
-
-/** The media the sandbox's simulated senders sent, by SHA-256, kept up to `maxBytes` (the newest stay). */
-export function sandboxMediaStore(maxBytes = 256 * 1024 * 1024): LRUCache<string, Buffer> {
-  return new LRUCache<string, Buffer>({ maxSize: maxBytes, sizeCalculation: (b) => Math.max(1, b.length) });
 }
 
 /** A stable fake LID for a phone number (sandbox accounts need one). */

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { UnreadMessages } from '../../../src/outbound/unread.js';
 import { RedisKeys } from '../../../src/redis/keys.js';
-import { sandboxMediaStore } from '../../../src/sandbox/sandbox-socket.js';
+import { SandboxCdn } from '../../../src/sandbox/cdn.js';
 import { ownSendIds } from '../../../src/worker/own-sends.js';
 import { deleteKeys, randomPrefix, testRedis } from '../../support/redis.js';
 
@@ -26,12 +26,17 @@ describe('bounded worker memory', () => {
     expect(ids.has('ID999')).toBe(false);
   });
 
-  it('sandbox media: at most `maxBytes`, the newest kept', () => {
-    const media = sandboxMediaStore(1024 * 1024);
-    for (let i = 0; i < 10; i++) media.set(`sha${i}`, Buffer.alloc(300 * 1024));
-    expect(media.calculatedSize).toBeLessThanOrEqual(1024 * 1024);
-    expect(media.get('sha9')).toBeDefined();
-    expect(media.get('sha0')).toBeUndefined();
+  it('sandbox media: in files, at most `maxBytes`, the newest kept, streamed back whole', async () => {
+    const media = new SandboxCdn(1024 * 1024);
+    const sha = (i: number) => String(i).padStart(64, '0');
+    for (let i = 0; i < 10; i++) media.put(sha(i), Buffer.alloc(300 * 1024, i));
+    // The same media sent twice stays one file.
+    media.put(sha(9), Buffer.alloc(300 * 1024, 9));
+    expect(media.size).toBeLessThanOrEqual(1024 * 1024);
+    expect(media.open(sha(0))).toBeUndefined();
+    const chunks: Buffer[] = [];
+    for await (const chunk of media.open(sha(9))!) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks)).toEqual(Buffer.alloc(300 * 1024, 9));
   });
 
   it('unread keys: at most 50 per conversation, in Redis, taken once', async () => {
