@@ -139,7 +139,7 @@ export class InboxProvisioner {
 }
 
 /** Where a new inbox points until its id is known: Ponte's inbox webhook route with no instance, naming the request. */
-function placeholderUrl(publicUrl: string, ref: string): string {
+export function placeholderUrl(publicUrl: string, ref: string): string {
   return `${publicUrl}/webhook/chatwoot/new?ref=${encodeURIComponent(ref)}`;
 }
 
