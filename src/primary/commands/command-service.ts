@@ -22,10 +22,11 @@ import type { LinkTarget, PendingLinks } from './pending-links.js';
  * alerts. A link is announced once, after QR codes were shown (a reconnect
  * is no news); which instances are linking is kept in Redis
  * ({@link PendingLinks}), so a primary restart in the middle loses nothing.
- * Each instance's events are handled in the order they came. An operator writing from WhatsApp through a Ponte inbox gets
- * outgoing replies (so they reach WhatsApp); an agent's command is answered
- * with private notes, so nothing reaches the customer of that conversation.
- * Every reply carries a `PONTE:` source id, so it is never read as a command.
+ * Each instance's events are handled in the order they came. An operator
+ * writing from WhatsApp through a Ponte inbox gets outgoing replies (so they
+ * reach WhatsApp); an agent's command is answered with private notes, so
+ * nothing reaches the customer of that conversation. Every reply carries a
+ * `PONTE:` source id, so it is never read as a command.
  */
 /** The instances as commands act on them (the primary's control plane). */
 export interface CommandControlLike {

@@ -1,5 +1,6 @@
 /**
- * The double's memory: accounts, inboxes, contacts, contact inboxes,
+ * The double's memory: accounts (and the token owner's role in each), inboxes
+ * and their members, contacts, contact inboxes,
  * conversations and messages, with Chatwoot's rules (uniqueness per account,
  * contact-inbox `source_id` per inbox, soft delete, status transitions,
  * reopening, reply resolution, contact merge), and the JSON shapes its API
@@ -162,7 +163,7 @@ export class Store {
   /** Attachments by id, for the blob download route. */
   private readonly attachments = new Map<number, AttachmentRecord>();
   private seq = { account: 0, inbox: 0, contact: 0, contactInbox: 0, message: 0, attachment: 0, webhook: 0 };
-  /** The token's owner: an administrator (never auto-assigned). */
+  /** The token's owner: never auto-assigned; an administrator of each account unless its `tokenRole` says otherwise. */
   readonly user = { id: 1, name: 'Ponte API', email: 'api@ponte.invalid' };
   /** Every agent, the token's owner first. */
   readonly users = new Map<number, { id: number; name: string; email: string }>([[1, this.user]]);
