@@ -4,6 +4,7 @@
  * before any command inbox exists; DESIGN.md, Decisions 8).
  *
  *   npm run instance -- create <inbox> <account>   create (or restart) and show the QR here
+ *   npm run instance -- new <name> <account>       create a Chatwoot API inbox named <name> pointed at Ponte, then the same
  *   npm run instance -- qr <account>-<inbox>       show the current QR
  *   npm run instance -- list
  *   npm run instance -- start|stop|logout <account>-<inbox>
@@ -16,7 +17,7 @@ import QRCode from 'qrcode';
 import { ConfigError, loadConfig, loadDotenv } from '../src/config/load.js';
 
 function usage(): never {
-  process.stderr.write('usage: npm run instance -- create <inbox> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance> | replay <instance>\n');
+  process.stderr.write('usage: npm run instance -- create <inbox> <account> | new <name> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance> | replay <instance>\n');
   process.exit(2);
 }
 
@@ -87,6 +88,17 @@ switch (command) {
     if (!inbox || !account) usage();
     const r = await call('POST', '/admin/instances', { inbox: Number(inbox), account: Number(account) });
     process.stdout.write(`Instance ${String(r.instance)} created. Point the Chatwoot inbox webhook at ${String(r.webhookUrl)}\n`);
+    await showQr(String(r.instance));
+    break;
+  }
+  case 'new': {
+    // The name may be several words: every argument but the last, which is the account.
+    const account = args.at(-1);
+    const name = args.slice(0, -1).join(' ').trim();
+    if (!name || !account || !/^\d+$/.test(account)) usage();
+    const r = await call('POST', '/admin/instances', { name, account: Number(account) });
+    const inbox = r.inbox as { id: number; name: string; secretKnown: boolean };
+    process.stdout.write(`Inbox "${inbox.name}" (id ${inbox.id}) created in account ${account}, its webhook pointed at Ponte${inbox.secretKnown ? ' (signed webhooks verified)' : ''}. Instance ${String(r.instance)}.\n`);
     await showQr(String(r.instance));
     break;
   }

@@ -19,6 +19,7 @@ import type {
   ChatwootClientLike,
   CreateContactBody,
   CreateConversationBody,
+  CreateInboxBody,
   CreateMessageBody,
   CwContact,
   CwContactInbox,
@@ -27,8 +28,10 @@ import type {
   CwInbox,
   CwMessage,
   CwMessageStatus,
+  CwProfile,
   MessageAttachment,
   UpdateContactBody,
+  UpdateInboxBody,
 } from './types.js';
 
 export interface ChatwootClientOptions {
@@ -159,6 +162,25 @@ export class ChatwootClient implements ChatwootClientLike {
   async listInboxes(accountId: number): Promise<CwInbox[]> {
     const r = await this.call<{ payload: CwInbox[] }>({ method: 'GET', route: `${ACCOUNT}/inboxes`, params: { account_id: accountId }, idempotent: true });
     return r.payload;
+  }
+
+  async createInbox(accountId: number, body: CreateInboxBody): Promise<CwInbox> {
+    return this.call<CwInbox>({ method: 'POST', route: `${ACCOUNT}/inboxes`, params: { account_id: accountId }, body, idempotent: false });
+  }
+
+  async updateInbox(accountId: number, inboxId: number, body: UpdateInboxBody): Promise<CwInbox> {
+    return this.call<CwInbox>({ method: 'PATCH', route: `${ACCOUNT}/inboxes/{id}`, params: { account_id: accountId, id: inboxId }, body, idempotent: true });
+  }
+
+  async addInboxMembers(accountId: number, inboxId: number, userIds: readonly number[]): Promise<void> {
+    // Chatwoot adds only the users not yet members (`params[:user_ids] - current members`): repeatable.
+    await this.call<unknown>({ method: 'POST', route: `${ACCOUNT}/inbox_members`, params: { account_id: accountId }, body: { inbox_id: inboxId, user_ids: [...userIds] }, idempotent: true });
+  }
+
+  // ── profile ────────────────────────────────────────────────────────────────
+
+  async getProfile(): Promise<CwProfile> {
+    return this.call<CwProfile>({ method: 'GET', route: '/api/v1/profile', params: {}, idempotent: true });
   }
 
   // ── contacts ───────────────────────────────────────────────────────────────

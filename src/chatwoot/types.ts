@@ -33,6 +33,28 @@ export interface CwInbox {
   lock_to_single_conversation?: boolean;
 }
 
+/** `POST /inboxes` for an API channel (`reference/chatwoot.md` §2.1); administrators only. */
+export interface CreateInboxBody {
+  name: string;
+  lock_to_single_conversation?: boolean;
+  channel: { type: 'api'; webhook_url?: string; hmac_mandatory?: boolean };
+}
+
+/** `PATCH /inboxes/{id}`: channel fields go under `channel`; administrators only. */
+export interface UpdateInboxBody {
+  name?: string;
+  channel?: { webhook_url?: string; hmac_mandatory?: boolean };
+}
+
+/** `GET /api/v1/profile`: the token's own user and its role in each of its accounts. */
+export interface CwProfile {
+  id: number;
+  name: string;
+  email: string;
+  /** `role` is `administrator` or `agent` (a custom role is an agent with `custom_role_id`). */
+  accounts: Array<{ id: number; name?: string; role: string }>;
+}
+
 export type CwConversationStatus = 'open' | 'resolved' | 'pending' | 'snoozed';
 
 export interface CwConversation {
@@ -115,6 +137,12 @@ export interface CwFilterClause {
 export interface ChatwootClientLike {
   getInbox(accountId: number, inboxId: number): Promise<CwInbox>;
   listInboxes(accountId: number): Promise<CwInbox[]>;
+  createInbox(accountId: number, body: CreateInboxBody): Promise<CwInbox>;
+  updateInbox(accountId: number, inboxId: number, body: UpdateInboxBody): Promise<CwInbox>;
+  /** Adds users to the inbox's members (those already members stay; nobody is removed). */
+  addInboxMembers(accountId: number, inboxId: number, userIds: readonly number[]): Promise<void>;
+  /** The token's own user. */
+  getProfile(): Promise<CwProfile>;
 
   getContact(accountId: number, contactId: number): Promise<CwContact>;
   searchContacts(accountId: number, query: string, page?: number): Promise<CwContact[]>;

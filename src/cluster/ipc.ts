@@ -61,6 +61,9 @@ export const CONTROL_CODES = [
   'UNKNOWN_POLL',
   'INVALID_INSTANCE_KEY',
   'NOT_AWAITING_SCAN',
+  'not_configured',
+  'chatwoot_refused',
+  'chatwoot_unavailable',
 ] as const;
 export type ControlCode = (typeof CONTROL_CODES)[number];
 

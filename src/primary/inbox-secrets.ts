@@ -66,6 +66,23 @@ export class InboxSecrets {
     this.learning.set(instanceKey, p);
   }
 
+  /**
+   * Reads the instance's secret now (an inbox Ponte has just created) and
+   * resolves with it; undefined when Chatwoot shows none. When Chatwoot
+   * cannot answer, the background reads of {@link learn} take over and this
+   * resolves undefined at once.
+   */
+  async readNow(instanceKey: string): Promise<string | undefined> {
+    try {
+      return await this.read(instanceKey);
+    } catch (err) {
+      // An outage: retried in the background (which logs it), never left unread.
+      if (!(err instanceof ChatwootError)) throw err;
+      this.learn(instanceKey);
+      return undefined;
+    }
+  }
+
   private async learnLoop(instanceKey: string): Promise<void> {
     const min = this.deps.retryDelayMs?.min ?? 2000;
     const max = this.deps.retryDelayMs?.max ?? 300_000;

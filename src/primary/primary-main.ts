@@ -10,6 +10,8 @@ import { createChatwootClient } from '../chatwoot/client.js';
 import { authorizeCommand } from './commands/authorize.js';
 import { CommandIntake } from './commands/command-intake.js';
 import { CommandService } from './commands/command-service.js';
+import { InboxProvisioner } from './commands/inbox-provisioner.js';
+import { PendingLinks, pendingLinkTtlMs } from './commands/pending-links.js';
 import { createApp } from './http/app.js';
 import { type AcceptedWebhook, webhookRoutes } from './http/webhook-routes.js';
 import { controlErrorHandler } from './http/errors.js';
@@ -61,7 +63,17 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   supervisor.on('event', (e) => {
     if (e.event === 'open') secrets.learn(e.instanceKey);
   });
-  const commands = new CommandService({ config, chatwoot, control, events: supervisor, log: log.child({ module: 'commands' }) });
+  const inboxes = new InboxProvisioner({
+    chatwoot,
+    redis,
+    keys,
+    publicUrl: config.server.publicUrl,
+    webhookSecret: config.webhook.secret,
+    secrets,
+    log: log.child({ module: 'inboxes' }),
+  });
+  const links = new PendingLinks({ redis, keys, ttlMs: pendingLinkTtlMs(config.whatsapp) });
+  const commands = new CommandService({ config, chatwoot, control, events: supervisor, links, inboxes, log: log.child({ module: 'commands' }) });
   const intake = new CommandIntake({
     redis: intakeRedis,
     keys,
@@ -110,6 +122,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         control,
         snapshot: () => buildGlobalStatus(control, supervisor, VERSION),
         sandbox: config.whatsapp.driver === 'sandbox' ? new SandboxRecords(redis, keys) : undefined,
+        inboxes,
         adminToken: config.auth.adminToken,
         statusToken: config.auth.statusToken,
         publicUrl: config.server.publicUrl,

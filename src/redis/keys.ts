@@ -63,6 +63,16 @@ export class RedisKeys {
     return `${this.prefix}secret:${instanceKey}`;
   }
 
+  /** An instance showing QR codes for a link the operator asked for: the conversation to announce the link in (JSON), with a TTL of the QR's lifetime. */
+  pendingLink(instanceKey: string): string {
+    return `${this.prefix}link:${instanceKey}`;
+  }
+
+  /** The inbox an `erga new` (or admin) request created, by the request's reference: a repeat of the request reuses it. */
+  createdInbox(ref: string): string {
+    return `${this.prefix}newinbox:${ref}`;
+  }
+
   /** The instance registry: one hash, instance key → JSON record. */
   get instances(): string {
     return `${this.prefix}instances`;

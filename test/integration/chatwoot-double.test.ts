@@ -449,6 +449,91 @@ describe('messages', () => {
   });
 });
 
+describe('inboxes, inbox members and the profile', () => {
+  const webhookUrl = 'https://ponte.example.com/webhook/chatwoot/1-2?token=t';
+
+  it('creates an API inbox, answering its secret; PATCH sets the channel webhook URL, which then gets the inbox’s events signed with that secret', async () => {
+    const created = await api('POST', '/inboxes', { name: 'Loja', channel: { type: 'api', webhook_url: 'https://ponte.example.com/pending' } });
+    expect(created.status).toBe(200);
+    const inbox = created.body as { id: number; name: string; channel_type: string; webhook_url: string; secret: string };
+    expect(inbox).toMatchObject({ name: 'Loja', channel_type: 'Channel::Api', webhook_url: 'https://ponte.example.com/pending' });
+    expect(inbox.secret).toMatch(/^[0-9a-f]{32}$/);
+    const patched = await api('PATCH', `/inboxes/${inbox.id}`, { channel: { webhook_url: webhookUrl } });
+    expect(patched).toMatchObject({ status: 200, body: { id: inbox.id, webhook_url: webhookUrl, secret: inbox.secret } });
+    expect(double.inboxes(accountId).find((i) => i.id === inbox.id)).toMatchObject({ name: 'Loja', webhook_url: webhookUrl, members: [] });
+    expect((await api('GET', `/inboxes/${inbox.id}`)).body).toMatchObject({ webhook_url: webhookUrl });
+
+    const hook = await receiver();
+    try {
+      await api('PATCH', `/inboxes/${inbox.id}`, { channel: { webhook_url: hook.url } });
+      const contactId = contactIdOf(await api('POST', '/contacts', { inbox_id: inbox.id, source_id: 'loja-1', name: 'Maria' }));
+      const conv = idOf(await api('POST', '/conversations', { source_id: 'loja-1', inbox_id: inbox.id, contact_id: contactId }));
+      await api('POST', `/conversations/${conv}/messages`, { content: 'oi', message_type: 'incoming' });
+      const created = await until('the new inbox’s webhook', () => hook.received.find((r) => r.body.event === 'message_created'));
+      const ts = String(created.headers['x-chatwoot-timestamp']);
+      expect(created.headers['x-chatwoot-signature']).toBe(`sha256=${createHmac('sha256', inbox.secret).update(`${ts}.${created.raw}`).digest('hex')}`);
+      expect(double.violations).toEqual([]);
+    } finally {
+      await double.close();
+      await hook.close();
+      await fresh();
+    }
+  });
+
+  it('refuses what Chatwoot refuses: no channel, an unknown channel type, a body against the spec, a blank name, a webhook URL over 2,048 characters', async () => {
+    expect((await api('POST', '/inboxes', { name: 'Loja' })).status).toBe(422);
+    expect((await api('POST', '/inboxes', { name: 'Loja', channel: { type: 'fax' } })).status).toBe(422);
+    expect((await api('POST', '/inboxes', { name: 'Loja', channel: { type: 'api', webhook_url: 42 } })).status).toBe(422);
+    expect((await api('POST', '/inboxes', { name: 42, channel: { type: 'api' } })).status).toBe(422);
+    expect(double.violations).toHaveLength(4);
+    expect(double.violations[1]).toMatch(/channel/);
+    // What the spec allows but the models refuse: 422 {message, attributes}, not a violation.
+    expect(await api('POST', '/inboxes', { name: ' ', channel: { type: 'api' } })).toMatchObject({ status: 422, body: { message: "Name can't be blank", attributes: ['name'] } });
+    const long = `https://ponte.example.com/${'x'.repeat(2048)}`;
+    expect(await api('POST', '/inboxes', { name: 'Loja', channel: { type: 'api', webhook_url: long } })).toMatchObject({ status: 422, body: { attributes: ['webhook_url'] } });
+    expect(await api('PATCH', `/inboxes/${inboxId}`, { channel: { webhook_url: long } })).toMatchObject({ status: 422, body: { attributes: ['webhook_url'] } });
+    expect((await api('PATCH', '/inboxes/999', { channel: { webhook_url: webhookUrl } })).status).toBe(404);
+    expect(double.violations).toHaveLength(4);
+    expect(double.inboxes(accountId).map((i) => i.id)).toEqual([inboxId]);
+  });
+
+  it('adds members once each; an unknown user fails the whole request; the answer lists the members', async () => {
+    const ana = double.addUser({ name: 'Ana', email: 'ana@example.com' }).id;
+    const added = await api('POST', '/inbox_members', { inbox_id: inboxId, user_ids: [ana, 1] });
+    expect(added.status).toBe(200);
+    expect((added.body as { payload: Array<{ id: number; email: string; role: string }> }).payload).toEqual([
+      expect.objectContaining({ id: ana, email: 'ana@example.com', role: 'agent' }),
+      expect.objectContaining({ id: 1, role: 'administrator' }),
+    ]);
+    expect((await api('POST', '/inbox_members', { inbox_id: inboxId, user_ids: [ana] })).status).toBe(200);
+    expect(await api('POST', '/inbox_members', { inbox_id: inboxId, user_ids: [ana, 999] })).toMatchObject({ status: 422, body: { message: 'User must exist' } });
+    expect(double.inboxes(accountId)[0]!.members).toEqual([ana, 1]);
+    expect((await api('POST', '/inbox_members', { inbox_id: 999, user_ids: [ana] })).status).toBe(404);
+    expect((await api('POST', '/inbox_members', { inbox_id: inboxId, user_ids: 'ana' })).status).toBe(422);
+    expect(double.violations).toHaveLength(1);
+  });
+
+  it('an agent token may neither create nor change an inbox nor add members (401, as Pundit answers), and sees no secrets', async () => {
+    double.setTokenRole(accountId, 'agent');
+    const refused = { status: 401, body: { error: 'You are not authorized to do this action' } };
+    expect(await api('POST', '/inboxes', { name: 'Loja', channel: { type: 'api' } })).toMatchObject(refused);
+    expect(await api('PATCH', `/inboxes/${inboxId}`, { channel: { webhook_url: webhookUrl } })).toMatchObject(refused);
+    expect(await api('POST', '/inbox_members', { inbox_id: inboxId, user_ids: [1] })).toMatchObject(refused);
+    expect((await api('GET', `/inboxes/${inboxId}`)).body).not.toHaveProperty('secret');
+    expect(double.inboxes(accountId)).toEqual([expect.objectContaining({ id: inboxId, webhook_url: null, members: [] })]);
+    expect(double.violations).toEqual([]);
+  });
+
+  it('the profile names the token’s user and its role in every account', async () => {
+    const other = double.addAccount().id;
+    double.setTokenRole(other, 'agent');
+    const res = await fetch(`${double.url}/api/v1/profile`, { headers: { api_access_token: double.token } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: 1, email: 'api@ponte.invalid', accounts: [{ id: accountId, role: 'administrator' }, { id: other, role: 'agent' }] });
+    expect((await fetch(`${double.url}/api/v1/profile`, { headers: { api_access_token: 'nope' } })).status).toBe(401);
+  });
+});
+
 describe('faults', () => {
   it('fail with a ratio fails a seeded share of calls, without applying them', async () => {
     const remove = double.faults.fail({ status: 500, ratio: 0.5 });

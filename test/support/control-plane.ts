@@ -1,4 +1,4 @@
-/** A stand-in for the primary's control plane in HTTP tests: every call fails unless the test gives it an answer. */
+/** Stand-ins for the primary's control plane (and its inbox creator) in HTTP tests: every call fails unless the test gives it an answer. */
 import type { ControlPlaneLike } from '../../src/primary/http/operator-routes.js';
 
 export function controlPlane(answers: Partial<ControlPlaneLike> = {}, failure: Error = new Error('not part of this test')): ControlPlaneLike {
@@ -15,3 +15,6 @@ export function controlPlane(answers: Partial<ControlPlaneLike> = {}, failure: E
     ...answers,
   };
 }
+
+/** The inbox creator of HTTP tests that create none: every call fails. */
+export const unused = { provision: () => Promise.reject(new Error('this test creates no inbox')) };

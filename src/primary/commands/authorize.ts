@@ -14,11 +14,11 @@ export interface CommandEvent {
   account?: { id?: unknown };
   inbox?: { id?: unknown };
   conversation?: { id?: unknown };
-  sender?: { phone_number?: unknown; type?: unknown; email?: unknown } | null;
+  sender?: { id?: unknown; phone_number?: unknown; type?: unknown; email?: unknown } | null;
 }
 
-/** Who gave a command: a WhatsApp number (through a Ponte inbox) or a Chatwoot agent. */
-export type CommandAuthor = { kind: 'phone'; digits: string } | { kind: 'agent'; email: string };
+/** Who gave a command: a WhatsApp number (through a Ponte inbox) or a Chatwoot agent (and its user id, when the payload names it). */
+export type CommandAuthor = { kind: 'phone'; digits: string } | { kind: 'agent'; email: string; userId?: number };
 
 export interface CommandContext {
   messageId: number;
@@ -99,7 +99,8 @@ export async function authorizeCommand(e: CommandEvent, deps: AuthorizeDeps): Pr
     const email = typeof e.sender.email === 'string' ? e.sender.email.trim().toLowerCase() : '';
     if (!deps.signed) return { act: false, reason: 'an agent message on an unsigned delivery: agents are authorized only when CHATWOOT_ACCOUNT_WEBHOOK_SECRET verifies the account webhook', log: 'warn' };
     if (!email || !deps.authorizedAgentEmails.includes(email)) return { act: false, reason: 'agent not in WEBHOOK_AUTHORIZED_AGENT_EMAILS', log: 'warn' };
-    return { act: true, ctx: { ...base, author: { kind: 'agent', email }, replyPrivately: true } };
+    const userId = num(e.sender.id);
+    return { act: true, ctx: { ...base, author: { kind: 'agent', email, ...(userId !== undefined ? { userId } : {}) }, replyPrivately: true } };
   }
   const senderType = typeof e.sender?.type === 'string' ? e.sender.type : 'sender without type';
   return { act: false, reason: `a ${String(e.message_type)} message from a ${senderType}`, log: 'debug' };

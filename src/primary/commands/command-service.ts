@@ -2,24 +2,31 @@
 import { randomBytes } from 'node:crypto';
 import QRCode from 'qrcode';
 import type { ChatwootClientLike } from '../../chatwoot/types.js';
-import { ChatwootNotFoundError } from '../../chatwoot/errors.js';
+import { ChatwootError, ChatwootNotFoundError } from '../../chatwoot/errors.js';
 import type { Config } from '../../config/schema.js';
 import { coerceError } from '../../lib/errors.js';
-import { instanceKey } from '../../model/instance-key.js';
+import { instanceKey, parseInstanceKey } from '../../model/instance-key.js';
 import type { Logger } from '../../observability/logger.js';
-import type { WorkerEvent, WorkerOp } from '../../cluster/ipc.js';
+import { ControlError, type WorkerEvent, type WorkerOp } from '../../cluster/ipc.js';
 import type { InstanceRecord, InstanceView } from '../../model/instance.js';
 import { PONTE_SOURCE_PREFIX } from '../../model/source-id.js';
 import type { CommandContext } from './authorize.js';
+import type { NewInbox, NewInboxRequest } from './inbox-provisioner.js';
+import { PUBLIC_URL_NEEDED } from './inbox-provisioner.js';
 import { parseCommand, usage } from './parse.js';
+import type { LinkTarget, PendingLinks } from './pending-links.js';
 
 /**
  * Carries out operator commands and reports on instances in the conversation
  * that asked (its notify target): each QR as a PNG, the link, QR expiry,
- * alerts. An operator writing from WhatsApp through a Ponte inbox gets
- * outgoing replies (so they reach WhatsApp); an agent's command is answered
- * with private notes, so nothing reaches the customer of that conversation.
- * Every reply carries a `PONTE:` source id, so it is never read as a command.
+ * alerts. A link is announced once, after QR codes were shown (a reconnect
+ * is no news); which instances are linking is kept in Redis
+ * ({@link PendingLinks}), so a primary restart in the middle loses nothing.
+ * Each instance's events are handled in the order they came. An operator
+ * writing from WhatsApp through a Ponte inbox gets outgoing replies (so they
+ * reach WhatsApp); an agent's command is answered with private notes, so
+ * nothing reaches the customer of that conversation. Every reply carries a
+ * `PONTE:` source id, so it is never read as a command.
  */
 /** The instances as commands act on them (the primary's control plane). */
 export interface CommandControlLike {
@@ -36,8 +43,8 @@ export interface CommandControlLike {
 const NOT_READY_YET = new Set(['NOT_AWAITING_SCAN', 'not_running', 'not_connected', 'worker_unavailable']);
 
 export class CommandService {
-  /** Instances that showed a QR since they last opened. */
-  private readonly pairing = new Set<string>();
+  /** Each instance's events in arrival order: a QR's record is written before the open that follows it is read. */
+  private readonly chains = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -46,14 +53,22 @@ export class CommandService {
       control: CommandControlLike;
       /** The workers' instance events (QR, open, alert, state). */
       events: { on(event: 'event', listener: (e: WorkerEvent) => void): unknown };
+      /** Links under way (Redis). */
+      links: Pick<PendingLinks, 'mark' | 'take'>;
+      /** Creates the inbox of `erga new` (`InboxProvisioner`). */
+      inboxes: { provision(request: NewInboxRequest): Promise<NewInbox> };
       log: Logger;
     },
   ) {
     deps.events.on('event', (e) => {
-      if (e.event === 'qr') this.pairing.add(e.instanceKey);
-      const wasPairing = e.event === 'open' && this.pairing.delete(e.instanceKey);
-      if (e.event === 'open' && !wasPairing) return; // a link is news once; reconnects are not
-      void this.report(e.instanceKey, e.event, e.data).catch((err: unknown) => deps.log.warn({ err: coerceError(err), instanceId: e.instanceKey }, 'could not report to the notify conversation'));
+      const previous = this.chains.get(e.instanceKey) ?? Promise.resolve();
+      const next = previous
+        .then(() => this.onEvent(e))
+        .catch((err: unknown) => deps.log.warn({ err: coerceError(err), instanceId: e.instanceKey }, 'could not report to the notify conversation'))
+        .finally(() => {
+          if (this.chains.get(e.instanceKey) === next) this.chains.delete(e.instanceKey);
+        });
+      this.chains.set(e.instanceKey, next);
     });
   }
 
@@ -111,9 +126,7 @@ export class CommandService {
         if (existing?.status?.state === 'open' && existing.desired === 'running') {
           return say(`Instance ${key} is already linked to +${existing.status.phone ?? '?'} and connected. "${this.keyword} logout ${cmd.inboxId}" unlinks it.`);
         }
-        const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
-        const { created } = await this.deps.control.create({ accountId: cmd.accountId, inboxId: cmd.inboxId, notify });
-        if (!created) await this.deps.control.start(key);
+        await this.startLink(ctx, cmd.accountId, cmd.inboxId);
         if (cmd.kind === 'code') {
           await say(`Starting ${key}; asking WhatsApp for a pairing code for +${cmd.phone}…`);
           const code = await this.waitForPairingCode(key, cmd.phone);
@@ -121,7 +134,36 @@ export class CommandService {
         }
         return say(`Starting ${key}. The QR code follows; scan it in WhatsApp → Linked devices → Link a device.`);
       }
+      case 'new': {
+        if (!this.deps.config.server.publicUrl) return say(`⚠️ ${PUBLIC_URL_NEEDED}`);
+        let made: NewInbox;
+        try {
+          made = await this.deps.inboxes.provision({
+            accountId: cmd.accountId,
+            name: cmd.name,
+            // The same command message, run again after a crash or an outage, reuses the inbox it created.
+            ref: `cmd-${ctx.accountId}-${ctx.messageId}`,
+            ...(ctx.author.kind === 'agent' && ctx.author.userId !== undefined ? { memberUserId: ctx.author.userId } : {}),
+          });
+        } catch (err) {
+          if (err instanceof ControlError) return say(`⚠️ ${err.message}`);
+          throw err;
+        }
+        const member = ctx.author.kind === 'agent' && ctx.author.userId !== undefined ? ctx.author.email : "the access token's user";
+        await say(
+          `Inbox "${made.name}" (id ${made.inboxId}) is ready in account ${made.accountId}: its webhook points at Ponte${made.secretKnown ? ' (signed with its own secret, which Ponte verifies)' : ''}, and ${member} is a member.\nStarting ${made.instanceKey}. The QR code follows; scan it in WhatsApp → Linked devices → Link a device.`,
+        );
+        await this.startLink(ctx, made.accountId, made.inboxId);
+        return;
+      }
     }
+  }
+
+  /** Creates (or starts again) the instance of an inbox, its QR codes and link reported in the command's conversation. */
+  private async startLink(ctx: CommandContext, accountId: number, inboxId: number): Promise<void> {
+    const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
+    const { created } = await this.deps.control.create({ accountId, inboxId, notify });
+    if (!created) await this.deps.control.start(instanceKey({ accountId, inboxId }));
   }
 
   private async waitForPairingCode(key: string, phone: string): Promise<string | undefined> {
@@ -148,12 +190,21 @@ export class CommandService {
     return [`Ponte: ${list.length} instance(s)`, ...lines].join('\n');
   }
 
-  private async report(key: string, event: string, data: Record<string, unknown>): Promise<void> {
+  private async onEvent(e: WorkerEvent): Promise<void> {
+    const key = e.instanceKey;
+    if (e.event === 'open') {
+      // A link is news once; reconnects are not.
+      const target = await this.deps.links.take(key);
+      if (target) await this.announceLink(key, target, typeof e.data.phone === 'string' ? e.data.phone : undefined);
+      return;
+    }
     const record = await this.deps.control.record(key);
     const notify = record?.notify;
     if (!notify) return;
     const say = (text: string) => this.reply(notify, text);
-    if (event === 'qr' && typeof data.qr === 'string') {
+    const data = e.data;
+    if (e.event === 'qr' && typeof data.qr === 'string') {
+      await this.deps.links.mark(key, notify);
       const png = await QRCode.toBuffer(data.qr, { type: 'png', width: 400, margin: 2 });
       await this.deps.chatwoot.createMessageWithAttachments(
         notify.accountId,
@@ -168,19 +219,45 @@ export class CommandService {
       );
       return;
     }
-    if (event === 'open') {
-      const base = this.deps.config.server.publicUrl ?? 'https://<ponte-host>';
-      await say(
-        `✅ Linked: +${typeof data.phone === 'string' ? data.phone : '?'} is connected to inbox ${record.inboxId} (instance ${key}).\nSet the inbox webhook URL (Settings → Inboxes → ${record.inboxId} → Configuration) to:\n${base}/webhook/chatwoot/${key}?token=<WEBHOOK_SECRET>`,
-      );
-      return;
-    }
-    if (event === 'state' && data.state === 'qr_expired') {
+    if (e.event === 'state' && data.state === 'qr_expired') {
       await say(`The QR codes for ${key} expired without a scan; the instance stopped. Send "${this.keyword} ${record.inboxId} ${record.accountId}" to try again.`);
       return;
     }
-    if (event === 'alert' && typeof data.text === 'string') await say(`⚠️ ${key}: ${data.text}`);
+    if (e.event === 'alert' && typeof data.text === 'string') await say(`⚠️ ${key}: ${data.text}`);
   }
+
+  /** The link confirmation, with the webhook URL to set only when the inbox does not point at Ponte already (as `erga new` sets it). */
+  private async announceLink(key: string, target: LinkTarget, phone: string | undefined): Promise<void> {
+    const ref = parseInstanceKey(key);
+    if (!ref) return;
+    const linked = `✅ Linked: +${phone ?? '?'} is connected to inbox ${ref.inboxId} (instance ${key}).`;
+    if (await this.webhookPointsHere(ref.accountId, ref.inboxId, key)) {
+      await this.reply(target, `${linked} Its messages arrive in that inbox, and agent replies there go out on WhatsApp.`);
+      return;
+    }
+    const base = this.deps.config.server.publicUrl ?? 'https://<ponte-host>';
+    await this.reply(target, `${linked}\nSet the inbox webhook URL (Settings → Inboxes → ${ref.inboxId} → Configuration) to:\n${base}/webhook/chatwoot/${key}?token=<WEBHOOK_SECRET>`);
+  }
+
+  /** Whether the inbox's webhook URL is Ponte's for this instance, with the right token. */
+  private async webhookPointsHere(accountId: number, inboxId: number, key: string): Promise<boolean> {
+    let url: string | null | undefined;
+    try {
+      url = (await this.deps.chatwoot.getInbox(accountId, inboxId)).webhook_url;
+    } catch (err) {
+      // Chatwoot cannot tell now: the confirmation then says what to set, which is harmless when it is set already.
+      if (err instanceof ChatwootError) return false;
+      throw err;
+    }
+    return pointsAtInstance(url, key, this.deps.config.webhook.secret);
+  }
+}
+
+/** `…/webhook/chatwoot/<instance>?token=<WEBHOOK_SECRET>`, whatever the host (Chatwoot may reach Ponte by an internal name). */
+export function pointsAtInstance(url: string | null | undefined, key: string, webhookSecret: string): boolean {
+  if (!url || !URL.canParse(url)) return false;
+  const u = new URL(url);
+  return u.pathname.endsWith(`/webhook/chatwoot/${key}`) && u.searchParams.get('token') === webhookSecret;
 }
 
 /** A fresh `PONTE:` source id for a reply Ponte writes itself. */

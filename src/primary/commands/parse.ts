@@ -4,6 +4,7 @@
  * Written in a Chatwoot conversation:
  *
  *   erga <inbox_id> [<account_id>]          link a number to an API inbox (QR posted here)
+ *   erga new <name> [<account_id>]          create an API inbox named <name> pointed at Ponte, then link a number to it
  *   erga code <inbox_id> <account_id> <phone>   the same with a pairing code instead of a QR
  *   erga status                             every instance
  *   erga stop <inbox_id>                    stop an instance (keeps the link)
@@ -13,10 +14,13 @@
  *
  * The keyword is `WEBHOOK_COMMAND_KEYWORD` (case-insensitive). `<account_id>`
  * defaults to `DEFAULT_CHATWOOT_ACCOUNT_ID`, else to the account the command
- * was written in for `stop`, `logout` and `replay`.
+ * was written in for `stop`, `logout` and `replay`. In `new`, a last word
+ * that is a number is the account id; a name that ends in a number is
+ * written in quotes (`erga new "Loja 2" 1`).
  */
 export type Command =
   | { kind: 'link'; inboxId: number; accountId: number }
+  | { kind: 'new'; name: string; accountId: number }
   | { kind: 'code'; inboxId: number; accountId: number; phone: string }
   | { kind: 'status' }
   | { kind: 'stop'; inboxId: number }
@@ -27,9 +31,16 @@ export type Command =
 
 const ID = /^[1-9]\d{0,9}$/;
 
+/** Longest inbox name taken (Chatwoot's column has no limit; a name is read on every screen). */
+export const MAX_INBOX_NAME = 100;
+
+/** Straight and typographic double quotes (phones turn `"` into `“…”`). */
+const QUOTED = /^["“”]([^"“”]*)["“”](?:\s+(.*))?$/s;
+
 export function usage(keyword: string): string {
   return [
     `${keyword} <inbox_id> <account_id>: link a WhatsApp number to an API inbox (the QR code is posted here)`,
+    `${keyword} new <name> <account_id>: create an API inbox named <name>, point its webhook at Ponte, and link a number to it`,
     `${keyword} code <inbox_id> <account_id> <phone>: the same with a pairing code`,
     `${keyword} status: every instance and its state`,
     `${keyword} stop <inbox_id>: stop an instance (the phone stays linked)`,
@@ -60,6 +71,8 @@ export function parseCommand(text: string | null | undefined, keyword: string, d
       if (inboxId === undefined || rest.length !== 1) return { kind: 'invalid', reason: `expected "${keyword} ${sub.toLowerCase()} <inbox_id>"` };
       return { kind: sub.toLowerCase() as 'stop' | 'logout' | 'replay', inboxId };
     }
+    case 'new':
+      return parseNew(rest, keyword, defaultAccountId);
     case 'code': {
       const inboxId = id(rest[0]);
       const accountId = id(rest[1]);
@@ -80,4 +93,31 @@ export function parseCommand(text: string | null | undefined, keyword: string, d
       return { kind: 'link', inboxId, accountId };
     }
   }
+}
+
+/** `new <name> [<account_id>]`: the name is every word but a last numeric one, or the quoted part. */
+function parseNew(words: readonly string[], keyword: string, defaultAccountId: number | undefined): Command {
+  const expected = `expected "${keyword} new <name> <account_id>"`;
+  const text = words.join(' ');
+  let name: string;
+  let accountWord: string | undefined;
+  const quoted = QUOTED.exec(text);
+  if (quoted) {
+    name = quoted[1]!.trim();
+    const after = (quoted[2] ?? '').trim();
+    if (after.includes(' ')) return { kind: 'invalid', reason: expected };
+    accountWord = after === '' ? undefined : after;
+  } else if (words.length >= 2 && ID.test(words[words.length - 1]!)) {
+    name = words.slice(0, -1).join(' ');
+    accountWord = words[words.length - 1];
+  } else {
+    name = text;
+  }
+  if (name === '') return { kind: 'invalid', reason: `${expected}: the inbox needs a name` };
+  if (/["“”]/.test(name)) return { kind: 'invalid', reason: `${expected}: a quoted name needs its closing quote` };
+  if (name.length > MAX_INBOX_NAME) return { kind: 'invalid', reason: `the inbox name has ${name.length} characters; at most ${MAX_INBOX_NAME} are taken` };
+  if (accountWord !== undefined && !ID.test(accountWord)) return { kind: 'invalid', reason: `account id "${accountWord}" is not a positive integer` };
+  const accountId = accountWord !== undefined ? Number(accountWord) : defaultAccountId;
+  if (accountId === undefined) return { kind: 'invalid', reason: `${expected} (no default account is configured)` };
+  return { kind: 'new', name, accountId };
 }

@@ -1,8 +1,12 @@
 /** The operator surface of the primary: `/admin/instances`, `/sandbox/instances` in sandbox mode, `/global-status` and `/metrics`. */
+import { randomUUID } from 'node:crypto';
 import express, { type Request, Router } from 'express';
 import QRCode from 'qrcode';
 import { z } from 'zod';
+import { ChatwootError } from '../../chatwoot/errors.js';
 import { ControlError, type WorkerOp } from '../../cluster/ipc.js';
+import type { NewInbox, NewInboxRequest } from '../commands/inbox-provisioner.js';
+import { MAX_INBOX_NAME } from '../commands/parse.js';
 import { describeZodError } from '../../lib/zod-errors.js';
 import type { GlobalStatus } from '../../model/global-status.js';
 import type { InstanceRecord, InstanceView } from '../../model/instance.js';
@@ -11,11 +15,15 @@ import { SANDBOX_DISCONNECTS, type OutboxEntry } from '../../sandbox/schemas.js'
 import { bearerAuth } from './auth.js';
 
 const id = z.coerce.number().int().min(1).max(9_999_999_999);
-const CreateSchema = z.object({
-  inbox: id,
-  account: id,
-  notify: z.object({ account: id, conversation: id }).optional(),
-});
+/** `{inbox, account}` links an existing API inbox; `{name, account}` creates one named so (`erga new`). */
+const CreateSchema = z
+  .object({
+    inbox: id.optional(),
+    name: z.string().trim().min(1, 'must not be empty').max(MAX_INBOX_NAME, `must be at most ${MAX_INBOX_NAME} characters`).optional(),
+    account: id,
+    notify: z.object({ account: id, conversation: id }).optional(),
+  })
+  .refine((b) => (b.inbox === undefined) !== (b.name === undefined), { message: 'give either inbox (an existing API inbox to link) or name (a new API inbox to create), not both', path: ['inbox'] });
 const PhoneSchema = z.object({ phone: z.string().regex(/^\+?[\d\s()-]{8,20}$/, 'must be a phone number with country code') });
 const ReceiptSchema = z.object({ id: z.string().min(1, 'is required'), status: z.enum(['delivered', 'read']) });
 const CallSchema = z.object({
@@ -64,9 +72,22 @@ export interface OperatorRoutesDeps {
   snapshot: () => Promise<GlobalStatus>;
   /** Present in sandbox mode only: the `/sandbox` routes exist then. */
   sandbox: SandboxRecordsLike | undefined;
+  /** Creates the inbox of `POST /admin/instances {name, account}` (`InboxProvisioner`). */
+  inboxes: { provision(request: NewInboxRequest): Promise<NewInbox> };
   adminToken: string | undefined;
   statusToken: string | undefined;
   publicUrl: string | undefined;
+}
+
+/** Creates the inbox; a Chatwoot outage becomes `chatwoot_unavailable` (its refusals already are `chatwoot_refused`). */
+async function newInbox(deps: OperatorRoutesDeps, request: { accountId: number; name: string }): Promise<NewInbox> {
+  try {
+    return await deps.inboxes.provision({ ...request, ref: `admin-${randomUUID()}` });
+  } catch (err) {
+    if (!(err instanceof ChatwootError)) throw err;
+    const maybe = err.kind === 'lost_response' ? ' It may have created the inbox anyway: look in Settings → Inboxes before asking again.' : ' Try again once it answers.';
+    throw new ControlError('chatwoot_unavailable', `Chatwoot could not be reached to create the inbox (${err.message}).${maybe}`);
+  }
 }
 
 export function operatorRoutes(deps: OperatorRoutesDeps): Router {
@@ -93,9 +114,10 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
 
   router.post('/admin/instances', admin, json, async (req, res) => {
     const b = parse(CreateSchema, req.body);
+    const made = b.name !== undefined ? await newInbox(deps, { accountId: b.account, name: b.name }) : undefined;
     const { record, created, slot } = await deps.control.create({
       accountId: b.account,
-      inboxId: b.inbox,
+      inboxId: made?.inboxId ?? b.inbox!,
       ...(b.notify ? { notify: { accountId: b.notify.account, conversationId: b.notify.conversation } } : {}),
     });
     res.status(created ? 201 : 200).json({
@@ -103,6 +125,7 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
       worker: slot,
       webhookUrl: `${deps.publicUrl ?? ''}/webhook/chatwoot/${record.instanceKey}`,
       qr: `/admin/instances/${record.instanceKey}/qr`,
+      ...(made ? { inbox: { id: made.inboxId, name: made.name, webhookSet: true, secretKnown: made.secretKnown, member: made.memberUserId } } : {}),
     });
   });
 

@@ -16,11 +16,23 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkForm, checkParams, Contract, describeErrors, type Operation } from './contract.js';
 import { Faults, type FailOptions, type LoseOptions, type FaultCounts } from './faults.js';
-import { buildRoutes, createMessage, Refusal, setConversationStatus, type Handler, type RouteDeps, type UploadedFile } from './routes.js';
-import { type ContactInboxRecord, type ConversationStatus, type CwContactRecord, type CwConversationRecord, type CwMessageRecord, HttpAnswer, NotFound, RecordInvalid, Store } from './store.js';
+import { buildRoutes, createMessage, Refusal, setConversationStatus, type RouteDef, type RouteDeps, type UploadedFile } from './routes.js';
+import {
+  type AccountRole,
+  type ContactInboxRecord,
+  type ConversationStatus,
+  type CwContactRecord,
+  type CwConversationRecord,
+  type CwMessageRecord,
+  HttpAnswer,
+  type InboxRecord,
+  NotFound,
+  RecordInvalid,
+  Store,
+} from './store.js';
 import { Webhooks, type WebhookDelivery } from './webhooks.js';
 
-export type { AttachmentRecord, ContactInboxRecord, CwContactRecord, CwConversationRecord, CwMessageRecord } from './store.js';
+export type { AccountRole, AttachmentRecord, ContactInboxRecord, CwContactRecord, CwConversationRecord, CwMessageRecord, InboxRecord } from './store.js';
 export type { FailOptions, FaultCounts, LoseOptions } from './faults.js';
 export type { WebhookDelivery } from './webhooks.js';
 
@@ -52,6 +64,10 @@ export interface ChatwootDouble {
   addAccountWebhook(o: { accountId: number; url: string; subscriptions: string[]; secret?: string }): { id: number };
   /** As if an administrator changed the inbox's webhook URL in its settings. */
   setInboxWebhook(inboxId: number, url: string): void;
+  /** The account's inboxes, those created through the API included (live records: `webhook_url`, `secret`, `members`). */
+  inboxes(accountId: number): InboxRecord[];
+  /** The token owner's role in the account (administrator unless set): inbox create and update, and inbox members, need an administrator. */
+  setTokenRole(accountId: number, role: AccountRole): void;
   /** Live contacts (merged-away ones are gone). */
   contacts(accountId: number): CwContactRecord[];
   contactInboxes(accountId: number): ContactInboxRecord[];
@@ -92,7 +108,7 @@ interface Route {
   key: string;
   regex: RegExp;
   names: string[];
-  handler: Handler;
+  def: RouteDef;
   op: Operation;
 }
 
@@ -123,12 +139,13 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     violation: (line) => violations.push(line),
   };
 
-  const routes: Route[] = buildRoutes(deps).map(({ method, template, handler }) => {
+  const routes: Route[] = buildRoutes(deps).map((def) => {
+    const { method, template } = def;
     const op = contract.operation(method, template);
     if (!op) throw new Error(`the double serves ${method} ${template}, which Chatwoot's spec does not define`);
     const names: string[] = [];
     const regex = new RegExp(`^${template.replace(/\{(\w+)\}/g, (_, n: string) => (names.push(n), '([^/]+)'))}$`);
-    return { method, template, key: `${method} ${template}`, regex, names, handler, op };
+    return { method, template, key: `${method} ${template}`, regex, names, def, op };
   });
 
   /** The most specific route: literal segments beat parameters (`contacts/search` over `contacts/{id}`). */
@@ -278,8 +295,8 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     let status: number;
     let body: unknown;
     try {
-      const account = store.account(Number(params.account_id));
-      const out = route.handler({ account, params, query: url.searchParams, body: parsed.body, files: parsed.files });
+      const ctx = { params, query: url.searchParams, body: parsed.body, files: parsed.files };
+      const out = 'userHandler' in route.def ? route.def.userHandler(ctx) : route.def.handler({ ...ctx, account: store.account(Number(params.account_id)) });
       status = out.status ?? 200;
       body = out.body;
     } catch (err) {
@@ -331,6 +348,10 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
       const inbox = store.inboxes.get(inboxId);
       if (!inbox) throw new Error(`no inbox ${inboxId}`);
       inbox.webhook_url = url;
+    },
+    inboxes: (accountId) => [...store.inboxes.values()].filter((i) => i.account_id === accountOf(accountId).id),
+    setTokenRole: (accountId, role) => {
+      accountOf(accountId).tokenRole = role;
     },
     contacts: (accountId) => [...accountOf(accountId).contacts.values()],
     contactInboxes: (accountId) => [...accountOf(accountId).contactInboxes],

@@ -34,11 +34,10 @@ export interface RequestCtx {
 
 export type Handler = (ctx: RequestCtx) => { status?: number; body: unknown };
 
-export interface RouteDef {
-  method: string;
-  template: string;
-  handler: Handler;
-}
+/** A route outside any account (`/api/v1/profile`): no `{account_id}` to look up. */
+export type UserHandler = (ctx: Omit<RequestCtx, 'account'>) => { status?: number; body: unknown };
+
+export type RouteDef = { method: string; template: string } & ({ handler: Handler } | { userHandler: UserHandler });
 
 export interface RouteDeps {
   store: Store;
@@ -205,17 +204,57 @@ function filterContacts(contacts: Iterable<CwContactRecord>, clauses: FilterClau
   });
 }
 
+/**
+ * `InboxPolicy#create?`, `#update?` (and `inbox_members#create`, which
+ * authorizes `create?` on the inbox): administrators only. Pundit's
+ * `NotAuthorizedError` is rendered by `RequestExceptionHandler` as a 401.
+ */
+function requireAdministrator(account: AccountRecord): void {
+  if (account.tokenRole !== 'administrator') throw new HttpAnswer(401, { error: 'You are not authorized to do this action' });
+}
+
+/** `allowed_channel_types` of `InboxesController`; the double keeps only API inboxes. */
+const CHANNEL_TYPES = ['web_widget', 'api', 'email', 'line', 'telegram', 'whatsapp', 'sms'];
+
 export function buildRoutes(deps: RouteDeps): RouteDef[] {
   const { store, webhooks } = deps;
   const A = ACCOUNT;
   const route = (method: string, template: string, handler: Handler): RouteDef => ({ method, template, handler });
 
   return [
+    // ── profile ──────────────────────────────────────────────────────────────
+    { method: 'GET', template: '/api/v1/profile', userHandler: () => ({ body: store.profileJson() }) },
+
     // ── inboxes ──────────────────────────────────────────────────────────────
     route('GET', `${A}/inboxes`, ({ account }) => ({
       body: { payload: [...store.inboxes.values()].filter((i) => i.account_id === account.id).map((i) => store.inboxJson(i)) },
     })),
     route('GET', `${A}/inboxes/{id}`, ({ account, params }) => ({ body: store.inboxJson(store.inbox(account, num(params.id))) })),
+    route('POST', `${A}/inboxes`, ({ account, body }) => {
+      requireAdministrator(account);
+      const channel = obj(body.channel);
+      // `permitted_params[:channel][:type]` on a missing channel is a NoMethodError (a 500) in Chatwoot.
+      if (!channel) throw new Refusal('inboxes: channel is required (Chatwoot answers 500 without it)');
+      const type = String(channel.type);
+      // An unknown type creates no channel, and the inbox then fails "Channel must exist".
+      if (!CHANNEL_TYPES.includes(type)) throw new Refusal(`inboxes: channel type ${JSON.stringify(channel.type)} is not one Chatwoot creates (${CHANNEL_TYPES.join(', ')})`);
+      if (type !== 'api') throw new Refusal(`inboxes: the double keeps API inboxes only, not ${type}`);
+      const inbox = store.createApiInbox(account, { name: body.name, webhookUrl: channel.webhook_url, lockToSingleConversation: body.lock_to_single_conversation });
+      return { body: store.inboxJson(inbox) };
+    }),
+    route('PATCH', `${A}/inboxes/{id}`, ({ account, params, body }) => {
+      // fetch_inbox (404) comes before check_authorization.
+      const inbox = store.inbox(account, num(params.id));
+      requireAdministrator(account);
+      store.updateInbox(inbox, body);
+      return { body: store.inboxJson(inbox) };
+    }),
+    route('POST', `${A}/inbox_members`, ({ account, body }) => {
+      const inbox = store.inbox(account, Number(body.inbox_id));
+      requireAdministrator(account);
+      store.addInboxMembers(inbox, (body.user_ids as unknown[]).map(Number));
+      return { body: { payload: inbox.members.map((id) => store.agentJson(account, id)) } };
+    }),
 
     // ── contacts ─────────────────────────────────────────────────────────────
     route('GET', `${A}/contacts/search`, ({ account, query }) => {

@@ -1,5 +1,6 @@
 /**
- * The double's memory: accounts, inboxes, contacts, contact inboxes,
+ * The double's memory: accounts (and the token owner's role in each), inboxes
+ * and their members, contacts, contact inboxes,
  * conversations and messages, with Chatwoot's rules (uniqueness per account,
  * contact-inbox `source_id` per inbox, soft delete, status transitions,
  * reopening, reply resolution, contact merge), and the JSON shapes its API
@@ -20,7 +21,12 @@ export interface InboxRecord {
   secret: string;
   lock_to_single_conversation: boolean;
   inbox_identifier: string;
+  /** Its members' user ids (`inbox_members`), in the order they were added. */
+  members: number[];
 }
+
+/** An account user's role (`account_users.role`). */
+export type AccountRole = 'administrator' | 'agent';
 
 export interface CwContactRecord {
   id: number;
@@ -113,6 +119,8 @@ export interface AccountRecord {
   messageById: Map<number, CwMessageRecord>;
   nextDisplayId: number;
   webhooks: AccountWebhookRecord[];
+  /** The token's owner's role in this account: what Chatwoot's policies check (administrator unless a test says otherwise). */
+  tokenRole: AccountRole;
 }
 
 /** Chatwoot's validation answer (`RequestExceptionHandler#render_record_invalid`). */
@@ -143,6 +151,9 @@ export const RECORD_NOT_UNIQUE_500 = { status: 500, error: 'Internal Server Erro
 
 const nowS = (): number => Math.floor(Date.now() / 1000);
 
+/** `Limits::URL_LENGTH_LIMIT`. */
+const URL_LENGTH_LIMIT = 2048;
+
 /** Contact `phone_number` format (`Contact` model): note that the start is not anchored in Chatwoot either. */
 const E164 = /\+[1-9]\d{1,14}$/;
 
@@ -152,7 +163,7 @@ export class Store {
   /** Attachments by id, for the blob download route. */
   private readonly attachments = new Map<number, AttachmentRecord>();
   private seq = { account: 0, inbox: 0, contact: 0, contactInbox: 0, message: 0, attachment: 0, webhook: 0 };
-  /** The token's owner: an administrator (never auto-assigned). */
+  /** The token's owner: never auto-assigned; an administrator of each account unless its `tokenRole` says otherwise. */
   readonly user = { id: 1, name: 'Ponte API', email: 'api@ponte.invalid' };
   /** Every agent, the token's owner first. */
   readonly users = new Map<number, { id: number; name: string; email: string }>([[1, this.user]]);
@@ -179,6 +190,7 @@ export class Store {
       messageById: new Map(),
       nextDisplayId: 1,
       webhooks: [],
+      tokenRole: 'administrator',
     };
     this.accounts.set(id, a);
     return a;
@@ -195,9 +207,15 @@ export class Store {
       secret: o.secret ?? randomUUID().replace(/-/g, ''),
       lock_to_single_conversation: o.lockToSingleConversation ?? false,
       inbox_identifier: randomUUID().replace(/-/g, '').slice(0, 24),
+      members: [],
     };
     this.inboxes.set(id, inbox);
     return inbox;
+  }
+
+  /** Another user of the installation, by id, or undefined. */
+  userById(id: number): { id: number; name: string; email: string } | undefined {
+    return this.users.get(id);
   }
 
   addWebhook(accountId: number, o: { url: string; subscriptions: string[]; secret?: string }): { id: number } {
@@ -229,6 +247,81 @@ export class Store {
     const c = account.conversations.get(displayId);
     if (!c) throw new NotFound();
     return c;
+  }
+
+  // ── inboxes ────────────────────────────────────────────────────────────────
+
+  /**
+   * `InboxesController#create` for `channel.type: "api"`: the channel is
+   * created first (`Channel::Api` validates `webhook_url` to 2,048
+   * characters), then the inbox (`Inbox` validates a name is present).
+   */
+  createApiInbox(account: AccountRecord, o: { name: unknown; webhookUrl: unknown; lockToSingleConversation: unknown }): InboxRecord {
+    const webhookUrl = typeof o.webhookUrl === 'string' && o.webhookUrl !== '' ? o.webhookUrl : undefined;
+    this.validateWebhookUrl(webhookUrl);
+    const name = typeof o.name === 'string' ? o.name : '';
+    if (name.trim() === '') throw new RecordInvalid("Name can't be blank", ['name']);
+    return this.addInbox({ accountId: account.id, name, ...(webhookUrl ? { webhookUrl } : {}), lockToSingleConversation: o.lockToSingleConversation === true });
+  }
+
+  /** `InboxesController#update`: the inbox's own fields, then the channel's (`Channel::Api::EDITABLE_ATTRS`). */
+  updateInbox(inbox: InboxRecord, body: Record<string, unknown>): void {
+    if (body.name !== undefined) {
+      if (typeof body.name !== 'string' || body.name.trim() === '') throw new RecordInvalid("Name can't be blank", ['name']);
+      inbox.name = body.name;
+    }
+    if (typeof body.lock_to_single_conversation === 'boolean') inbox.lock_to_single_conversation = body.lock_to_single_conversation;
+    const channel = body.channel && typeof body.channel === 'object' && !Array.isArray(body.channel) ? (body.channel as Record<string, unknown>) : undefined;
+    if (channel && 'webhook_url' in channel) {
+      const url = typeof channel.webhook_url === 'string' && channel.webhook_url !== '' ? channel.webhook_url : null;
+      this.validateWebhookUrl(url ?? undefined);
+      inbox.webhook_url = url;
+    }
+  }
+
+  private validateWebhookUrl(url: string | undefined): void {
+    if (url !== undefined && url.length > URL_LENGTH_LIMIT) throw new RecordInvalid(`Webhook url is too long (maximum is ${URL_LENGTH_LIMIT} characters)`, ['webhook_url']);
+  }
+
+  /**
+   * `Inbox#add_members`: `inbox_members.create!` for each user not yet a
+   * member, in one transaction (a user that does not exist fails it whole:
+   * "User must exist").
+   */
+  addInboxMembers(inbox: InboxRecord, userIds: number[]): void {
+    const fresh = [...new Set(userIds)].filter((id) => !inbox.members.includes(id));
+    if (fresh.some((id) => !this.users.has(id))) throw new RecordInvalid('User must exist', ['user']);
+    inbox.members.push(...fresh);
+  }
+
+  /** The `agent` shape of `inbox_members` answers. */
+  agentJson(account: AccountRecord, userId: number): Record<string, unknown> {
+    const u = this.userOf(userId);
+    const role: AccountRole = u.id === this.user.id ? account.tokenRole : 'agent';
+    return { id: u.id, account_id: account.id, availability_status: 'online', auto_offline: true, confirmed: true, email: u.email, available_name: u.name, name: u.name, role, thumbnail: '', custom_role_id: null };
+  }
+
+  /** `GET /api/v1/profile`: the token's owner, with every account and its role there. */
+  profileJson(): Record<string, unknown> {
+    const u = this.user;
+    return {
+      id: u.id,
+      access_token: 'hidden',
+      account_id: [...this.accounts.keys()][0] ?? null,
+      available_name: u.name,
+      avatar_url: '',
+      confirmed: true,
+      display_name: null,
+      message_signature: null,
+      email: u.email,
+      name: u.name,
+      provider: 'email',
+      pubsub_token: 'pubsub-token',
+      type: null,
+      ui_settings: {},
+      uid: u.email,
+      accounts: [...this.accounts.values()].map((a) => ({ id: a.id, name: a.name, status: 'active', active_at: null, role: a.tokenRole, permissions: [a.tokenRole], availability: 'online', availability_status: 'online', auto_offline: true, custom_role_id: null, custom_role: null })),
+    };
   }
 
   // ── contacts ───────────────────────────────────────────────────────────────
@@ -531,7 +624,9 @@ export class Store {
 
   // ── JSON shapes ────────────────────────────────────────────────────────────
 
+  /** `_inbox.json.jbuilder`; `hmac_token` and `secret` only when the token's owner administers the account. */
   inboxJson(i: InboxRecord): Record<string, unknown> {
+    const admin = this.accounts.get(i.account_id)?.tokenRole !== 'agent';
     return {
       id: i.id,
       avatar_url: '',
@@ -554,8 +649,7 @@ export class Store {
       inbox_identifier: i.inbox_identifier,
       additional_attributes: {},
       hmac_mandatory: false,
-      hmac_token: 'hmac-token',
-      secret: i.secret,
+      ...(admin ? { hmac_token: 'hmac-token', secret: i.secret } : {}),
       provider: null,
     };
   }

@@ -37,6 +37,10 @@ describe('the Chatwoot double’s route table', () => {
       expect.arrayContaining([
         `GET ${A}/inboxes`,
         `GET ${A}/inboxes/{id}`,
+        `POST ${A}/inboxes`,
+        `PATCH ${A}/inboxes/{id}`,
+        `POST ${A}/inbox_members`,
+        'GET /api/v1/profile',
         `GET ${A}/contacts/{id}`,
         `PUT ${A}/contacts/{id}`,
         `GET ${A}/contacts/search`,

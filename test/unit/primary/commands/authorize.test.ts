@@ -80,6 +80,8 @@ describe('authorizeCommand', () => {
   it('takes private notes and outgoing messages of listed agents, only on signed deliveries, answering privately', async () => {
     expect(await authorizeCommand(agentNote(), deps())).toEqual({ act: true, ctx: expect.objectContaining({ author: { kind: 'agent', email: 'ana@example.com' }, replyPrivately: true, inboxId: WIDGET_INBOX }) as unknown });
     expect((await authorizeCommand(agentNote({ private: false }), deps())).act).toBe(true);
+    // The agent's Chatwoot user id comes along when the payload has it (`erga new` makes the author a member).
+    expect(await authorizeCommand(agentNote({ sender: { id: 7, type: 'user', email: 'ana@example.com' } }), deps())).toMatchObject({ act: true, ctx: { author: { kind: 'agent', email: 'ana@example.com', userId: 7 } } });
     expect(await authorizeCommand(agentNote(), deps({ signed: false }))).toMatchObject({ act: false, reason: expect.stringMatching(/unsigned/) as unknown });
     expect(await authorizeCommand(agentNote({ sender: { type: 'user', email: 'intruder@example.com' } }), deps())).toMatchObject({ act: false });
     expect(await authorizeCommand(agentNote({ sender: { type: 'agent_bot', email: 'ana@example.com' } }), deps())).toMatchObject({ act: false });

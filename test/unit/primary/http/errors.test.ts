@@ -6,7 +6,7 @@ import { ControlError } from '../../../../src/cluster/ipc.js';
 import { controlErrorHandler } from '../../../../src/primary/http/errors.js';
 import { operatorRoutes } from '../../../../src/primary/http/operator-routes.js';
 import { NotAwaitingScanError } from '../../../../src/whatsapp/session.js';
-import { controlPlane } from '../../../support/control-plane.js';
+import { controlPlane, unused } from '../../../support/control-plane.js';
 
 const ADMIN = 'admin-token-0123456789';
 
@@ -15,7 +15,7 @@ function appFailingWith(failure: Error) {
   const control = controlPlane({}, failure);
   const refused = () => Promise.reject(failure);
   const a = express();
-  a.use(operatorRoutes({ control, snapshot: refused, sandbox: undefined, adminToken: ADMIN, statusToken: undefined, publicUrl: undefined }));
+  a.use(operatorRoutes({ control, snapshot: refused, sandbox: undefined, inboxes: unused, adminToken: ADMIN, statusToken: undefined, publicUrl: undefined }));
   a.use(controlErrorHandler);
   a.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).json({ error: 'internal' }));
   return a;
@@ -35,6 +35,9 @@ describe('control errors over HTTP', () => {
     [new ControlError('bad_request', 'phone: must be a phone number'), 400],
     [new ControlError('worker_unavailable', 'the worker of 1-2 is restarting'), 503],
     [new ControlError('timeout', 'worker 0 did not answer pairing-code'), 504],
+    [new ControlError('not_configured', 'Creating an inbox needs PUBLIC_URL'), 409],
+    [new ControlError('chatwoot_refused', 'the access token is not an administrator of account 1'), 502],
+    [new ControlError('chatwoot_unavailable', 'Chatwoot could not be reached'), 503],
   ])('%s answers %i with its code and reason', async (failure, status) => {
     const res = await pairingCode(failure);
     expect(res.status).toBe(status);

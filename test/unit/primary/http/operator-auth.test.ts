@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { operatorRoutes } from '../../../../src/primary/http/operator-routes.js';
 import type { GlobalStatus } from '../../../../src/model/global-status.js';
 import type { InstanceRecord } from '../../../../src/model/instance.js';
-import { controlPlane } from '../../../support/control-plane.js';
+import { controlPlane, unused } from '../../../support/control-plane.js';
 
 const ADMIN = 'admin-token-0123456789';
 const STATUS = 'status-token-0123456789';
@@ -29,7 +29,7 @@ function app(tokens: { adminToken?: string; statusToken?: string }) {
     });
   const sandbox = { readReceipts: () => Promise.resolve([]), outbox: () => Promise.resolve([]) };
   const a = express();
-  a.use(operatorRoutes({ control, snapshot, sandbox, adminToken: tokens.adminToken, statusToken: tokens.statusToken, publicUrl: undefined }));
+  a.use(operatorRoutes({ control, snapshot, sandbox, inboxes: unused, adminToken: tokens.adminToken, statusToken: tokens.statusToken, publicUrl: undefined }));
   return { app: a, created };
 }
 
