@@ -37,6 +37,16 @@ export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
+/**
+ * CPU seconds the daemon's primary and its workers (all of them, summed) have used, as of a status report after
+ * a quiet 1.2 s (workers report every second).
+ */
+export async function daemonCpu(d: Pick<BenchDaemon, 'call'>): Promise<{ primary: number; workers: number }> {
+  await sleep(1200);
+  const s = (await d.call('GET', '/global-status')).json as { primary: { cpuS: number }; workers: Array<{ cpuS: number | null }> };
+  return { primary: s.primary.cpuS, workers: s.workers.reduce((sum, w) => sum + (w.cpuS ?? 0), 0) };
+}
+
 export interface BenchDaemon {
   proc: ChildProcess;
   base: string;

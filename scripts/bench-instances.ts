@@ -2,8 +2,9 @@
  * Instance figures for `npm run bench`: the whole daemon (primary and
  * workers, sandbox driver) in a child process with BENCH_INSTANCES linked
  * instances restored from disk at start-up. Prints the time from start until
- * every instance is open, and the workers' memory per idle instance (against
- * the same daemon with no instance).
+ * every instance is open, the workers' memory per idle instance and the
+ * daemon's Redis connections (each against the same daemon with no
+ * instance; connections are counted by their names in `CLIENT LIST`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,9 +15,10 @@ import { InstanceRegistry } from '../src/primary/registry.js';
 import { RedisKeys } from '../src/redis/keys.js';
 import { freePort } from '../src/redis/redis-server.js';
 import { FileAuthStore } from '../src/whatsapp/auth-store.js';
+import { atMost, type Figures } from './bench-figures.js';
 import { startChatwootDouble } from '../test/support/chatwoot-double/index.js';
 
-const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 200);
+const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 1000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const STAGGER_MS = Number(process.env.BENCH_RESTORE_STAGGER_MS ?? 0);
 const TOKEN = 'bench-admin-token-0123456789';
@@ -61,7 +63,13 @@ async function workerMemory(base: string): Promise<{ rss: number; heapUsed: numb
   return { rss: samples.reduce((a, s) => a + s.rss, 0) / samples.length, heapUsed: samples.reduce((a, s) => a + s.heapUsed, 0) / samples.length };
 }
 
-export async function benchInstances(redisUrl: string): Promise<void> {
+/** The connections the daemon under `prefix` holds on Redis: Ponte names its own `ponte:<prefix>`, BullMQ its `<prefix>q:<queue>`. */
+async function connections(redis: Redis, prefix: string): Promise<number> {
+  const list = (await redis.call('CLIENT', 'LIST')) as string;
+  return list.split('\n').filter((line) => line.includes(` name=ponte:${prefix} `) || line.includes(` name=${prefix}q:`)).length;
+}
+
+export async function benchInstances(redisUrl: string, figures: Figures): Promise<void> {
   const double = await startChatwootDouble({ webhooksEnabled: false });
   const sessions = await mkdtemp(join(tmpdir(), 'ponte-bench-sessions-'));
   const prefix = `ponte-bench:${process.pid}:inst:`;
@@ -85,6 +93,7 @@ export async function benchInstances(redisUrl: string): Promise<void> {
     const empty = await daemon(env);
     while (!(await status(empty.base))) await sleep(100);
     const base = await workerMemory(empty.base);
+    const baseConnections = await connections(redis, prefix);
     await stop(empty.proc);
 
     // BENCH_INSTANCES linked instances, as a restart finds them.
@@ -107,14 +116,19 @@ export async function benchInstances(redisUrl: string): Promise<void> {
     }
     const restoreS = (performance.now() - full.startedAt) / 1000;
     const loaded = await workerMemory(full.base);
+    const loadedConnections = await connections(redis, prefix);
     await stop(full.proc);
 
     const perRss = (loaded.rss - base.rss) / INSTANCES / 1024 / 1024;
     const perHeap = (loaded.heapUsed - base.heapUsed) / INSTANCES / 1024 / 1024;
     console.log(`instances: ${INSTANCES} sandbox instances over ${WORKERS} workers (restore stagger ${STAGGER_MS} ms)`);
-    console.log(`  restore at start-up (spawn → all open):  ${restoreS.toFixed(1)} s`);
-    console.log(`  worker memory per idle instance:         ${perRss.toFixed(2)} MiB RSS, ${perHeap.toFixed(2)} MiB heap`);
     console.log(`  workers in total: ${(loaded.rss / 1024 / 1024).toFixed(0)} MiB RSS with instances, ${(base.rss / 1024 / 1024).toFixed(0)} MiB without`);
+    const section = 'instances';
+    figures.add({ section, name: `restore of ${INSTANCES} instances (spawn → all open)`, value: restoreS, unit: 's', digits: 1, target: atMost(10) });
+    figures.add({ section, name: 'worker memory per idle instance (RSS)', value: perRss, unit: 'MiB', target: atMost(1) });
+    figures.add({ section, name: '  the same, JS heap', value: perHeap, unit: 'MiB' });
+    figures.add({ section, name: `Redis connections with ${INSTANCES} instances`, value: loadedConnections, unit: 'connections', target: atMost(baseConnections) });
+    figures.add({ section, name: '  the same daemon with none', value: baseConnections, unit: 'connections' });
   } finally {
     await double.close();
     let cursor = '0';

@@ -8,11 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import { startChatwootDouble } from '../test/support/chatwoot-double/index.js';
 import { type BenchDaemon, sleep, startBenchDaemon } from './bench-daemon.js';
+import { atLeast, atMost, type Figures } from './bench-figures.js';
 
 const COUNT = Number(process.env.BENCH_MEDIA ?? 200);
 const KB = Number(process.env.BENCH_MEDIA_KB ?? 350);
 
-export async function benchMedia(redisUrl: string): Promise<void> {
+export async function benchMedia(redisUrl: string, figures: Figures): Promise<void> {
   const double = await startChatwootDouble({ webhooksEnabled: false });
   let daemon: BenchDaemon | undefined;
   try {
@@ -42,8 +43,10 @@ export async function benchMedia(redisUrl: string): Promise<void> {
     sampling = false;
     await sampler;
     console.log(`media: ${COUNT} images of ${KB} KiB over 20 chats, one worker`);
-    console.log(`  relayed as attachments: ${(COUNT / seconds).toFixed(1)} images/s, ${((COUNT * KB) / 1024 / seconds).toFixed(1)} MiB/s`);
-    console.log(`  worker peak RSS while relaying: ${(peakRss / 1048576).toFixed(0)} MiB`);
+    const section = 'media';
+    figures.add({ section, name: `images of ${KB} KiB relayed as attachments`, value: COUNT / seconds, unit: 'images/s', target: atLeast(50) });
+    figures.add({ section, name: '  the same in MiB', value: (COUNT * KB) / 1024 / seconds, unit: 'MiB/s' });
+    figures.add({ section, name: 'worker peak RSS while relaying them', value: peakRss / 1048576, unit: 'MiB', target: atMost(150) });
   } finally {
     await daemon?.stop();
     await double.close();

@@ -18,7 +18,7 @@
  *      answer, against the ideal CHATWOOT_QUEUE_CONCURRENCY / latency.
  */
 import { startChatwootDouble } from '../test/support/chatwoot-double/index.js';
-import { type BenchDaemon, percentile, sleep, startBenchDaemon } from './bench-daemon.js';
+import { type BenchDaemon, daemonCpu, percentile, sleep, startBenchDaemon } from './bench-daemon.js';
 import { atLeast, atMost, type Figures } from './bench-figures.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
@@ -69,14 +69,6 @@ export async function benchRelay(redisUrl: string, bare: number, figures: Figure
       if (r.status !== 201) throw new Error(`the sandbox refused a message: ${r.status} ${JSON.stringify(r.json)}`);
     };
     const message = (run: number, s: Sent) => ({ from: phoneOf(run, s.chat), pushName: `Cliente ${s.chat}`, text: `mensagem ${s.seq}`, id: s.id });
-    /** CPU seconds of the primary and of the instance's worker, as of a status report after a quiet 1.2 s (the worker reports every second). */
-    const cpu = async (): Promise<{ primary: number; worker: number }> => {
-      await sleep(1200);
-      const s = (await d.call('GET', '/global-status')).json as { primary: { cpuS: number }; workers: Array<{ cpuS: number | null; instances: number }> };
-      const worker = s.workers.find((w) => w.instances > 0)?.cpuS ?? 0;
-      return { primary: s.primary.cpuS, worker };
-    };
-
     /** The first message of each chat of run `run`, relayed before any clock starts: from then on the chats are known. */
     const warm = async (run: number, tag: string): Promise<Sent[]> => {
       const first = Array.from({ length: CHATS }, (_, chat) => ({ id: `${tag}C${chat}N0`, chat, seq: 0 }));
@@ -92,17 +84,17 @@ export async function benchRelay(redisUrl: string, bare: number, figures: Figure
       const before = created.size;
       const sent = Array.from({ length: MESSAGES }, (_, i) => nth(tag, i));
       double.calls.reset();
-      const cpuBefore = await cpu();
+      const cpuBefore = await daemonCpu(d);
       const start = performance.now();
       for (let i = 0; i < sent.length; i += BATCH) await post({ messages: sent.slice(i, i + BATCH).map((s) => message(run, s)) });
       await relayedCount(before + MESSAGES);
       const seconds = (performance.now() - start) / 1000;
       const calls = double.calls.count();
-      const cpuAfter = await cpu();
+      const cpuAfter = await daemonCpu(d);
       return {
         perSecond: MESSAGES / seconds,
         callsPerMessage: calls / MESSAGES,
-        workerCpuMs: ((cpuAfter.worker - cpuBefore.worker) * 1000) / MESSAGES,
+        workerCpuMs: ((cpuAfter.workers - cpuBefore.workers) * 1000) / MESSAGES,
         primaryCpuMs: ((cpuAfter.primary - cpuBefore.primary) * 1000) / MESSAGES,
         ...check(tag, [...first, ...sent]),
       };

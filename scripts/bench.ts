@@ -12,9 +12,11 @@
  *   4. media: images relayed as attachments, and the worker's peak memory
  *      (`bench-media.ts`);
  *   5. outbound: agent messages through the inbox webhook to the sandbox
- *      (`bench-outbound.ts`): webhook response time and send throughput;
- *   6. instances: restore time and memory per idle instance of the whole
- *      daemon with BENCH_INSTANCES sandbox instances (`bench-instances.ts`);
+ *      (`bench-outbound.ts`): webhook response time at a paced rate, and
+ *      send throughput of a burst;
+ *   6. instances: restore time, memory per idle instance and Redis
+ *      connections of the whole daemon with BENCH_INSTANCES sandbox
+ *      instances (`bench-instances.ts`);
  *   7. Redis memory of one number per 10,000 messages each way
  *      (`bench-redis-memory.ts`);
  *   8. baileys: the whole daemon on the real driver (Baileys rc14) against
@@ -24,7 +26,7 @@
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
- * BENCH_INSTANCES (200), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_MEDIA (200), BENCH_MEDIA_KB (350),
+ * BENCH_INSTANCES (1000), BENCH_WORKERS (2), BENCH_OUTBOUND (2000), BENCH_WEBHOOK_RATE (200), BENCH_MEDIA (200), BENCH_MEDIA_KB (350),
  * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_RESTORE_STAGGER_MS (0, instances and baileys),
  * BENCH_BAILEYS_INSTANCES (50), BENCH_BAILEYS_LOG_LEVEL (unset; e.g. debug: the baileys daemon's log, Baileys' too),
  * BENCH_STEADY_RATE (100), BENCH_STEADY_SECONDS (15), BENCH_CPU_PROF (a directory: V8 CPU profiles of the daemon),
@@ -96,9 +98,9 @@ async function main(): Promise<void> {
     figures.add({ section: 'inbound', name: 'bare BullMQ, empty jobs', value: bare, unit: 'jobs/s' });
     await benchRelay(redisUrl, bare, figures);
   }
-  if (only === undefined || only === 'media') await benchMedia(redisUrl);
-  if (only === undefined || only === 'outbound') await benchOutbound(redisUrl);
-  if (only === undefined || only === 'instances') await benchInstances(redisUrl);
+  if (only === undefined || only === 'media') await benchMedia(redisUrl, figures);
+  if (only === undefined || only === 'outbound') await benchOutbound(redisUrl, figures);
+  if (only === undefined || only === 'instances') await benchInstances(redisUrl, figures);
   if (only === undefined || only === 'memory') await benchRedisMemory(redisUrl);
   if (only === undefined || only === 'baileys') await benchBaileys(redisUrl);
   console.log(`\n${machine()}`);
