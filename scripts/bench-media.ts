@@ -25,11 +25,15 @@ export async function benchMedia(redisUrl: string, figures: Figures): Promise<vo
     // JPEG-framed random bytes of a realistic photo size.
     const images = Array.from({ length: COUNT }, () => Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), randomBytes(KB * 1024 - 6), Buffer.from('ffd9', 'hex')]).toString('base64'));
     let peakRss = 0;
+    let peakHeap = 0;
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
         const s = await call('GET', '/global-status');
-        for (const w of (s.json.workers as Array<{ memory: { rssBytes: number } | null }> | undefined) ?? []) peakRss = Math.max(peakRss, w.memory?.rssBytes ?? 0);
+        for (const w of (s.json.workers as Array<{ memory: { rssBytes: number; heapUsedBytes: number } | null }> | undefined) ?? []) {
+          peakRss = Math.max(peakRss, w.memory?.rssBytes ?? 0);
+          peakHeap = Math.max(peakHeap, w.memory?.heapUsedBytes ?? 0);
+        }
         await sleep(250);
       }
     })();
@@ -47,6 +51,7 @@ export async function benchMedia(redisUrl: string, figures: Figures): Promise<vo
     figures.add({ section, name: `images of ${KB} KiB relayed as attachments`, value: COUNT / seconds, unit: 'images/s', target: atLeast(50) });
     figures.add({ section, name: '  the same in MiB', value: (COUNT * KB) / 1024 / seconds, unit: 'MiB/s' });
     figures.add({ section, name: 'worker peak RSS while relaying them', value: peakRss / 1048576, unit: 'MiB', target: atMost(150) });
+    figures.add({ section, name: '  its peak JS heap in use', value: peakHeap / 1048576, unit: 'MiB' });
   } finally {
     await daemon?.stop();
     await double.close();
