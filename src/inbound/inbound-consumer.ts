@@ -1,13 +1,12 @@
-/** The BullMQ worker that drains one instance's inbound chats into Chatwoot, in order, through outages. */
-import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+/** Drains one instance's inbound chats into Chatwoot, in order, through outages, on its worker process's shared queue. */
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { InboundEvent } from '../model/inbound.js';
 import type { Logger } from '../observability/logger.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
 import { scheduleChats, type ChatJobData } from './inbound-queue.js';
 import type { InboundStore, NextHead } from './inbound-store.js';
-import { inboundQueueName, type RedisKeys } from '../redis/keys.js';
+import type { InstanceJobs } from '../redis/instance-jobs.js';
 import type { FailureClassifier } from './classify.js';
 import { OutageBreaker } from '../lib/outage-breaker.js';
 
@@ -25,13 +24,10 @@ export type DeliveryOutcome =
 export type Deliver = (event: InboundEvent, chatId: string, cache?: Readonly<Record<string, string>>) => Promise<DeliveryOutcome>;
 
 export interface InboundConsumerOptions {
-  concurrency: number;
   /** Attempts for failures of the message itself (`BULLMQ_JOB_ATTEMPTS`). */
   attempts: number;
   /** First retry delay of a message-specific failure, doubling (`BULLMQ_JOB_BACKOFF_DELAY`). */
   backoffDelayMs: number;
-  lockDurationMs: number;
-  stalledIntervalMs: number;
   outageMinDelayMs: number;
   outageMaxDelayMs: number;
   rateLimitDelayMs: number;
@@ -40,10 +36,9 @@ export interface InboundConsumerOptions {
 }
 
 export interface InboundConsumerDeps {
-  connection: Redis;
-  keys: RedisKeys;
   store: InboundStore;
-  queue: Queue<ChatJobData>;
+  /** The worker process's inbound jobs, shared by its instances. */
+  jobs: InstanceJobs<ChatJobData>;
   deliver: Deliver;
   classify: FailureClassifier;
   log: Logger;
@@ -56,19 +51,22 @@ export interface InboundConsumerDeps {
  * Drains one instance's chats into Chatwoot.
  *
  * Each BullMQ job owns one chat and delivers its events head first until the
- * list is empty, so one chat is strictly ordered while `concurrency` chats
- * proceed in parallel. Failures map onto BullMQ without ever reordering:
- * - outage / rate limit → the whole queue pauses (`queue.rateLimit`) and the
- *   job goes back to waiting with its attempts untouched;
+ * list is empty, so one chat is strictly ordered while chats proceed in
+ * parallel (`CHATWOOT_QUEUE_CONCURRENCY` jobs at once per worker process,
+ * over its instances). Failures map onto BullMQ without ever reordering:
+ * - outage / rate limit → the process's queue pauses (`queue.rateLimit`:
+ *   every instance talks to the same Chatwoot) and the job goes back to
+ *   waiting with its attempts untouched;
  * - paced (per-conversation limit) → this chat's job is delayed;
  * - permanent → the event is parked and the chat goes on;
  * - anything else → this chat's job is delayed with exponential backoff,
  *   and after `attempts` the event is parked.
  */
 export class InboundConsumer {
-  private worker: Worker<ChatJobData> | undefined;
+  private unregister: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private readonly draining = new Set<Promise<void>>();
   readonly breaker: OutageBreaker;
 
   constructor(private readonly deps: InboundConsumerDeps) {
@@ -77,18 +75,8 @@ export class InboundConsumer {
   }
 
   async start(): Promise<void> {
-    const { connection, keys, store, options, log } = this.deps;
-    this.worker = new Worker<ChatJobData>(inboundQueueName(store.instanceKey), (job, token) => this.drain(job, token), {
-      connection,
-      prefix: keys.bullPrefix,
-      concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs,
-      stalledInterval: options.stalledIntervalMs,
-      maxStalledCount: 1000,
-      autorun: true,
-    });
-    this.worker.on('error', (err) => log.warn({ err }, 'inbound worker error'));
-    this.worker.on('failed', (job, err) => log.error({ err, jobId: job?.id }, 'inbound chat job failed unexpectedly'));
+    const { jobs, store, options, log } = this.deps;
+    this.unregister = jobs.register(store.instanceKey, (job, token) => this.track(this.drain(job, token)));
     await this.sweep();
     this.sweepTimer = setInterval(() => {
       this.sweep().catch((err: unknown) => log.warn({ err: coerceError(err) }, 'inbound sweep failed'));
@@ -98,16 +86,22 @@ export class InboundConsumer {
 
   /** Re-adds the drain job of every chat that holds events (jobs that exist are left alone). */
   async sweep(): Promise<void> {
-    await scheduleChats(this.deps.queue, await this.deps.store.scheduled());
+    await scheduleChats(this.deps.jobs.queue, this.deps.store.instanceKey, await this.deps.store.scheduled());
   }
 
-  /** Lets the jobs in progress finish their current event, then stops. Idempotent. */
+  /** Lets the jobs in progress finish their current event (each then goes back to waiting), then stops. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
-      await this.worker?.close();
+      this.unregister?.();
+      await Promise.allSettled([...this.draining]);
     })();
     return this.closing;
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.draining.add(p);
+    return p.finally(() => this.draining.delete(p));
   }
 
   private async drain(job: Job<ChatJobData>, token: string | undefined): Promise<void> {
@@ -123,7 +117,8 @@ export class InboundConsumer {
 
   /** Delivers the head; returns the chat's next head, or `undefined` once the chat is empty (or no longer this job's). */
   private async deliverHead(job: Job<ChatJobData>, token: string | undefined, chatId: string, generation: string, { head, cache }: NextHead): Promise<NextHead | undefined> {
-    const { store, deliver, classify, log, options, queue } = this.deps;
+    const { store, deliver, classify, log, options } = this.deps;
+    const queue = this.deps.jobs.queue;
     const waId = head.event.message.waId;
     try {
       const outcome = await deliver(head.event, chatId, cache);

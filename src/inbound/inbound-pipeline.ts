@@ -1,5 +1,4 @@
 /** One instance's inbound flow wired end to end: producer, store, queue, consumer, relay. */
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
@@ -12,7 +11,8 @@ import { canonicalBrazilian, digitsOf } from '../lib/phone.js';
 import type { InboundEvent, InboundMessage } from '../model/inbound.js';
 import { parseInstanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
-import { createInboundQueue, type ChatJobData, scheduleChats } from './inbound-queue.js';
+import { type ChatJobData, scheduleChats } from './inbound-queue.js';
+import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { InboundProducer } from './inbound-producer.js';
 import { InboundStore } from './inbound-store.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -21,6 +21,8 @@ export interface InboundPipelineDeps {
   config: Readonly<Config>;
   /** Shared connection for commands and BullMQ (`maxRetriesPerRequest: null`). */
   redis: Redis;
+  /** The worker process's inbound jobs (one queue for all its instances). */
+  jobs: InstanceJobs<ChatJobData>;
   keys: RedisKeys;
   chatwoot: ChatwootClientLike;
   log: Logger;
@@ -39,15 +41,15 @@ export interface InboundPipelineDeps {
 
 /**
  * One instance's inbound path, wired: producer (fed by the session) → Redis
- * chat lists and BullMQ queue → consumer → relay → Chatwoot.
+ * chat lists and the worker process's BullMQ queue → consumer → relay →
+ * Chatwoot.
  */
 export class InboundPipeline {
   readonly store: InboundStore;
-  readonly queue: Queue<ChatJobData>;
   readonly producer: InboundProducer;
   readonly consumer: InboundConsumer;
   readonly resolver: ContactResolver;
-  private closing: Promise<void> | undefined;
+  private readonly jobs: InstanceJobs<ChatJobData>;
 
   constructor(deps: InboundPipelineDeps) {
     const { config, redis, keys, chatwoot, instanceKey } = deps;
@@ -56,9 +58,8 @@ export class InboundPipeline {
     const log = deps.log.child({ module: 'inbound', instanceId: instanceKey, inboxId: ref.inboxId });
     log.level = config.queue.logLevel;
     this.store = new InboundStore({ redis, keys, instanceKey });
-    this.queue = createInboundQueue(redis, keys, instanceKey);
-    this.queue.on('error', (err) => log.warn({ err }, 'inbound queue error'));
-    this.producer = new InboundProducer(this.store, this.queue, chatAliases);
+    this.jobs = deps.jobs;
+    this.producer = new InboundProducer(this.store, deps.jobs.queue, chatAliases);
     const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
     this.resolver = resolver;
     const relay = new Relay({
@@ -75,20 +76,15 @@ export class InboundPipeline {
     });
     const q = config.queue;
     this.consumer = new InboundConsumer({
-      connection: redis,
-      keys,
       store: this.store,
-      queue: this.queue,
+      jobs: deps.jobs,
       deliver: relay.deliver,
       classify: classifyChatwootFailure,
       log,
       ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
       options: {
-        concurrency: q.concurrency,
         attempts: q.attempts,
         backoffDelayMs: q.backoffDelayMs,
-        lockDurationMs: q.lockDurationMs,
-        stalledIntervalMs: q.stalledIntervalMs,
         outageMinDelayMs: q.outageProbeMinDelayMs,
         outageMaxDelayMs: q.outageProbeMaxDelayMs,
         rateLimitDelayMs: q.rateLimitDelayMs,
@@ -104,17 +100,13 @@ export class InboundPipeline {
   /** Sends up to `limit` parked messages again, each at the end of its chat. */
   async replayParked(limit?: number): Promise<{ replayed: number }> {
     const { events, chats } = await this.store.replayParked(limit);
-    await scheduleChats(this.queue, chats);
+    await scheduleChats(this.jobs.queue, this.store.instanceKey, chats);
     return { replayed: events };
   }
 
-  /** Stops consuming (jobs in flight finish their current message) and closes the queue. Idempotent. */
+  /** Stops consuming (jobs in flight finish their current message). Idempotent. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.consumer.close();
-      await this.queue.close();
-    })();
-    return this.closing;
+    return this.consumer.close();
   }
 }
 

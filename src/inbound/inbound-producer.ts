@@ -20,7 +20,7 @@ export class InboundProducer {
   async enqueue(message: InboundMessage, receivedAtMs = Date.now()): Promise<IngestResult> {
     const { pn, lid, chatId } = this.aliasesOf(message);
     const result = await this.store.ingest({ instanceKey: this.store.instanceKey, receivedAtMs, message }, { pn, lid }, chatId);
-    if (result.needsJob) await scheduleChats(this.queue, [result.needsJob]);
+    if (result.needsJob) await scheduleChats(this.queue, this.store.instanceKey, [result.needsJob]);
     return result;
   }
 }

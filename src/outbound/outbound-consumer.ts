@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { type AnyMessageContent, proto, type WAMessage, type WAMessageKey } from '@whiskeysockets/baileys';
-import { DelayedError, type Job, type Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatwootClientLike, CwMessageStatus } from '../chatwoot/types.js';
 import { ChatwootError } from '../chatwoot/errors.js';
@@ -12,13 +12,14 @@ import { backoffDelayMs } from '../lib/backoff.js';
 import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
-import { outboundQueueName, RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import { legacyOutboundQueueName, RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import type { InstanceJobs } from '../redis/instance-jobs.js';
 import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
 import { markdownToWhatsApp } from './markdown.js';
-import { type ConversationJobData, createOutboundQueue, outboundEvent, scheduleConversations } from './outbound-queue.js';
+import { type ConversationJobData, outboundEvent, scheduleConversations } from './outbound-queue.js';
 import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
 import { type OutboundEvent, type OutboundHead, OutboundStore } from './outbound-store.js';
 import { StatusReporter } from './status-reporter.js';
@@ -36,6 +37,8 @@ class WhatsAppNotConnected extends AppError {
 
 export interface OutboundDeps {
   config: Readonly<Config>;
+  /** The worker process's outbound jobs, shared by its instances. */
+  jobs: InstanceJobs<ConversationJobData>;
   redis: Redis;
   keys: RedisKeys;
   instanceKey: string;
@@ -98,11 +101,11 @@ export class OutboundConsumer {
   readonly records: OutboundRecords;
   readonly unread: UnreadMessages;
   readonly reporter: StatusReporter;
-  readonly queue: Queue<ConversationJobData>;
   private readonly breaker: OutageBreaker;
-  private worker: Worker<ConversationJobData> | undefined;
+  private unregister: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private readonly draining = new Set<Promise<void>>();
 
   constructor(private readonly deps: OutboundDeps) {
     const q = deps.config.queue;
@@ -110,23 +113,17 @@ export class OutboundConsumer {
     this.records = new OutboundRecords(deps.redis, deps.keys, deps.instanceKey);
     this.unread = new UnreadMessages(deps.redis, deps.keys, deps.instanceKey);
     this.reporter = new StatusReporter({ records: this.records, chatwoot: deps.chatwoot, accountId: deps.accountId, log: deps.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
-    this.queue = createOutboundQueue(deps.redis, deps.keys, deps.instanceKey);
-    this.queue.on('error', (err) => deps.log.warn({ err }, 'outbound queue error'));
     this.breaker = new OutageBreaker({ minDelayMs: q.outageProbeMinDelayMs, maxDelayMs: q.outageProbeMaxDelayMs, rateLimitDelayMs: q.rateLimitDelayMs });
+  }
+
+  private get queue(): Queue<ConversationJobData> {
+    return this.deps.jobs.queue;
   }
 
   async start(): Promise<void> {
     const q = this.deps.config.queue;
-    this.worker = new Worker<ConversationJobData>(outboundQueueName(this.deps.instanceKey), (job, token) => this.drain(job, token), {
-      connection: this.deps.redis,
-      prefix: this.deps.keys.bullPrefix,
-      concurrency: q.concurrency,
-      lockDuration: q.lockDurationMs,
-      stalledInterval: q.stalledIntervalMs,
-      maxStalledCount: 1000,
-    });
-    this.worker.on('error', (err) => this.deps.log.warn({ err }, 'outbound worker error'));
-    this.worker.on('failed', (job, err) => this.deps.log.error({ err, jobId: job?.id }, 'outbound conversation job failed unexpectedly'));
+    this.unregister = this.deps.jobs.register(this.deps.instanceKey, (job, token) => this.track(this.drain(job, token)));
+    await this.adoptLegacyQueue();
     await this.sweep();
     await this.reporter.resume();
     this.sweepTimer = setInterval(() => {
@@ -137,18 +134,45 @@ export class OutboundConsumer {
 
   /** Re-adds the drain job of every conversation that holds events (jobs that exist are left alone). */
   async sweep(): Promise<void> {
-    await scheduleConversations(this.queue, await this.store.scheduled());
+    await scheduleConversations(this.queue, this.deps.instanceKey, await this.store.scheduled());
   }
 
-  /** Lets the conversation in progress finish its current event, then stops; unreported ticks stay recorded. Idempotent. */
+  /**
+   * The instance's own outbound queue of earlier versions: jobs that carried
+   * the message itself go into their conversation's list, and the queue is
+   * removed. Only when it exists (one EXISTS per start otherwise).
+   */
+  private async adoptLegacyQueue(): Promise<void> {
+    const { redis, keys, instanceKey } = this.deps;
+    const name = legacyOutboundQueueName(instanceKey);
+    if ((await redis.exists(`${keys.bullPrefix}:${name}:meta`, `${keys.bullPrefix}:${name}:id`)) === 0) return;
+    const legacy = new Queue(name, { connection: redis, prefix: keys.bullPrefix });
+    try {
+      for (const job of await legacy.getJobs(['waiting', 'delayed', 'prioritized', 'active', 'failed'])) {
+        if (job.name !== 'send' && job.name !== 'delete') continue;
+        await this.store.enqueue(outboundEvent(job.data as OutboundJob));
+      }
+      await legacy.obliterate({ force: true });
+      this.deps.log.info({ queue: name }, "an earlier version's outbound queue was taken over");
+    } finally {
+      await legacy.close();
+    }
+  }
+
+  /** Lets the conversation in progress finish its current event (its job then goes back to waiting), then stops; unreported ticks stay recorded. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
-      await this.worker?.close();
+      this.unregister?.();
+      await Promise.allSettled([...this.draining]);
       await this.reporter.close();
-      await this.queue.close();
     })();
     return this.closing;
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.draining.add(p);
+    return p.finally(() => this.draining.delete(p));
   }
 
   /** Events waiting, over every conversation. */
@@ -157,13 +181,6 @@ export class OutboundConsumer {
   }
 
   private async drain(job: Job<ConversationJobData>, token: string | undefined): Promise<void> {
-    // A job queued by an earlier version carried the message itself: put it in its conversation's list.
-    if (job.name === 'send' || job.name === 'delete') {
-      const legacy = job.data as unknown as OutboundJob;
-      const { needsJob } = await this.store.enqueue(outboundEvent(legacy));
-      if (needsJob) await scheduleConversations(this.queue, [needsJob]);
-      return;
-    }
     const { conversationId } = job.data;
     const generation = job.data.generation ?? '1';
     for (;;) {

@@ -2,34 +2,46 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { OutboundJob } from '../outbound/inbox-events.js';
-import { type ConversationJobData, createOutboundQueue, enqueueOutbound } from '../outbound/outbound-queue.js';
+import { type ConversationJobData, enqueueOutbound } from '../outbound/outbound-queue.js';
 import { OutboundRecords } from '../outbound/outbound-records.js';
 import { OutboundStore } from '../outbound/outbound-store.js';
-import type { RedisKeys } from '../redis/keys.js';
+import { instanceJobsQueue } from '../redis/instance-jobs.js';
+import { outboundQueueName, type RedisKeys } from '../redis/keys.js';
 
 interface InstanceOutbound {
-  queue: Queue<ConversationJobData>;
   store: OutboundStore;
   records: OutboundRecords;
 }
 
-/** One queue handle per instance, made on first use and closed at shutdown. */
+/**
+ * Stores each agent message in its instance's conversation list and adds the
+ * drain job to the outbound queue of the worker slot running the instance
+ * (one queue per slot, made on first use and closed at shutdown).
+ */
 export class OutboundGateway {
   private readonly instances = new Map<string, InstanceOutbound>();
+  private readonly queues = new Map<number, Queue<ConversationJobData>>();
 
-  constructor(private readonly deps: { redis: Redis; keys: RedisKeys }) {}
+  constructor(private readonly deps: { redis: Redis; keys: RedisKeys; slotOf(instanceKey: string): number | undefined }) {}
 
   private of(instanceKey: string): InstanceOutbound {
     let i = this.instances.get(instanceKey);
     if (!i) {
-      i = {
-        queue: createOutboundQueue(this.deps.redis, this.deps.keys, instanceKey),
-        store: new OutboundStore(this.deps.redis, this.deps.keys, instanceKey),
-        records: new OutboundRecords(this.deps.redis, this.deps.keys, instanceKey),
-      };
+      i = { store: new OutboundStore(this.deps.redis, this.deps.keys, instanceKey), records: new OutboundRecords(this.deps.redis, this.deps.keys, instanceKey) };
       this.instances.set(instanceKey, i);
     }
     return i;
+  }
+
+  private queueOf(instanceKey: string): Queue<ConversationJobData> | undefined {
+    const slot = this.deps.slotOf(instanceKey);
+    if (slot === undefined) return undefined;
+    let q = this.queues.get(slot);
+    if (!q) {
+      q = instanceJobsQueue<ConversationJobData>(this.deps.redis, this.deps.keys.bullPrefix, outboundQueueName(slot));
+      this.queues.set(slot, q);
+    }
+    return q;
   }
 
   /**
@@ -40,10 +52,10 @@ export class OutboundGateway {
   async enqueue(instanceKey: string, job: OutboundJob): Promise<void> {
     const i = this.of(instanceKey);
     if (job.kind === 'update' && (await i.records.accepted(job.messageId))) return;
-    await enqueueOutbound(i.store, i.queue, job);
+    await enqueueOutbound(i.store, this.queueOf(instanceKey), job);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.instances.values()].map((i) => i.queue.close()));
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
   }
 }

@@ -58,7 +58,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
   const control = new ControlPlane({ registry, supervisor, log, staggerMs: config.whatsapp.restoreStaggerMs });
   const chatwoot = createChatwootClient(config);
-  const outbound = new OutboundGateway({ redis: intakeRedis, keys });
+  const outbound = new OutboundGateway({ redis: intakeRedis, keys, slotOf: (key) => control.slotOf(key) });
   const secrets = new InboxSecrets({ chatwoot, redis, keys, log: log.child({ module: 'inbox-secrets' }) });
   supervisor.on('event', (e) => {
     if (e.event === 'open') secrets.learn(e.instanceKey);

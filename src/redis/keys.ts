@@ -148,27 +148,33 @@ export class RedisKeys {
   }
 }
 
-/** BullMQ queue names may not contain ':'; instance keys never do. */
-export function inboundQueueName(instanceKey: string): string {
-  return `inbound.${instanceKey}`;
+/**
+ * The queue of one worker process's inbound chats, for all its instances
+ * (`slot`: the worker's slot). BullMQ queue names may not contain ':'.
+ */
+export function inboundQueueName(slot: number): string {
+  return `inbound.w${slot}`;
 }
 
-/** The outbound queue of one instance (agent replies to send). */
-export function outboundQueueName(instanceKey: string): string {
+/** The queue of one worker process's outbound conversations (agent replies to send), for all its instances. */
+export function outboundQueueName(slot: number): string {
+  return `outbound.w${slot}`;
+}
+
+/** The outbound queue one instance had before queues were per worker process (read once, for jobs that carried a message). */
+export function legacyOutboundQueueName(instanceKey: string): string {
   return `outbound.${instanceKey}`;
 }
 
-/** The BullMQ job id of a conversation's outbound drain job for one generation of its flag (`'1'`: an older version's, without it). */
-export function conversationJobId(conversationId: number, generation: string): string {
-  return generation === '1' ? `conv.${conversationId}` : `conv.${conversationId}.${generation}`;
+/** The BullMQ job id of a conversation's outbound drain job for one generation of its flag. */
+export function conversationJobId(instanceKey: string, conversationId: number, generation: string): string {
+  return `${instanceKey}.conv.${conversationId}.${generation}`;
 }
 
 /**
  * The BullMQ job id of a chat's drain job for one generation of its flag
- * (custom ids may not contain ':' nor be integers). Generation `'1'` is an
- * older version's flag, whose job had no generation in its id.
+ * (custom ids may not contain ':' nor be integers; instance keys have none).
  */
-export function chatJobId(chatId: string, generation: string): string {
-  const id = `chat.${chatId.replaceAll(':', '_')}`;
-  return generation === '1' ? id : `${id}.${generation}`;
+export function chatJobId(instanceKey: string, chatId: string, generation: string): string {
+  return `${instanceKey}.chat.${chatId.replaceAll(':', '_')}.${generation}`;
 }

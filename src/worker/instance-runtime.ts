@@ -20,6 +20,9 @@ import { normalizeCall } from '../whatsapp/normalize.js';
 import { WhatsAppSession } from '../whatsapp/session.js';
 import type { SocketFactory, WaSocket } from '../whatsapp/socket.js';
 import { InboundPipeline } from '../inbound/inbound-pipeline.js';
+import type { ChatJobData } from '../inbound/inbound-queue.js';
+import type { ConversationJobData } from '../outbound/outbound-queue.js';
+import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { ownSendIds } from './own-sends.js';
 import { SessionInbound } from './session-inbound.js';
 
@@ -34,6 +37,9 @@ export interface InstanceRuntimeDeps {
   attachments: AttachmentFetcher;
   /** The lease owner of this worker slot (`host:primary-pid:slot:`); each session adds its own token. */
   leaseOwner: string;
+  /** The worker process's inbound and outbound jobs, shared by its instances. */
+  inboundJobs: InstanceJobs<ChatJobData>;
+  outboundJobs: InstanceJobs<ConversationJobData>;
   /** Makes an inbound event durable: Redis, or the worker's journal while Redis is away. */
   handOver(event: InboundEvent): Promise<unknown>;
   log: Logger;
@@ -81,6 +87,7 @@ export class InstanceRuntime {
     });
     this.pipeline = new InboundPipeline({
       config: deps.config,
+      jobs: deps.inboundJobs,
       redis: deps.redis,
       keys: deps.keys,
       chatwoot: deps.chatwoot,
@@ -97,6 +104,7 @@ export class InstanceRuntime {
     });
     this.outbound = new OutboundConsumer({
       config: deps.config,
+      jobs: deps.outboundJobs,
       redis: deps.redis,
       keys: deps.keys,
       instanceKey,

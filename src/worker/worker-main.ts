@@ -8,12 +8,15 @@ import type { Config } from '../config/schema.js';
 import { coerceError } from '../lib/errors.js';
 import { routeLibraryConsole } from '../observability/library-console.js';
 import { createLogger } from '../observability/logger.js';
-import { RedisKeys } from '../redis/keys.js';
+import { inboundQueueName, outboundQueueName, RedisKeys } from '../redis/keys.js';
 import { createRedis } from '../redis/connection.js';
 import { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { FileAuthStore } from '../whatsapp/auth-store.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
 import { InboundIngest } from './inbound-ingest.js';
+import type { ChatJobData } from '../inbound/inbound-queue.js';
+import type { ConversationJobData } from '../outbound/outbound-queue.js';
+import { InstanceJobs } from '../redis/instance-jobs.js';
 import { InstanceHost } from './instance-host.js';
 import { WorkerJournal } from './worker-journal.js';
 
@@ -61,7 +64,12 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   // own token): a respawned worker takes its dead predecessor's leases back
   // at once, any other process waits.
   const leaseOwner = `${hostname()}:${primaryPid}:${slot}:`;
-  const ingest = new InboundIngest(redis, keys);
+  // One queue and one BullMQ worker per process for each direction, serving every instance it runs.
+  const q = config.queue;
+  const jobsOptions = { connection: redis, prefix: keys.bullPrefix, concurrency: q.concurrency, lockDurationMs: q.lockDurationMs, stalledIntervalMs: q.stalledIntervalMs, log };
+  const inboundJobs = new InstanceJobs<ChatJobData>({ ...jobsOptions, name: inboundQueueName(slot) });
+  const outboundJobs = new InstanceJobs<ConversationJobData>({ ...jobsOptions, name: outboundQueueName(slot) });
+  const ingest = new InboundIngest(redis, keys, inboundJobs.queue);
   const journal = new WorkerJournal({ dir: join(config.whatsapp.sessionsDir, 'journal'), slot, log, apply: (event) => ingest.ingest(event) });
   await journal.open();
   const host: InstanceHost = new InstanceHost({
@@ -74,6 +82,8 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       factory: sandbox?.factory ?? baileysSocketFactory,
       attachments,
       leaseOwner,
+      inboundJobs,
+      outboundJobs,
       handOver: (event) => journal.journal.submit(event, INBOUND_REDIS_BUDGET_MS),
       log,
       baileysLogger,
@@ -92,7 +102,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
       await host.close();
       if (!(await journal.drain(2000))) log.warn({ entries: journal.journal.pending }, 'inbound journal not empty at shutdown: replayed at the next start');
       await journal.close();
-      await ingest.close();
+      await Promise.allSettled([inboundJobs.close(), outboundJobs.close()]);
       attachments.close();
       await redis.quit().catch(() => undefined);
       log.info('worker stopped');
@@ -141,6 +151,8 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   statusTimer.unref();
 
   await redis.ping();
+  inboundJobs.start();
+  outboundJobs.start();
   send({ type: 'ready', slot });
   log.info({ driver: config.whatsapp.driver }, 'worker ready');
 }

@@ -12,6 +12,8 @@ import { ChatwootClient } from '../../src/chatwoot/client.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { InboundPipeline } from '../../src/inbound/inbound-pipeline.js';
+import type { ChatJobData } from '../../src/inbound/inbound-queue.js';
+import { InstanceJobs } from '../../src/redis/instance-jobs.js';
 import { SessionInbound } from '../../src/worker/session-inbound.js';
 import { buildTextMessage } from '../../src/sandbox/message-builder.js';
 import { SandboxSocket } from '../../src/sandbox/sandbox-socket.js';
@@ -32,6 +34,7 @@ interface Harness {
   accountId: number;
   inboxId: number;
   pipeline: InboundPipeline;
+  jobs: InstanceJobs<ChatJobData>;
   session: SessionInbound;
   socket: SandboxSocket;
   emit(messages: WAMessage[], type?: 'notify' | 'append'): void;
@@ -65,7 +68,12 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
   });
   const chatwoot = new ChatwootClient({ baseUrl: double.url, apiAccessToken: double.token, timeoutMs: config.chatwoot.timeoutMs, idempotentRetries: 1, retryBaseDelayMs: 10 });
   const instanceKey = `${account.id}-${inbox.id}`;
-  const newPipeline = () => new InboundPipeline({ config, redis, keys: new RedisKeys(prefix), chatwoot, log, instanceKey, sweepIntervalMs: 500 });
+  const keys = new RedisKeys(prefix);
+  // The worker process's inbound queue, which every pipeline of the test shares.
+  const q = config.queue;
+  const jobs = new InstanceJobs<ChatJobData>({ connection: redis, prefix: keys.bullPrefix, name: 'inbound.w0', concurrency: q.concurrency, lockDurationMs: q.lockDurationMs, stalledIntervalMs: q.stalledIntervalMs, log });
+  jobs.start();
+  const newPipeline = () => new InboundPipeline({ config, redis, jobs, keys, chatwoot, log, instanceKey, sweepIntervalMs: 500 });
   const pipeline = newPipeline();
   const socket = new SandboxSocket({ instanceKey, auth: linkedMemoryAuthState('5511900000000'), logger: silentBaileysLogger, browser: ['Ponte', 'Chrome', '1.0'] });
   const h: Harness = {
@@ -79,6 +87,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
     session: new SessionInbound(socket.ev, { handOver: (m, t) => h.pipeline.producer.enqueue(m, t), log }),
     emit: (messages, type = 'notify') => socket.receive(messages, type),
     newPipeline,
+    jobs,
   };
   await pipeline.start();
   return h;
@@ -90,6 +99,7 @@ describe('inbound delivery to Chatwoot', () => {
   afterEach(async () => {
     await h.session.stop();
     await h.pipeline.close();
+    await h.jobs.close();
     await h.double.close();
     await deleteKeys(h.redis, h.prefix);
     await h.redis.quit();

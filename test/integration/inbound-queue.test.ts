@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import type { Queue } from 'bullmq';
 import { InboundConsumer, type DeliveryOutcome } from '../../src/inbound/inbound-consumer.js';
 import type { FailureClass } from '../../src/inbound/classify.js';
-import { createInboundQueue, type ChatJobData } from '../../src/inbound/inbound-queue.js';
+import type { ChatJobData } from '../../src/inbound/inbound-queue.js';
+import { InstanceJobs } from '../../src/redis/instance-jobs.js';
 import { InboundProducer } from '../../src/inbound/inbound-producer.js';
 import { InboundStore } from '../../src/inbound/inbound-store.js';
 import { RedisKeys } from '../../src/redis/keys.js';
@@ -47,18 +47,15 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
   let prefix: string;
   let keys: RedisKeys;
   let store: InboundStore;
-  let queue: Queue<ChatJobData>;
+  let jobs: InstanceJobs<ChatJobData>;
   let producer: InboundProducer;
   const consumers: InboundConsumer[] = [];
   let delivered: Array<{ chat: string; waId: string }>;
   let nextId: number;
 
   const options = {
-    concurrency: 4,
     attempts: 3,
     backoffDelayMs: 10,
-    lockDurationMs: 5000,
-    stalledIntervalMs: 5000,
     outageMinDelayMs: 20,
     outageMaxDelayMs: 100,
     rateLimitDelayMs: 20,
@@ -66,7 +63,7 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
   };
 
   function consumer(deliver: (e: InboundEvent) => Promise<DeliveryOutcome>): InboundConsumer {
-    const c = new InboundConsumer({ connection: redis, keys, store, queue, deliver, classify, log, options });
+    const c = new InboundConsumer({ store, jobs, deliver, classify, log, options });
     consumers.push(c);
     return c;
   }
@@ -81,15 +78,17 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
     prefix = randomPrefix();
     keys = new RedisKeys(prefix);
     store = new InboundStore({ redis, keys, instanceKey: INSTANCE });
-    queue = createInboundQueue(redis, keys, INSTANCE);
-    producer = new InboundProducer(store, queue, (m) => ({ pn: m.peer.pnJid, lid: m.peer.lidJid, chatId: m.chatId }));
+    // The worker process's queue, as one instance of it sees it.
+    jobs = new InstanceJobs<ChatJobData>({ connection: redis, prefix: keys.bullPrefix, name: 'inbound.w0', concurrency: 4, lockDurationMs: 5000, stalledIntervalMs: 5000, log });
+    jobs.start();
+    producer = new InboundProducer(store, jobs.queue, (m) => ({ pn: m.peer.pnJid, lid: m.peer.lidJid, chatId: m.chatId }));
     delivered = [];
     nextId = 1;
   });
 
   afterEach(async () => {
     await Promise.all(consumers.splice(0).map((c) => c.close()));
-    await queue.close();
+    await jobs.close();
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
@@ -130,7 +129,7 @@ describe('inbound queue: per-chat order, exactly once, failures', () => {
         return next;
       }
     })({ redis, keys, instanceKey: INSTANCE });
-    const c = new InboundConsumer({ connection: redis, keys, store: racing, queue, deliver: recordingDeliver, classify, log, options: { ...options, sweepIntervalMs: 3_600_000, stalledIntervalMs: 3_600_000 } });
+    const c = new InboundConsumer({ store: racing, jobs, deliver: recordingDeliver, classify, log, options: { ...options, sweepIntervalMs: 3_600_000 } });
     consumers.push(c);
     await c.start();
     await producer.enqueue(text('L1', chat));
