@@ -167,6 +167,12 @@ export class Store {
     return this.users.get(id) ?? this.user;
   }
 
+  userById(id: number): { id: number; name: string; email: string } {
+    const u = this.users.get(id);
+    if (!u) throw new Error(`no user ${id}`);
+    return u;
+  }
+
   addAccount(): AccountRecord {
     const id = ++this.seq.account;
     const a: AccountRecord = {
