@@ -41,6 +41,23 @@ export type ChatwootAccessProblemKind =
   | 'chatwoot_error'
   | 'not_admin';
 
+/**
+ * Each problem in a few words that name no host and no account, for where
+ * anyone may read them (`/readyz`); the log and `npm run setup` get `reason`.
+ */
+export const ACCESS_PROBLEM_SUMMARY: Readonly<Record<ChatwootAccessProblemKind, string>> = {
+  refused: 'Chatwoot refused the connection',
+  dns: "Chatwoot's host name does not resolve",
+  tls: 'the TLS handshake with Chatwoot failed',
+  timeout: 'Chatwoot did not answer in time',
+  unreachable: 'Chatwoot could not be reached',
+  bad_token: 'Chatwoot refused the access token (401)',
+  bot_token: "the access token is an agent bot's; a user's is needed",
+  not_chatwoot: 'CHATWOOT_BASE_URL does not answer like Chatwoot',
+  chatwoot_error: 'Chatwoot answered with an error',
+  not_admin: "the token's user administers no Chatwoot account",
+};
+
 export interface ChatwootAccessProblem {
   kind: ChatwootAccessProblemKind;
   /** One sentence for an operator: what is wrong and what to do. Never holds the token. */
