@@ -29,6 +29,7 @@ import ipaddr from 'ipaddr.js';
 import { checkChatwootAccess, describeAccount } from '../src/chatwoot/access-check.js';
 import { ChatwootClient } from '../src/chatwoot/client.js';
 import { ConfigError, isLoopbackHost, loadConfig } from '../src/config/load.js';
+import { coerceError } from '../src/lib/errors.js';
 
 const USAGE = `usage: npm run setup -- [--chatwoot-url <url>] [--token <token>] [--public-url <url>] [--dotenv <path>] [--yes] [--force]`;
 
@@ -98,7 +99,8 @@ function parseFlags(): { values: { 'chatwoot-url'?: string; token?: string; 'pub
     });
     return { values };
   } catch (err) {
-    throw new Stop(`${(err as Error).message}\n${USAGE}`, 2);
+    // parseArgs refuses an unknown flag or a missing value with a TypeError that says which.
+    throw new Stop(`${coerceError(err).message}\n${USAGE}`, 2);
   }
 }
 
