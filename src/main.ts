@@ -12,7 +12,7 @@ function explainConfigError(error: ConfigError, dotenvFound: boolean): string {
     '',
     dotenvFound
       ? 'Fix these in .env (or the environment) and start again.'
-      : 'No .env file was found. Copy .env.example to .env, set at least CHATWOOT_BASE_URL, CHATWOOT_API_ACCESS_TOKEN, WEBHOOK_SECRET and ADMIN_TOKEN (or SERVER_HOST=127.0.0.1), and start again.',
+      : 'No .env file was found. Run npm run setup (it asks for Chatwoot\'s URL and token and writes one), or copy .env.example to .env, set at least CHATWOOT_BASE_URL, CHATWOOT_API_ACCESS_TOKEN, WEBHOOK_SECRET and ADMIN_TOKEN (or SERVER_HOST=127.0.0.1), and start again.',
     'Every variable, its default and its unit is documented in .env.example and in the README.',
   ];
   return lines.join('\n');

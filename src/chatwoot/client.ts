@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { parseJson } from '../lib/parse.js';
 import {
+  ChatwootBotTokenError,
   type ChatwootError,
   ChatwootLostResponseError,
   ChatwootNotFoundError,
@@ -179,6 +180,7 @@ export class ChatwootClient implements ChatwootClientLike {
 
   // ── profile ────────────────────────────────────────────────────────────────
 
+  /** The token's user, with a role per account (`GET /api/v1/profile`; an agent bot's token gets {@link ChatwootBotTokenError}). */
   async getProfile(): Promise<CwProfile> {
     return this.call<CwProfile>({ method: 'GET', route: '/api/v1/profile', params: {}, idempotent: true });
   }
@@ -432,8 +434,8 @@ export class ChatwootClient implements ChatwootClientLike {
    * `ECONNRESET`, `UND_ERR_ABORTED`, an unparsable answer) after it may not.
    */
   private networkError(c: Call, err: unknown): ChatwootError {
-    const details = { method: c.method, route: c.route, cause: err };
     const code = errorCode(err);
+    const details = { method: c.method, route: c.route, networkCode: code, cause: err };
     const reason = `Chatwoot ${c.method} ${c.route}: ${TIMEOUT_CODES.has(code) ? 'timed out' : `connection failed (${code})`}`;
     if (NOT_SENT_CODES.has(code) || c.idempotent) return new ChatwootUnavailableError(reason, details);
     return new ChatwootLostResponseError(`${reason}; the create may have been applied`, details);
@@ -450,6 +452,8 @@ export class ChatwootClient implements ChatwootClientLike {
     if (status >= 500) {
       return c.idempotent ? new ChatwootUnavailableError(message, details) : new ChatwootLostResponseError(`${message}; the create may have been applied`, details);
     }
+    // Chatwoot tells a bot's token from a bad one only by the 401's text: read here, once, into a type.
+    if (status === 401 && /not authorized for bots/i.test(what.text)) return new ChatwootBotTokenError(message, details);
     if (status === 401) return new ChatwootUnauthorizedError(message, details);
     if (status === 404) return new ChatwootNotFoundError(message, details);
     // Chatwoot tells its per-conversation message limit only by the 422's text: read here, once, into a type.

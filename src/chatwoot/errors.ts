@@ -18,6 +18,8 @@ export interface ChatwootErrorDetails {
   route: string;
   /** HTTP status when Chatwoot answered. */
   status?: number;
+  /** When no answer came: the network failure's code (`ECONNREFUSED`, `ENOTFOUND`, `CERT_HAS_EXPIRED`, `ETIMEDOUT`…). */
+  networkCode?: string;
   cause?: unknown;
 }
 
@@ -27,12 +29,14 @@ export abstract class ChatwootError extends AppError {
   readonly method: string;
   readonly route: string;
   readonly status: number | undefined;
+  readonly networkCode: string | undefined;
 
   constructor(message: string, details: ChatwootErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.method = details.method;
     this.route = details.route;
     this.status = details.status;
+    this.networkCode = details.networkCode;
   }
 
   /** True when the same call may succeed later (outages and rate limits). */
@@ -52,7 +56,16 @@ export class ChatwootUnavailableError extends ChatwootError {
  * it is retryable: delivery pauses until an operator fixes the token.
  */
 export class ChatwootUnauthorizedError extends ChatwootUnavailableError {
-  override readonly code = 'CW_UNAUTHORIZED';
+  override readonly code: string = 'CW_UNAUTHORIZED';
+}
+
+/**
+ * 401 "Access to this endpoint is not authorized for bots": the token is an
+ * agent bot's, which Chatwoot refuses on every route but a few conversation
+ * and message ones (`AccessTokenAuthHelper::BOT_ACCESSIBLE_ENDPOINTS`).
+ */
+export class ChatwootBotTokenError extends ChatwootUnauthorizedError {
+  override readonly code = 'CW_BOT_TOKEN';
 }
 
 /** 429. */

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { redactConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { checkChatwootAccess } from '../chatwoot/access-check.js';
 import { createChatwootClient } from '../chatwoot/client.js';
 import { authorizeCommand } from './commands/authorize.js';
 import { CommandIntake } from './commands/command-intake.js';
@@ -29,6 +30,7 @@ import { VERSION } from '../lib/version.js';
 import { ControlPlane } from './control-plane.js';
 import { InboxSecrets } from './inbox-secrets.js';
 import { OutboundGateway } from './outbound-gateway.js';
+import { ChatwootStartupCheck } from './chatwoot-startup-check.js';
 import { buildGlobalStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
 
@@ -58,6 +60,15 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
   const control = new ControlPlane({ registry, supervisor, log, staggerMs: config.whatsapp.restoreStaggerMs });
   const chatwoot = createChatwootClient(config);
+  // In the background: a wrong URL or token keeps /readyz false and says why, and never stops the daemon.
+  const chatwootCheck = new ChatwootStartupCheck({
+    check: () => checkChatwootAccess(chatwoot, { baseUrl: config.chatwoot.baseUrl, requireAdministrator: false }),
+    log: log.child({ module: 'chatwoot-check' }),
+    minDelayMs: config.queue.outageProbeMinDelayMs,
+    maxDelayMs: config.queue.outageProbeMaxDelayMs,
+    defaultAccountId: config.chatwoot.defaultAccountId,
+  });
+  chatwootCheck.start();
   const outbound = new OutboundGateway({ redis: intakeRedis, keys, slotOf: (key) => control.slotOf(key) });
   const secrets = new InboxSecrets({ chatwoot, redis, keys, log: log.child({ module: 'inbox-secrets' }) });
   supervisor.on('event', (e) => {
@@ -113,8 +124,12 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         (r) => r === 'PONG',
         () => false,
       );
-      const checks = { redis: redisUp, workers: supervisor.all().every((w) => w.ready), notShuttingDown: !shuttingDown };
-      return { ready: Object.values(checks).every(Boolean), checks };
+      const cw = chatwootCheck.status;
+      const checks = { redis: redisUp, workers: supervisor.all().every((w) => w.ready), chatwoot: cw.state === 'ok', notShuttingDown: !shuttingDown };
+      const reasons: Record<string, string> = {};
+      if (cw.state === 'failing') reasons.chatwoot = `${cw.summary}; see the log`;
+      else if (cw.state === 'checking') reasons.chatwoot = 'being checked';
+      return { ready: Object.values(checks).every(Boolean), checks, reasons };
     },
     routes: [
       webhookRoutes({ config, isInstance: (key) => registry.has(key), inboxSecrets: secrets, accept: (event) => journal.submit(event, WEBHOOK_REDIS_BUDGET_MS), log }),
@@ -166,6 +181,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     });
     if (!(await journal.drain(2000))) log.warn({ entries: journal.pending }, 'journal not empty at shutdown: replayed at the next start');
     await journal.close();
+    chatwootCheck.close();
     secrets.close();
     await outbound.close();
     await Promise.all([redis.quit().catch(() => undefined), intakeRedis.quit().catch(() => undefined)]);

@@ -766,3 +766,46 @@ describe('webhooks', () => {
     }
   });
 });
+
+describe('tokens and the profile', () => {
+  async function profile(token: string): Promise<Answer> {
+    const res = await fetch(`${double.url}/api/v1/profile`, { headers: { api_access_token: token } });
+    return { status: res.status, body: await res.json(), headers: res.headers };
+  }
+
+  it('the main token: its user, administrator of every account, its own token in access_token', async () => {
+    const second = double.addAccount().id;
+    const r = await profile(double.token);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ id: 1, email: 'api@ponte.invalid', access_token: double.token, role: 'administrator', type: 'user' });
+    expect((r.body as { accounts: unknown[] }).accounts).toEqual([
+      expect.objectContaining({ id: accountId, role: 'administrator', status: 'active' }),
+      expect.objectContaining({ id: second, role: 'administrator', status: 'active' }),
+    ]);
+    expect(double.violations).toEqual([]);
+  });
+
+  it('another user’s token: its own roles, only in its accounts; on other routes a violation', async () => {
+    const second = double.addAccount().id;
+    const token = double.addUserToken({ name: 'Agente', email: 'agente@loja.com', roles: { [second]: 'agent' } });
+    const r = await profile(token);
+    expect(r.body).toMatchObject({ email: 'agente@loja.com', role: 'agent', accounts: [{ id: second, role: 'agent' }] });
+    expect(double.violations).toEqual([]);
+    expect((await api('GET', '/inboxes', undefined, token)).status).toBe(401);
+    expect(double.violations).toHaveLength(1);
+  });
+
+  it('an agent bot’s token: the bots’ 401 on the profile and on contacts', async () => {
+    const token = double.addAgentBotToken();
+    expect(await profile(token)).toMatchObject({ status: 401, body: { error: 'Access to this endpoint is not authorized for bots' } });
+    expect(await api('GET', '/contacts/1', undefined, token)).toMatchObject({ status: 401, body: { error: 'Access to this endpoint is not authorized for bots' } });
+    expect(double.violations).toEqual([]);
+  });
+
+  it('refuseTokens: every token gets 401 Invalid Access Token until it is undone', async () => {
+    const undo = double.refuseTokens();
+    expect(await profile(double.token)).toMatchObject({ status: 401, body: { error: 'Invalid Access Token' } });
+    undo();
+    expect((await profile(double.token)).status).toBe(200);
+  });
+});

@@ -43,6 +43,8 @@ export interface DaemonOptions {
   detached?: boolean;
   /** Listen on this port (a restart on the same URL); a free one by default. */
   port?: number;
+  /** Resolve once `/readyz` answers 200 (default), or already once `/healthz` answers (a daemon expected not to be ready). */
+  until?: 'ready' | 'listening';
 }
 
 export async function startDaemon(env: Record<string, string>, o: DaemonOptions = {}): Promise<Daemon> {
@@ -58,7 +60,8 @@ export async function startDaemon(env: Record<string, string>, o: DaemonOptions 
   proc.stderr.on('data', (c: Buffer) => output.push(c.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const daemon = { proc, base: `http://127.0.0.1:${port}`, port, output, exited };
-  await until('readiness', async () => (await fetch(`${daemon.base}/readyz`)).ok, daemon);
+  if (o.until === 'listening') await until('the HTTP listener', async () => (await fetch(`${daemon.base}/healthz`)).ok, daemon);
+  else await until('readiness', async () => (await fetch(`${daemon.base}/readyz`)).ok, daemon);
   return daemon;
 }
 

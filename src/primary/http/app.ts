@@ -8,8 +8,11 @@ export interface AppDeps {
   log: Logger;
   /** Liveness details; the process answers as long as it runs. */
   version: string;
-  /** Readiness: Redis reachable, workers ready, not shutting down. Returns the failing checks. */
-  readiness(): Promise<{ ready: boolean; checks: Record<string, boolean> }>;
+  /**
+   * Readiness: Redis reachable, workers ready, Chatwoot's URL and token checked, not shutting down.
+   * Returns every check, and for a failing one a short reason that names no host or secret (anyone may read it).
+   */
+  readiness(): Promise<{ ready: boolean; checks: Record<string, boolean>; reasons?: Record<string, string> }>;
   /** Routers mounted after the probes (operator routes, webhooks). */
   routes?: Router[];
   /** Error handlers tried before the generic 500. */
@@ -27,8 +30,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.get('/readyz', async (_req: Request, res: Response) => {
-    const { ready, checks } = await deps.readiness();
-    res.status(ready ? 200 : 503).json({ ready, checks });
+    const { ready, checks, reasons } = await deps.readiness();
+    res.status(ready ? 200 : 503).json({ ready, checks, ...(reasons && Object.keys(reasons).length > 0 ? { reasons } : {}) });
   });
 
   for (const r of deps.routes ?? []) app.use(r);

@@ -11,7 +11,6 @@
  * finds (a deleted conversation, a phone number already taken) is answered
  * without a violation, as that is normal Chatwoot behaviour.
  */
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkForm, checkParams, Contract, describeErrors, type Operation } from './contract.js';
@@ -30,6 +29,7 @@ import {
   RecordInvalid,
   Store,
 } from './store.js';
+import { Tokens } from './tokens.js';
 import { Webhooks, type WebhookDelivery } from './webhooks.js';
 
 export type { AccountRole, AttachmentRecord, ContactInboxRecord, CwContactRecord, CwConversationRecord, CwMessageRecord, InboxRecord } from './store.js';
@@ -57,8 +57,17 @@ export interface AgentAttachment {
 export interface ChatwootDouble {
   /** `http://127.0.0.1:<port>`. */
   url: string;
-  /** The valid `api_access_token`; any other token gets 401 `{"error":"Invalid Access Token"}`. */
+  /** The valid `api_access_token` (user 1's, an administrator of every account); an unknown token gets 401 `{"error":"Invalid Access Token"}`. */
   token: string;
+  /**
+   * Another user's access token, with a role per account (accounts not listed: not a member).
+   * Only `GET /api/v1/profile` serves it; another route records a violation.
+   */
+  addUserToken(o: { name: string; email: string; roles: Record<number, AccountRole> }): string;
+  /** An agent bot's access token: refused with Chatwoot's bot 401 on every route the double serves except the bots' own (which record a violation). */
+  addAgentBotToken(o?: { name?: string }): string;
+  /** As if the token were revoked or a proxy dropped its header: every call gets 401 Invalid Access Token until the returned function runs. */
+  refuseTokens(): () => void;
   addAccount(): { id: number };
   addInbox(o: { accountId: number; name?: string; webhookUrl?: string; secret?: string; lockToSingleConversation?: boolean }): { id: number; secret: string };
   addAccountWebhook(o: { accountId: number; url: string; subscriptions: string[]; secret?: string }): { id: number };
@@ -121,7 +130,7 @@ let sharedContract: Contract | undefined;
 export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): Promise<ChatwootDouble> {
   const contract = (sharedContract ??= new Contract());
   const store = new Store();
-  const token = `cw-test-${randomUUID()}`;
+  const tokens = new Tokens(store);
   const faults = new Faults(options.seed ?? 1);
   const webhooks = new Webhooks(store, options.webhooksEnabled ?? true);
   const violations: string[] = [];
@@ -132,6 +141,7 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
 
   const deps: RouteDeps = {
     store,
+    tokens,
     webhooks,
     messagesPerMinute: options.messagesPerMinutePerConversation ?? 200,
     ...(options.onMessage ? { onMessage: options.onMessage } : {}),
@@ -278,7 +288,12 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     await delay();
 
     if (!found) return refuse(res, 404, `${method} ${url.pathname}: no such route in Chatwoot's API`, 'Resource could not be found');
-    if (req.headers.api_access_token !== token) return send(res, 401, { error: 'Invalid Access Token' });
+    const token = req.headers.api_access_token;
+    const verdict = tokens.verdict(token, key);
+    if (!verdict.allow) {
+      if (verdict.violation) violations.push(verdict.violation);
+      return send(res, verdict.status, { error: verdict.error });
+    }
 
     const { route, params } = found;
     const paramProblems = checkParams(route.op, params, url.searchParams);
@@ -295,8 +310,11 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
     let status: number;
     let body: unknown;
     try {
-      const ctx = { params, query: url.searchParams, body: parsed.body, files: parsed.files };
-      const out = 'userHandler' in route.def ? route.def.userHandler(ctx) : route.def.handler({ ...ctx, account: store.account(Number(params.account_id)) });
+      const def = route.def;
+      const out =
+        'userHandler' in def
+          ? def.userHandler({ owner: verdict.owner, token: String(token) })
+          : def.handler({ account: store.account(Number(params.account_id)), params, query: url.searchParams, body: parsed.body, files: parsed.files });
       status = out.status ?? 200;
       body = out.body;
     } catch (err) {
@@ -337,7 +355,10 @@ export async function startChatwootDouble(options: ChatwootDoubleOptions = {}): 
 
   return {
     url: baseUrl,
-    token,
+    token: tokens.main,
+    addUserToken: (o) => tokens.addUser(o).token,
+    addAgentBotToken: (o = {}) => tokens.addAgentBot({ name: o.name ?? 'Bot' }).token,
+    refuseTokens: () => tokens.refuseAll(),
     addAccount: () => ({ id: store.addAccount().id }),
     addInbox: (o) => {
       const i = store.addInbox(o);

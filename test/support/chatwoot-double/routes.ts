@@ -16,6 +16,7 @@ import {
   NotFound,
   type Store,
 } from './store.js';
+import { PROFILE_ROUTE, type TokenOwner, type Tokens } from './tokens.js';
 import type { Webhooks } from './webhooks.js';
 
 export interface UploadedFile {
@@ -34,13 +35,14 @@ export interface RequestCtx {
 
 export type Handler = (ctx: RequestCtx) => { status?: number; body: unknown };
 
-/** A route outside any account (`/api/v1/profile`): no `{account_id}` to look up. */
-export type UserHandler = (ctx: Omit<RequestCtx, 'account'>) => { status?: number; body: unknown };
+/** A route outside any account (`/api/v1/profile`): it answers for the token's owner. */
+export type UserHandler = (ctx: { owner: TokenOwner; token: string }) => { status?: number; body: unknown };
 
-export type RouteDef = { method: string; template: string } & ({ handler: Handler } | { userHandler: UserHandler });
+export type RouteDef = { method: string; template: string; handler: Handler } | { method: string; template: string; userHandler: UserHandler };
 
 export interface RouteDeps {
   store: Store;
+  tokens: Tokens;
   webhooks: Webhooks;
   /** `CONVERSATION_MESSAGE_PER_MINUTE_LIMIT`. */
   messagesPerMinute: number;
@@ -223,7 +225,7 @@ export function buildRoutes(deps: RouteDeps): RouteDef[] {
 
   return [
     // ── profile ──────────────────────────────────────────────────────────────
-    { method: 'GET', template: '/api/v1/profile', userHandler: () => ({ body: store.profileJson() }) },
+    { method: 'GET', template: PROFILE_ROUTE.slice('GET '.length), userHandler: ({ owner, token }) => ({ body: deps.tokens.profileJson(owner, token) }) },
 
     // ── inboxes ──────────────────────────────────────────────────────────────
     route('GET', `${A}/inboxes`, ({ account }) => ({

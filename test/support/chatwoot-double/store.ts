@@ -301,29 +301,6 @@ export class Store {
     return { id: u.id, account_id: account.id, availability_status: 'online', auto_offline: true, confirmed: true, email: u.email, available_name: u.name, name: u.name, role, thumbnail: '', custom_role_id: null };
   }
 
-  /** `GET /api/v1/profile`: the token's owner, with every account and its role there. */
-  profileJson(): Record<string, unknown> {
-    const u = this.user;
-    return {
-      id: u.id,
-      access_token: 'hidden',
-      account_id: [...this.accounts.keys()][0] ?? null,
-      available_name: u.name,
-      avatar_url: '',
-      confirmed: true,
-      display_name: null,
-      message_signature: null,
-      email: u.email,
-      name: u.name,
-      provider: 'email',
-      pubsub_token: 'pubsub-token',
-      type: null,
-      ui_settings: {},
-      uid: u.email,
-      accounts: [...this.accounts.values()].map((a) => ({ id: a.id, name: a.name, status: 'active', active_at: null, role: a.tokenRole, permissions: [a.tokenRole], availability: 'online', availability_status: 'online', auto_offline: true, custom_role_id: null, custom_role: null })),
-    };
-  }
-
   // ── contacts ───────────────────────────────────────────────────────────────
 
   /**

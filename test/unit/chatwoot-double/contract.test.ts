@@ -35,6 +35,7 @@ describe('the Chatwoot double’s route table', () => {
   it('serves every operation the bridge uses', () => {
     expect(double.routes).toEqual(
       expect.arrayContaining([
+        'GET /api/v1/profile',
         `GET ${A}/inboxes`,
         `GET ${A}/inboxes/{id}`,
         `POST ${A}/inboxes`,
