@@ -1,5 +1,6 @@
 /** Keeps each Chatwoot conversation under its per-minute message limit. */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 
 /**
  * Keeps each Chatwoot conversation under its message limit (Chatwoot answers
@@ -18,7 +19,7 @@ export class ConversationPacer {
     private readonly now: () => number = Date.now,
     maxConversations = 50_000,
   ) {
-    this.windows = new LRUCache<number, number[]>({ max: maxConversations, ttl: windowMs, ttlResolution: 0, perf: { now } });
+    this.windows = boundedCache<number, number[]>(maxConversations, { ttl: windowMs, ttlResolution: 0, perf: { now } });
   }
 
   /** Conversations with a window in memory. */

@@ -1,6 +1,6 @@
 /** The sandbox driver as a worker loads it (`WHATSAPP_DRIVER=sandbox`): its socket factory and the control calls that play WhatsApp's part. */
 import type { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 import { type ControlHandler, ControlError } from '../cluster/ipc.js';
 import { coerceError } from '../lib/errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -37,7 +37,7 @@ export function createSandboxDriver(deps: {
   const sockets = new Map<string, SandboxSocket>();
   const media = new SandboxCdn(SANDBOX_MEDIA_BYTES);
   const groups = new Map<string, string>();
-  const lids = new LRUCache<string, string>({ max: 100_000 });
+  const lids = boundedCache<string, string>(100_000);
   const polls = new Map<string, SandboxPoll>();
   const recordFailed = (instanceKey: string, what: string) => (err: unknown) => deps.log.warn({ err: coerceError(err), instanceId: instanceKey }, `could not record a sandbox ${what}`);
 

@@ -1,7 +1,8 @@
 /** One instance's WhatsApp session: the state machine of linking, connecting and reconnecting. */
 import { EventEmitter } from 'node:events';
 import { type CacheStore, type ConnectionState, jidNormalizedUser } from '@whiskeysockets/baileys';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { backoffDelayMs } from '../lib/backoff.js';
 import { AppError, coerceError } from '../lib/errors.js';
@@ -104,7 +105,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
   /** Credential writes in order; a reconnect waits for them. */
   private saving: Promise<void> = Promise.resolve();
   /** Baileys' retry counts per message, kept across this instance's sockets (bounded: counts matter for an hour). */
-  private readonly retryCounters = lruCacheStore(new LRUCache<string, NonNullable<unknown>>({ max: 10_000, ttl: 3_600_000 }));
+  private readonly retryCounters = lruCacheStore(boundedCache<string, NonNullable<unknown>>(10_000, { ttl: 3_600_000 }));
 
   constructor(private readonly options: SessionOptions) {
     super();

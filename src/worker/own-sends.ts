@@ -1,5 +1,6 @@
 /** The ids of the messages a worker sent, so their echoes are not relayed back: bounded in count and age. */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../lib/bounded-cache.js';
 
 export interface OwnSendsOptions {
   /** Echoes arrive within seconds; an id is kept this long. */
@@ -11,5 +12,5 @@ export interface OwnSendsOptions {
 }
 
 export function ownSendIds(o: OwnSendsOptions = {}): LRUCache<string, true> {
-  return new LRUCache<string, true>({ max: o.max ?? 20_000, ttl: o.ttlMs ?? 10 * 60_000, ttlResolution: 0, ...(o.now ? { perf: { now: o.now } } : {}) });
+  return boundedCache<string, true>(o.max ?? 20_000, { ttl: o.ttlMs ?? 10 * 60_000, ttlResolution: 0, ...(o.now ? { perf: { now: o.now } } : {}) });
 }
