@@ -13,8 +13,15 @@ export function timePrefix(timestampS: number, nowMs: number, timeZone?: string)
   return at.date === today.date ? `[${time}]` : `[${at.date} ${time}]`;
 }
 
+/** One formatter per time zone ('' for the host's): building one costs more than formatting. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
 function parts(d: Date, timeZone: string | undefined): { date: string; hour: string; minute: string } {
-  const f = new Intl.DateTimeFormat('en-CA', { ...(timeZone ? { timeZone } : {}), year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  let f = formatters.get(timeZone ?? '');
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', { ...(timeZone ? { timeZone } : {}), year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    formatters.set(timeZone ?? '', f);
+  }
   const p = Object.fromEntries(f.formatToParts(d).map((x) => [x.type, x.value]));
   return { date: `${p.year}-${p.month}-${p.day}`, hour: p.hour ?? '00', minute: p.minute ?? '00' };
 }
