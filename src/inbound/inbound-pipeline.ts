@@ -31,6 +31,8 @@ export interface InboundPipelineDeps {
   instanceKey: string;
   /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
   sweepIntervalMs?: number;
+  /** How long after a history set the automatic import starts (`IMPORT_SETTLE_MS` by default). */
+  historySettleMs?: number;
   /** This number's own JIDs (for polls sent from the phone). */
   ownJids?: () => string[];
   /** A group's subject through the instance's current socket. */
@@ -130,6 +132,7 @@ export class InboundPipeline {
         outageMinDelayMs: q.outageProbeMinDelayMs,
         outageMaxDelayMs: q.outageProbeMaxDelayMs,
         rateLimitDelayMs: q.rateLimitDelayMs,
+        ...(deps.historySettleMs !== undefined ? { settleMs: deps.historySettleMs } : {}),
       },
       canRun: () => h?.canRun() ?? false,
       ...(h?.requestOlder ? { requestOlder: h.requestOlder } : {}),
