@@ -169,12 +169,13 @@ export class HistoryImport {
       const added = await this.deps.history.keep(messages, oldest, this.now());
       this.deps.log.info({ messages: messages.length, added }, 'history set kept');
       const run = await this.deps.history.run();
-      if (run?.state === 'running') {
-        await this.planSince(run.sinceS);
-        this.launch();
-        return;
-      }
-    }).then(() => this.scheduleAuto());
+      if (run?.state !== 'running') return false;
+      await this.planSince(run.sinceS);
+      this.launch();
+      return true;
+    }).then((joined) => {
+      if (!joined) this.scheduleAuto();
+    });
   }
 
   /** Starts an import of the window shortly (sets sent in a row become one import), unless one runs. */
