@@ -19,9 +19,11 @@ export type WorkerOp =
   | 'logout'
   | 'pairing-code'
   | 'replay'
+  | 'import'
   | 'sandbox.scan'
   | 'sandbox.message'
   | 'sandbox.messages'
+  | 'sandbox.history'
   | 'sandbox.receipt'
   | 'sandbox.disconnect'
   | 'sandbox.call'
@@ -36,7 +38,7 @@ export type ControlHandler = (instanceKey: string, args: Record<string, unknown>
 export type WorkerToPrimary =
   | { type: 'ready'; slot: number }
   | { type: 'status'; slot: number; instances: InstanceStatus[]; memory: { rss: number; heapUsed: number }; cpuUs: number }
-  | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state'; data: Record<string, unknown> }
+  | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state' | 'import'; data: Record<string, unknown> }
   | { type: 'response'; id: number; ok: true; result: unknown }
   | { type: 'response'; id: number; ok: false; error: { code: ControlCode; message: string } };
 

@@ -1,5 +1,6 @@
 /** Every environment variable Ponte reads, its default and unit, and the configuration compiled from them. */
 import { z } from 'zod';
+import { MAX_IMPORT_DAYS } from '../model/history-import.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 
 /**
@@ -85,7 +86,6 @@ export const EnvSchema = z.object({
   BAILEYS_LOG_LEVEL_INSTANCE: z.enum(LOG_LEVELS).default('warn'),
   BAILEYS_RECONNECT_DELAY_MS: int(0).default(2000),
   BAILEYS_MAX_QR_SEND_ATTEMPTS: int(1, 50).default(5),
-  RELAY_HISTORY_SYNC: bool.default(false),
   INSTANCE_LEASE_TTL_MS: int(1000).default(15_000),
   RESTORE_STAGGER_MS: int(0).default(200),
   SANDBOX_QR_INTERVAL_MS: int(50).default(20_000),
@@ -124,6 +124,7 @@ export const EnvSchema = z.object({
     .refine((v) => /^[A-Za-z0-9_.:-]+$/.test(v), 'may hold only letters, digits and _ . : -'),
 
   INBOUND_MEDIA_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  HISTORY_IMPORT_DAYS: int(0, MAX_IMPORT_DAYS).default(7),
   CALLS_REJECT: bool.default(false),
   GROUPS_IGNORED: z
     .string()
@@ -176,7 +177,6 @@ export interface Config {
     logLevel: LogLevel;
     reconnectDelayMs: number;
     maxQrSendAttempts: number;
-    relayHistorySync: boolean;
     /** How long an instance's lease outlives a dead owner. */
     leaseTtlMs: number;
     /** Delay between instance starts when many are restored at once. */
@@ -220,6 +220,13 @@ export interface Config {
     rejectCalls: boolean;
     /** Instances whose group messages are not relayed (`all` for every instance). */
     groupsIgnored: readonly string[];
+    /**
+     * Days of WhatsApp history imported on their own when history sync
+     * delivers it (after a link, and whenever more comes); 0: only on
+     * demand. At most 30: the id mappings that keep an import from doubling
+     * a message are kept that long.
+     */
+    historyImportDays: number;
   };
   outbound: {
     /** Largest attachment fetched from Chatwoot and sent on WhatsApp. */
@@ -270,7 +277,6 @@ export function compileConfig(e: ParsedEnv): Config {
       logLevel: e.BAILEYS_LOG_LEVEL_INSTANCE,
       reconnectDelayMs: e.BAILEYS_RECONNECT_DELAY_MS,
       maxQrSendAttempts: e.BAILEYS_MAX_QR_SEND_ATTEMPTS,
-      relayHistorySync: e.RELAY_HISTORY_SYNC,
       leaseTtlMs: e.INSTANCE_LEASE_TTL_MS,
       restoreStaggerMs: e.RESTORE_STAGGER_MS,
       sandboxQrIntervalMs: e.SANDBOX_QR_INTERVAL_MS,
@@ -293,7 +299,7 @@ export function compileConfig(e: ParsedEnv): Config {
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
-    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED },
+    inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED, historyImportDays: e.HISTORY_IMPORT_DAYS },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,

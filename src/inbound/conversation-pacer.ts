@@ -28,16 +28,21 @@ export class ConversationPacer {
     return this.windows.size;
   }
 
-  /** Takes a slot for one message and returns 0, or returns how long to wait before one frees up (taking nothing). */
-  reserve(conversationId: number): number {
+  /**
+   * Takes a slot for one message and returns 0, or returns how long to wait
+   * before one frees up (taking nothing). `limit` below the pacer's own keeps
+   * the rest of the window free for others (the history import leaves room
+   * for live messages).
+   */
+  reserve(conversationId: number, limit = this.limit): number {
     const now = this.now();
     const times = this.windows.get(conversationId) ?? [];
     let start = 0;
     while (start < times.length && times[start]! <= now - this.windowMs) start++;
     const live = start > 0 ? times.slice(start) : times;
-    if (live.length >= this.limit) {
+    if (live.length >= limit) {
       this.windows.set(conversationId, live);
-      return live[0]! + this.windowMs - now;
+      return live[live.length - limit]! + this.windowMs - now;
     }
     live.push(now);
     this.windows.set(conversationId, live);

@@ -16,6 +16,10 @@ import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { InboundProducer } from './inbound-producer.js';
 import { InboundStore } from './inbound-store.js';
 import type { RedisKeys } from '../redis/keys.js';
+import { ConversationPacer } from './conversation-pacer.js';
+import { HistoryImport } from './history-import.js';
+import type { ImportReport } from '../model/history-import.js';
+import { HistoryStore, type OldestMessage } from './history-store.js';
 
 export interface InboundPipelineDeps {
   config: Readonly<Config>;
@@ -29,6 +33,8 @@ export interface InboundPipelineDeps {
   instanceKey: string;
   /** How often chats holding events are re-scheduled; defaults to the stalled-job interval. */
   sweepIntervalMs?: number;
+  /** How long after a history set the automatic import starts (`IMPORT_SETTLE_MS` by default). */
+  historySettleMs?: number;
   /** This number's own JIDs (for polls sent from the phone). */
   ownJids?: () => string[];
   /** A group's subject through the instance's current socket. */
@@ -37,6 +43,14 @@ export interface InboundPipelineDeps {
   fetchMedia?: MediaFetcher;
   /** Called after each message reached Chatwoot. */
   onDelivered?: (event: InboundEvent, target: { conversationId: number; messageId: number }) => void;
+  /** What the history import needs of the instance's session. */
+  history?: {
+    /** The session is open (the import runs only then). */
+    canRun(): boolean;
+    /** Asks the phone for history older than `oldest` in its chat; false when it cannot now. */
+    requestOlder?: (oldest: OldestMessage, count: number) => Promise<boolean>;
+    report(r: ImportReport): void;
+  };
 }
 
 /**
@@ -49,7 +63,9 @@ export class InboundPipeline {
   readonly producer: InboundProducer;
   readonly consumer: InboundConsumer;
   readonly resolver: ContactResolver;
+  readonly history: HistoryImport;
   private readonly jobs: InstanceJobs<ChatJobData>;
+  private closing: Promise<void> | undefined;
 
   constructor(deps: InboundPipelineDeps) {
     const { config, redis, keys, chatwoot, instanceKey } = deps;
@@ -62,7 +78,10 @@ export class InboundPipeline {
     this.producer = new InboundProducer(this.store, deps.jobs.queue, chatAliases);
     const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
     this.resolver = resolver;
+    // One pacer for live delivery and the history import: both together stay under Chatwoot's per-conversation limit.
+    const pacer = new ConversationPacer();
     const relay = new Relay({
+      pacer,
       client: chatwoot,
       resolver,
       redis,
@@ -91,10 +110,36 @@ export class InboundPipeline {
         sweepIntervalMs: deps.sweepIntervalMs ?? q.stalledIntervalMs,
       },
     });
+    const h = deps.history;
+    this.history = new HistoryImport({
+      history: new HistoryStore(redis, keys, instanceKey),
+      inbound: this.store,
+      resolver,
+      relay,
+      client: chatwoot,
+      pacer,
+      classify: classifyChatwootFailure,
+      aliasesOf: chatAliases,
+      accountId: ref.accountId,
+      log: log.child({ module: 'history' }),
+      options: {
+        autoDays: config.inbound.historyImportDays,
+        attempts: q.attempts,
+        backoffDelayMs: q.backoffDelayMs,
+        outageMinDelayMs: q.outageProbeMinDelayMs,
+        outageMaxDelayMs: q.outageProbeMaxDelayMs,
+        rateLimitDelayMs: q.rateLimitDelayMs,
+        ...(deps.historySettleMs !== undefined ? { settleMs: deps.historySettleMs } : {}),
+      },
+      canRun: () => h?.canRun() ?? false,
+      ...(h?.requestOlder ? { requestOlder: h.requestOlder } : {}),
+      report: (r) => h?.report(r),
+    });
   }
 
-  start(): Promise<void> {
-    return this.consumer.start();
+  async start(): Promise<void> {
+    await this.consumer.start();
+    await this.history.start();
   }
 
   /** Sends up to `limit` parked messages again, each at the end of its chat. */
@@ -106,7 +151,11 @@ export class InboundPipeline {
 
   /** Stops consuming (jobs in flight finish their current message). Idempotent. */
   close(): Promise<void> {
-    return this.consumer.close();
+    this.closing ??= (async () => {
+      await this.history.close();
+      await this.consumer.close();
+    })();
+    return this.closing;
   }
 }
 

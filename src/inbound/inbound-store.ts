@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { InboundEvent } from '../model/inbound.js';
 import { authorOf, encodeRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
 import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import { LuaScript } from '../redis/scripts.js';
 
 /**
  * Per-chat ordered storage of one instance's inbound events in Redis.
@@ -193,6 +194,61 @@ end
 return {replayed, schedule_pending(base)}
 `;
 
+/**
+ * The chats of several messages, resolved from the person's addresses as
+ * `ingest` does (and those addresses kept), without queueing anything: the
+ * history import orders a message into the same chat as a live one. ARGV:
+ * base, ttl, then (pn, lid, default chat) per message. Returns the chats.
+ */
+const CHATS_OF = new LuaScript<string[]>('InboundChatsOf', `
+local base = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local function alias(jid)
+  local v = redis.call('GET', base .. 'alias:' .. jid)
+  if not v then v = redis.call('HGET', base .. 'alias', jid) end
+  return v
+end
+local function keep(jid, chat)
+  local key = base .. 'alias:' .. jid
+  if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
+end
+local out = {}
+for i = 3, #ARGV, 3 do
+  local pn, lid = ARGV[i], ARGV[i + 1]
+  local chat = false
+  if pn ~= '' then chat = alias(pn) end
+  if (not chat) and lid ~= '' then chat = alias(lid) end
+  if not chat then chat = ARGV[i + 2] end
+  if pn ~= '' then keep(pn, chat) end
+  if lid ~= '' then keep(lid, chat) end
+  table.insert(out, chat)
+end
+return out
+`);
+
+/**
+ * Claims a WhatsApp id for the history import against the live path (whose
+ * `ingest` takes the same `seen` mark). KEYS: the id's mapping, its seen
+ * mark, its outbound record. ARGV: ttl. Returns `mapped` (in Chatwoot
+ * already), `own` (Ponte sent it: an agent's reply), `live` (the live path
+ * has it), `again` (an import claimed it before: it may have been created
+ * with its answer lost) or `new` (claimed now).
+ */
+const CLAIM = new LuaScript<string>('InboundClaimForImport', `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'mapped' end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'own' end
+local v = redis.call('GET', KEYS[2])
+if not v then
+  redis.call('SET', KEYS[2], 'h', 'EX', tonumber(ARGV[1]))
+  return 'new'
+end
+if v == 'h' then return 'again' end
+return 'live'
+`);
+
+/** What the live path knows of a WhatsApp id the history import is about to create. */
+export type ImportClaim = 'mapped' | 'own' | 'live' | 'again' | 'new';
+
 interface InboundScripts {
   ponteIngest(...args: string[]): Promise<[number, string, string]>;
   ponteScheduled(...args: string[]): Promise<string[]>;
@@ -376,6 +432,27 @@ export class InboundStore {
     const entry: ParkedEntry = { chatId, event: head.raw, error, atMs: Date.now() };
     const k = this.opts.keys;
     await this.redis.pontePark(1, k.stats(this.instanceKey), this.base, chatId, head.raw, head.event.message.waId, JSON.stringify(entry), String(LIST_CAP), k.chat(this.instanceKey, chatId));
+  }
+
+  /**
+   * The chats these messages belong to, as `ingest` would queue them (the
+   * first address already known decides; the addresses are kept), in one
+   * round trip; nothing is queued.
+   */
+  async chatsOf(aliases: ReadonlyArray<{ pn?: string | undefined; lid?: string | undefined; chatId: string }>): Promise<string[]> {
+    if (aliases.length === 0) return [];
+    const args = aliases.flatMap((a) => [a.pn ?? '', a.lid ?? '', a.chatId]);
+    return CHATS_OF.run(this.opts.redis, [], [this.base, String(this.retentionS), ...args]);
+  }
+
+  /**
+   * Claims `waId` for the history import: from then on a live copy of it is
+   * dropped by `ingest`, as a repeat. Says instead what already has it.
+   */
+  async claimForImport(waId: string): Promise<ImportClaim> {
+    const k = this.opts.keys;
+    const keys = [k.waToCw(this.instanceKey, waId), `${this.base}seen:${waId}`, k.outWa(this.instanceKey, waId)];
+    return (await CLAIM.run(this.opts.redis, keys, [String(this.retentionS)])) as ImportClaim;
   }
 
   /** Counts a message-specific failure of `waId`; returns the attempts so far. */

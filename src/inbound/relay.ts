@@ -2,7 +2,7 @@
 import { rm } from 'node:fs/promises';
 import type { ChatwootClientLike, CwMessage } from '../chatwoot/types.js';
 import { ChatwootNotFoundError } from '../chatwoot/errors.js';
-import type { InboundEvent } from '../model/inbound.js';
+import type { InboundEvent, InboundMessage } from '../model/inbound.js';
 import { parseRelayed } from '../model/relayed.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -11,7 +11,7 @@ import { ConversationPacer } from './conversation-pacer.js';
 import type { ContactResolver, ChatTarget } from './contact-resolver.js';
 import type { DeliveryOutcome } from './inbound-consumer.js';
 import { PacedError } from './relay-errors.js';
-import { createBody, type MediaFetcher, type PollRecord, renderInbound } from './render.js';
+import { createBody, type MediaFetcher, type PollRecord, type Rendering, renderInbound } from './render.js';
 import { waSourceId } from '../model/source-id.js';
 
 export interface RelayDeps {
@@ -22,6 +22,7 @@ export interface RelayDeps {
   accountId: number;
   instanceKey: string;
   log: Logger;
+  /** Per-conversation pacing, shared with the history import so both together stay under Chatwoot's limit. */
   pacer?: ConversationPacer;
   /** Downloads media through the instance's socket; without it media arrive as their caption with a note. */
   fetchMedia?: MediaFetcher;
@@ -80,25 +81,7 @@ export class Relay {
       const existing = await this.findExisting(target, message.waId);
       if (existing) return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
     }
-    const rendering = await renderInbound(message, {
-      maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
-      ...(this.deps.fetchMedia ? { fetchMedia: this.deps.fetchMedia } : {}),
-      polls: {
-        remember: async (pollWaId, poll) => {
-          await this.deps.redis.set(this.deps.keys.poll(this.deps.instanceKey, pollWaId), JSON.stringify(poll), 'EX', 90 * 86_400);
-        },
-        get: async (pollWaId) => {
-          const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
-          return v ? (JSON.parse(v) as PollRecord) : undefined;
-        },
-      },
-      ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
-      chatId,
-      relayed: async (waId) => {
-        const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
-        return v ? parseRelayed(v) : undefined;
-      },
-    });
+    const rendering = await this.render(message, chatId);
     if (rendering.kind === 'skip') {
       this.deps.log.info({ waId: message.waId, reason: rendering.reason }, 'inbound act not applied');
       return { kind: 'ignored', reason: rendering.reason };
@@ -127,6 +110,33 @@ export class Relay {
       if (attachment && 'file' in attachment) await rm(attachment.file, { force: true });
     }
   }
+
+  /**
+   * What `message` becomes in Chatwoot as a message of Ponte's chat
+   * `chatId`: its media downloaded (spooled to a file the caller removes),
+   * a poll remembered, an act on another message checked against what Ponte
+   * recorded of it. The history import renders through here too.
+   */
+  readonly render = (message: InboundMessage, chatId: string): Promise<Rendering> =>
+    renderInbound(message, {
+      maxMediaBytes: this.deps.maxMediaBytes ?? 64 * 1024 * 1024,
+      ...(this.deps.fetchMedia ? { fetchMedia: this.deps.fetchMedia } : {}),
+      polls: {
+        remember: async (pollWaId, poll) => {
+          await this.deps.redis.set(this.deps.keys.poll(this.deps.instanceKey, pollWaId), JSON.stringify(poll), 'EX', 90 * 86_400);
+        },
+        get: async (pollWaId) => {
+          const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
+          return v ? (JSON.parse(v) as PollRecord) : undefined;
+        },
+      },
+      ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
+      chatId,
+      relayed: async (waId) => {
+        const v = await this.deps.redis.get(this.deps.keys.waToCw(this.deps.instanceKey, waId));
+        return v ? parseRelayed(v) : undefined;
+      },
+    });
 
   /** Looks for a message with this WhatsApp id among the conversation's latest messages. */
   private async findExisting(target: ChatTarget, waId: string): Promise<CwMessage | undefined> {

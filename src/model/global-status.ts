@@ -1,4 +1,5 @@
 /** The shape of `GET /global-status`, which `/metrics` and `dashboard.sh` read too. */
+import type { HistoryImportStatus } from './instance.js';
 
 /** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
 export interface GlobalStatus {
@@ -19,5 +20,7 @@ export interface GlobalStatus {
     queues: { inbound: number; outbound: number };
     lastMessageAt: string | null;
     lastError: string | null;
+    /** The latest history import (`state` running or done, and its counts); null when there was none. */
+    import: HistoryImportStatus | null;
   }>;
 }

@@ -13,6 +13,22 @@ export interface InstanceRecord {
   updatedAtMs: number;
 }
 
+/** Where an instance's history import stands, as `/global-status` shows it. */
+export interface HistoryImportStatus {
+  /** `running` while messages remain; `done` once each was created, skipped or failed. */
+  state: 'running' | 'done';
+  /** Chats the import's messages belong to. */
+  chats: number;
+  /** Messages taken into the import (those of its time window). */
+  messages: number;
+  /** Created in Chatwoot by the import. */
+  created: number;
+  /** Not created: in Chatwoot already (relayed live, or by an earlier import), Ponte's own replies, or nothing to show. */
+  skipped: number;
+  /** Refused by Chatwoot for good, or failed on every attempt. */
+  errors: number;
+}
+
 /** What a worker reports about one of its instances. */
 export interface InstanceStatus {
   instanceKey: string;
@@ -26,6 +42,8 @@ export interface InstanceStatus {
   inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
   outbound: { sent: number; failed: number; pending: number };
   lastMessageAtMs?: number;
+  /** The latest history import, when there was one. */
+  import?: HistoryImportStatus;
 }
 
 /** A registry record with the worker slot that runs it and its latest status, as the primary lists instances. */

@@ -141,6 +141,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         adminToken: config.auth.adminToken,
         statusToken: config.auth.statusToken,
         publicUrl: config.server.publicUrl,
+        importDays: config.inbound.historyImportDays,
       }),
     ],
     errorHandlers: [controlErrorHandler],

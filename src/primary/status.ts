@@ -21,6 +21,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0 },
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
       lastError: s?.lastDisconnect ?? null,
+      import: s?.import ? { ...s.import } : null,
     };
   });
   const sum = (f: (i: (typeof instances)[number]) => number) => instances.reduce((a, i) => a + f(i), 0);

@@ -138,6 +138,15 @@ export class RedisKeys {
     return `${this.prefix}sandbox:${instanceKey}:read`;
   }
 
+  /**
+   * Per-instance history-import keys: the history sets kept until imported
+   * (message bodies, their times, the oldest message of each chat) and the
+   * import's state and plan (one sorted set per chat).
+   */
+  history(instanceKey: string): string {
+    return `${this.prefix}hist:${instanceKey}:`;
+  }
+
   /** A relayed poll's options and secret, to read its votes. */
   poll(instanceKey: string, pollWaId: string): string {
     return `${this.prefix}poll:${instanceKey}:${pollWaId}`;

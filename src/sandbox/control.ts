@@ -38,8 +38,12 @@ function encryptVote(options: string[], poll: SandboxPoll, pollMsgId: string, vo
   return { encPayload: aesEncryptGCM(plain, encKey, encIv, Buffer.from(`${pollMsgId}\u0000${voterJid}`)), encIv };
 }
 
-/** Builds the `proto.WebMessageInfo` a live socket would deliver for a control call. */
-export function buildSandboxMessage(b: SandboxMessageBody, polls: ReadonlyMap<string, SandboxPoll> = new Map()): { message: WAMessage; media?: SandboxMedia; poll?: SandboxPoll & { id: string } } {
+/** Builds the `proto.WebMessageInfo` a live socket would deliver for a control call (written at `timestampS`: now by default). */
+export function buildSandboxMessage(
+  b: SandboxMessageBody,
+  polls: ReadonlyMap<string, SandboxPoll> = new Map(),
+  timestampS?: number,
+): { message: WAMessage; media?: SandboxMedia; poll?: SandboxPoll & { id: string } } {
   const digits = b.from.split('@')[0]!.split(':')[0]!.replace(/\D/g, '');
   const isLidJid = b.from.endsWith('@lid');
   const sender: SenderOptions = {
@@ -47,6 +51,7 @@ export function buildSandboxMessage(b: SandboxMessageBody, polls: ReadonlyMap<st
     ...(b.fromMe ? { fromMe: true } : {}),
     ...(b.pushName !== undefined ? { pushName: b.pushName } : {}),
     ...(b.group ? { group: { jid: b.group.jid } } : {}),
+    ...(timestampS !== undefined ? { timestampS } : {}),
   };
   if (isLidJid) sender.fromLid = digits;
   else {

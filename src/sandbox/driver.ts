@@ -10,7 +10,7 @@ import { buildSandboxMessage, type SandboxPoll, UnknownPollError } from './contr
 import { SandboxRecords } from './records.js';
 import { SandboxCdn } from './cdn.js';
 import { type SandboxSocket, sandboxSocketFactory } from './sandbox-socket.js';
-import { SANDBOX_DISCONNECTS, type SandboxDisconnect, SandboxMessageSchema } from './schemas.js';
+import { SANDBOX_DISCONNECTS, SANDBOX_HISTORY_MAX, type SandboxDisconnect, SandboxHistoryContactSchema, SandboxHistoryMessageSchema, SandboxMessageSchema } from './schemas.js';
 import { describeZodError } from '../lib/zod-errors.js';
 
 /** The sandbox keeps the media its simulated senders sent, up to this many bytes (newest kept), in files. */
@@ -32,6 +32,8 @@ export function createSandboxDriver(deps: {
   log: Logger;
   /** Resolves once the instance has stored every message it received (Redis, or the journal). */
   inboundIdle(instanceKey: string): Promise<void>;
+  /** Resolves once the instance has kept every history set it received. */
+  historyIdle(instanceKey: string): Promise<void>;
 }): SandboxDriver {
   const records = new SandboxRecords(deps.redis, deps.keys);
   const sockets = new Map<string, SandboxSocket>();
@@ -57,13 +59,15 @@ export function createSandboxDriver(deps: {
     return s;
   };
 
-  /** One simulated message from a control request (`at` names it in errors), its media and poll remembered. */
-  const build = (args: unknown, at: string) => {
-    const parsed = SandboxMessageSchema.safeParse(args);
+  /** One simulated message from a control request (`at` names it in errors), its media and poll remembered; a history one carries its time. */
+  const build = (args: unknown, at: string, kind: 'live' | 'history' = 'live') => {
+    const parsed = (kind === 'history' ? SandboxHistoryMessageSchema : SandboxMessageSchema).safeParse(args);
     if (!parsed.success) throw new ControlError('bad_request', `${at}${describeZodError(parsed.error)}`);
+    const timestamp = (parsed.data as { timestamp?: unknown }).timestamp;
+    const timestampS = typeof timestamp === 'number' ? timestamp : undefined;
     let built: ReturnType<typeof buildSandboxMessage>;
     try {
-      built = buildSandboxMessage(parsed.data, polls);
+      built = buildSandboxMessage(parsed.data, polls, timestampS);
     } catch (err) {
       if (err instanceof UnknownPollError) throw new ControlError('not_found', `${at}targetId: ${err.message}`);
       throw err;
@@ -105,6 +109,23 @@ export function createSandboxDriver(deps: {
       const messages = list.map((m: unknown, i) => build(m, `messages[${i}].`));
       socket.receive(messages, 'notify');
       await deps.inboundIdle(key);
+      return { ids: messages.map((m) => m.key.id) };
+    },
+    // A history set, as the phone sends it to a companion (after a link, and later).
+    'sandbox.history': async (key, args) => {
+      const list = args.messages ?? [];
+      if (!Array.isArray(list) || list.length > SANDBOX_HISTORY_MAX) throw new ControlError('bad_request', `messages: must be a list of at most ${SANDBOX_HISTORY_MAX} messages`);
+      const rawContacts = args.contacts ?? [];
+      if (!Array.isArray(rawContacts)) throw new ControlError('bad_request', 'contacts: must be a list');
+      const contacts = rawContacts.map((c: unknown, i) => {
+        const parsed = SandboxHistoryContactSchema.safeParse(c);
+        if (!parsed.success) throw new ControlError('bad_request', `contacts[${i}].${describeZodError(parsed.error)}`);
+        return { id: parsed.data.jid, ...(parsed.data.name ? { name: parsed.data.name } : {}) };
+      });
+      const socket = socketOf(key);
+      const messages = list.map((m: unknown, i) => build(m, `messages[${i}].`, 'history'));
+      socket.history(messages, contacts);
+      await deps.historyIdle(key);
       return { ids: messages.map((m) => m.key.id) };
     },
     'sandbox.receipt': (key, args) => {

@@ -128,6 +128,56 @@ export class SandboxSocket implements WaSocket {
     this.ev.emit('messages.upsert', { messages, type });
   }
 
+  /**
+   * The phone sends history: one `messaging-history.set` as rc14 emits it
+   * for a RECENT chunk. Keys carry no alternate address (a history
+   * message's protobuf key has none); LID ⇄ number pairs come as
+   * `lidPnMappings`, chats newest message first, and the first set after the
+   * link is `isLatest` (Baileys counts the processed notifications in the
+   * credentials, as here).
+   */
+  history(messages: WAMessage[], contacts: Contact[] = []): void {
+    if (!this.linked) throw new SandboxStateError('the instance is not connected');
+    const lidPnMappings: Array<{ lid: string; pn: string }> = [];
+    const byChat = new Map<string, WAMessage[]>();
+    for (const m of messages) {
+      const k = m.key;
+      for (const [a, b] of [[k.remoteJid, k.remoteJidAlt], [k.participant, k.participantAlt]]) {
+        if (a?.endsWith('@lid') && b?.endsWith('@s.whatsapp.net')) lidPnMappings.push({ lid: a, pn: b });
+        if (b?.endsWith('@lid') && a?.endsWith('@s.whatsapp.net')) lidPnMappings.push({ lid: b, pn: a });
+      }
+      delete k.remoteJidAlt;
+      delete k.participantAlt;
+      delete k.addressingMode;
+      const chat = k.remoteJid!;
+      byChat.set(chat, [...(byChat.get(chat) ?? []), m]);
+    }
+    const seconds = (m: WAMessage): number => Number(m.messageTimestamp ?? 0);
+    const ordered: WAMessage[] = [];
+    const chats = [...byChat].map(([id, list]) => {
+      const newestFirst = [...list].sort((a, b) => seconds(b) - seconds(a));
+      ordered.push(...newestFirst);
+      const name = contacts.find((c) => c.id === id)?.name;
+      return { id, conversationTimestamp: seconds(newestFirst[0]!), unreadCount: 0, ...(name ? { name } : {}), messages: [{ message: newestFirst[0]! }] };
+    });
+    const processed = this.creds.processedHistoryMessages ?? [];
+    const isLatest = processed.length === 0;
+    const notification = { key: { remoteJid: this.creds.me?.id ?? '', fromMe: true, id: newWaMessageId() }, messageTimestamp: Math.floor(Date.now() / 1000) };
+    this.creds.processedHistoryMessages = [...processed, notification];
+    this.ev.emit('creds.update', { processedHistoryMessages: this.creds.processedHistoryMessages });
+    this.ev.emit('messaging-history.set', {
+      chats,
+      contacts,
+      messages: ordered,
+      lidPnMappings,
+      isLatest,
+      progress: 100,
+      syncType: proto.HistorySync.HistorySyncType.RECENT,
+      chunkOrder: processed.length,
+      peerDataRequestSessionId: null,
+    });
+  }
+
   /** The recipient's phone acknowledged a message Ponte sent. */
   receipt(id: string, status: 'delivered' | 'read'): void {
     if (!this.linked) throw new SandboxStateError('the instance is not connected');

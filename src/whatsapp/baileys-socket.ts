@@ -15,10 +15,12 @@ const SyncType = proto.HistorySync.HistorySyncType;
 /**
  * History-sync kinds processed: the ones that carry contacts, push names and
  * the initial LID ⇄ phone-number mappings (rc14 warns that refusing all of
- * them breaks LID handling). FULL and ON_DEMAND carry old messages only, and
- * status is not relayed; messages of any history kind are not relayed.
+ * them breaks LID handling), whose messages the history import takes in,
+ * and ON_DEMAND, the phone's answer to `fetchMessageHistory` (sent only when
+ * an operator asks for an import). FULL (sent only with `syncFullHistory`)
+ * is not asked for.
  */
-const HISTORY_TYPES = new Set<number>([SyncType.INITIAL_BOOTSTRAP, SyncType.RECENT, SyncType.PUSH_NAME, SyncType.NON_BLOCKING_DATA]);
+const HISTORY_TYPES = new Set<number>([SyncType.INITIAL_BOOTSTRAP, SyncType.RECENT, SyncType.PUSH_NAME, SyncType.NON_BLOCKING_DATA, SyncType.ON_DEMAND]);
 
 /** Baileys' `shouldSyncHistoryMessage`: whether a history-sync notification of this kind is processed. */
 export function syncsHistory(msg: { syncType?: number | null }): boolean {
@@ -73,6 +75,7 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     end: (error) => sock.end(error),
     logout: (msg) => sock.logout(msg),
     requestPairingCode: (phone) => sock.requestPairingCode(phone),
+    fetchMessageHistory: (count, oldestKey, oldestTimestampMs) => sock.fetchMessageHistory(count, oldestKey, oldestTimestampMs),
     downloadMedia: async (msg: WAMessage) => {
       // A stream: the caller cuts it at INBOUND_MEDIA_MAX_BYTES, whatever size the sender declared.
       const download = (m: WAMessage) => downloadMediaMessage(m, 'stream', {}, { logger: o.logger, reuploadRequest: sock.updateMediaMessage });

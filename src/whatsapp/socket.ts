@@ -39,6 +39,12 @@ export interface WaSocket {
   pnForLid(lidJid: string): Promise<string | undefined>;
   /** Which of these numbers (digits or JIDs) are on WhatsApp, with the JID to use. */
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>>;
+  /**
+   * Asks the phone for up to `count` messages of a chat older than
+   * `oldestKey` (history on demand); the phone answers later, with a
+   * `messaging-history.set`. Absent where the driver has no phone to ask.
+   */
+  fetchMessageHistory?(count: number, oldestKey: WAMessageKey, oldestTimestampMs: number): Promise<string>;
   /** Asks WhatsApp for an 8-character pairing code for `phoneDigits` (only once connected). */
   requestPairingCode(phoneDigits: string): Promise<string>;
 }

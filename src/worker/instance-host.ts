@@ -1,12 +1,27 @@
 /** The instances one worker runs: started and stopped as the primary assigns them, and the control calls it makes to them. */
 import { type ControlHandler, ControlError, isControlCode, type WorkerToPrimary } from '../cluster/ipc.js';
 import { coerceError } from '../lib/errors.js';
+import { type ImportNotify, MAX_IMPORT_DAYS } from '../model/history-import.js';
 import type { InstanceStatus } from '../model/instance.js';
 import type { Logger } from '../observability/logger.js';
 import type { AuthStore } from '../whatsapp/auth-store.js';
 import { InstanceRuntime, type InstanceRuntimeDeps } from './instance-runtime.js';
 
 type ControlAnswer = Extract<WorkerToPrimary, { type: 'response' }>;
+
+/** The days of an import request (the primary validated them; checked again at the boundary). */
+function importDays(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_IMPORT_DAYS) throw new ControlError('bad_request', `days: must be a whole number from 1 to ${MAX_IMPORT_DAYS}`);
+  return v;
+}
+
+/** Where an import request's progress goes, when it names a conversation. */
+function importNotify(v: unknown): ImportNotify | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const n = v as Record<string, unknown>;
+  if (typeof n.accountId !== 'number' || typeof n.conversationId !== 'number') return undefined;
+  return { accountId: n.accountId, conversationId: n.conversationId, ...(n.private === true ? { private: true } : {}) };
+}
 
 export class InstanceHost {
   private readonly runtimes = new Map<string, InstanceRuntime>();
@@ -38,6 +53,7 @@ export class InstanceHost {
         return { ok: true };
       },
       replay: (key) => running(key).pipeline.replayParked(),
+      import: (key, args) => running(key).pipeline.history.request(importDays(args.days), importNotify(args.notify)),
       'pairing-code': async (key, args) => ({ code: await running(key).session.requestPairingCode(typeof args.phone === 'string' ? args.phone.replace(/\D/g, '') : '') }),
       ...deps.driverHandlers,
     };

@@ -24,6 +24,7 @@ import type { ChatJobData } from '../inbound/inbound-queue.js';
 import type { ConversationJobData } from '../outbound/outbound-queue.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { ownSendIds } from './own-sends.js';
+import { SessionHistory } from './session-history.js';
 import { SessionInbound } from './session-inbound.js';
 
 export interface InstanceRuntimeDeps {
@@ -57,6 +58,7 @@ export class InstanceRuntime {
   readonly pipeline: InboundPipeline;
   readonly outbound: OutboundConsumer;
   private inbound: SessionInbound | undefined;
+  private history: SessionHistory | undefined;
   private qr: string | undefined;
   private lastMessageAtMs: number | undefined;
   /** Ids of messages Ponte sent, so their echoes are not relayed back (bounded: an echo comes within seconds). */
@@ -101,6 +103,17 @@ export class InstanceRuntime {
         return socket.downloadMedia(JSON.parse(ref, BufferJSON.reviver) as WAMessage);
       },
       onDelivered: (event, target) => this.onDelivered(event.message, target.conversationId),
+      history: {
+        // Only while the session is open: it holds the number's lease then, and media can be downloaded.
+        canRun: () => this.session.state === 'open',
+        requestOlder: async (oldest, count) => {
+          const socket = this.session.currentSocket;
+          if (!socket?.fetchMessageHistory || this.session.state !== 'open') return false;
+          await socket.fetchMessageHistory(count, oldest.key, oldest.timestampS * 1000);
+          return true;
+        },
+        report: (r) => deps.send({ type: 'event', instanceKey, event: 'import', data: { ...r } }),
+      },
     });
     this.outbound = new OutboundConsumer({
       config: deps.config,
@@ -122,10 +135,13 @@ export class InstanceRuntime {
     });
     this.session.on('open', (phone) => {
       this.qr = undefined;
+      this.pipeline.history.wake();
       deps.send({ type: 'event', instanceKey, event: 'open', data: { phone } });
     });
     this.session.on('state', (state, detail) => {
       if (state !== 'awaiting_scan') this.qr = undefined;
+      // Unlinked: the history kept for this number never goes to another link.
+      if (state === 'logged_out') void this.pipeline.history.clear().catch((err: unknown) => log.warn({ err: coerceError(err) }, 'could not forget the kept history'));
       deps.send({ type: 'event', instanceKey, event: 'state', data: { state, ...(detail ? { detail } : {}) } });
     });
     this.session.on('alert', (text) => deps.send({ type: 'event', instanceKey, event: 'alert', data: { text } }));
@@ -162,9 +178,22 @@ export class InstanceRuntime {
       log,
       isOwnSend: (waId) => this.ownSends.has(waId),
       pnForLid: (lid) => socket.pnForLid(lid),
-      ignoreGroups: this.deps.config.inbound.groupsIgnored.includes('all') || this.deps.config.inbound.groupsIgnored.includes(this.instanceKey),
+      ignoreGroups: this.ignoresGroups,
     });
     void previous?.stop();
+    const previousHistory = this.history;
+    this.history = new SessionHistory(socket.ev, {
+      accept: (messages, oldest) => this.pipeline.history.receive(messages, oldest),
+      log,
+      pnForLid: (lid) => socket.pnForLid(lid),
+      ignoreGroups: this.ignoresGroups,
+    });
+    void previousHistory?.stop();
+  }
+
+  private get ignoresGroups(): boolean {
+    const ignored = this.deps.config.inbound.groupsIgnored;
+    return ignored.includes('all') || ignored.includes(this.instanceKey);
   }
 
   private receipt(waId: string, status: number): void {
@@ -197,6 +226,11 @@ export class InstanceRuntime {
     return this.inbound?.idle() ?? Promise.resolve();
   }
 
+  /** Resolves once every history set the current socket delivered so far is kept. */
+  historyIdle(): Promise<void> {
+    return this.history?.idle() ?? Promise.resolve();
+  }
+
   async start(): Promise<void> {
     await this.pipeline.start();
     await this.outbound.start();
@@ -208,16 +242,18 @@ export class InstanceRuntime {
     const step = (what: string, p: Promise<unknown>) => p.catch((err: unknown) => this.log.warn({ err: coerceError(err) }, `${what} failed while stopping`));
     await step('session stop', this.session.stop());
     await step('inbound hand-over', this.inbound?.stop() ?? Promise.resolve());
+    await step('history hand-over', this.history?.stop() ?? Promise.resolve());
     await step('outbound close', this.outbound.close());
     await step('inbound close', this.pipeline.close());
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending, outPending, outStats] = await Promise.all([
+    const [stats, pending, outPending, outStats, historyImport] = await Promise.all([
       this.pipeline.store.stats(),
       this.pipeline.store.depth(),
       this.outbound.pending(),
       this.deps.redis.hmget(this.deps.keys.stats(this.instanceKey), 'sent', 'failed'),
+      this.pipeline.history.status(),
     ]);
     const s = this.session;
     return {
@@ -230,6 +266,7 @@ export class InstanceRuntime {
       inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
       outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
+      ...(historyImport ? { import: historyImport } : {}),
     };
   }
 }

@@ -6,6 +6,7 @@ import { backoffDelayMs } from '../lib/backoff.js';
 import { coerceError } from '../lib/errors.js';
 import { pause } from '../lib/pause.js';
 import { normalizeMessage } from '../whatsapp/normalize.js';
+import { withPhoneNumber } from './lid-number.js';
 
 /** The part of a socket's event emitter this binding listens on. */
 export interface UpsertSource {
@@ -40,7 +41,8 @@ export interface SessionInboundDeps {
  * Both `notify` (live) and `append` (the backlog WhatsApp kept while the
  * session was offline, and echoes of messages sent from this socket) are
  * relayed: ignoring `append` loses messages. Echoes of Ponte's own sends are
- * dropped; full history (`messaging-history.set`) never arrives here.
+ * dropped; history (`messaging-history.set`) never arrives here: it goes to
+ * the history import (`session-history.ts`).
  *
  * Baileys has acknowledged a message to WhatsApp before it reaches this
  * binding, so the window until it is durable is kept short: each message is
@@ -79,21 +81,8 @@ export class SessionInbound {
     }
   }
 
-  /**
-   * A message by LID alone from someone WhatsApp has told this number the
-   * phone number of: the person gets the number, so they stay one contact and
-   * one conversation with their earlier messages.
-   */
-  private async withNumber(message: InboundMessage): Promise<InboundMessage> {
-    const person = message.chatKind === 'group' ? message.participant : message.peer;
-    if (!person?.lidJid || person.pnJid || !this.deps.pnForLid) return message;
-    const pnJid = await this.deps.pnForLid(person.lidJid).catch((err: unknown) => {
-      this.deps.log.debug({ err: coerceError(err), waId: message.waId }, 'no phone number known for a LID');
-      return undefined;
-    });
-    if (!pnJid) return message;
-    if (message.chatKind === 'group') return { ...message, participant: { ...person, pnJid } };
-    return { ...message, peer: { ...person, pnJid }, chatId: pnJid };
+  private withNumber(message: InboundMessage): Promise<InboundMessage> {
+    return withPhoneNumber(message, this.deps, this.deps.log);
   }
 
   private async handOver(message: InboundMessage, receivedAtMs: number): Promise<void> {

@@ -58,6 +58,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           keys,
           log,
           inboundIdle: async (instanceKey) => host.get(instanceKey)?.inboundIdle(),
+          historyIdle: async (instanceKey) => host.get(instanceKey)?.historyIdle(),
         })
       : undefined;
   // One lease owner per worker slot of this primary (each session adds its

@@ -43,6 +43,7 @@ import {
   trustTestRoot,
   type WhatsAppServer,
 } from '../support/whatsapp-server/index.js';
+import { syncsHistory } from '../../src/whatsapp/baileys-socket.js';
 
 // libsignal's `verifySignature` returns the verdict (Baileys' `Curve.verify` drops it, baileys.md §7).
 const realCurve = createRequire(import.meta.url)('libsignal/src/curve.js') as {
@@ -84,7 +85,6 @@ afterAll(async () => {
 // with RECENT among them, rc14 holds its events after a first login until the
 // phone's history comes, which the server sends as WhatsApp does.
 const { HistorySyncType } = proto.HistorySync;
-const HISTORY_KINDS = new Set<number>([HistorySyncType.INITIAL_BOOTSTRAP, HistorySyncType.RECENT, HistorySyncType.PUSH_NAME, HistorySyncType.NON_BLOCKING_DATA]);
 
 function connect(auth: MemoryAuthState, extra: Partial<UserFacingSocketConfig> = {}) {
   const sock = makeWASocket({
@@ -93,7 +93,7 @@ function connect(auth: MemoryAuthState, extra: Partial<UserFacingSocketConfig> =
     auth: auth.forSocket(),
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    shouldSyncHistoryMessage: (msg) => HISTORY_KINDS.has(msg.syncType ?? -1),
+    shouldSyncHistoryMessage: syncsHistory,
     ...extra,
   });
   sock.ev.on('creds.update', auth.saveCreds);

@@ -9,6 +9,7 @@ import { instanceKey, parseInstanceKey } from '../../model/instance-key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ControlError, type WorkerEvent, type WorkerOp } from '../../cluster/ipc.js';
 import type { InstanceRecord, InstanceView } from '../../model/instance.js';
+import { type ImportReport, MAX_IMPORT_DAYS } from '../../model/history-import.js';
 import { PONTE_SOURCE_PREFIX } from '../../model/source-id.js';
 import type { CommandContext } from './authorize.js';
 import type { NewInbox, NewInboxRequest } from './inbox-provisioner.js';
@@ -94,6 +95,8 @@ export class CommandService {
         return say(usage(this.keyword));
       case 'status':
         return say(await this.statusText());
+      case 'import':
+        return this.importHistory(ctx, cmd.inboxId, cmd.days, say);
       case 'stop':
       case 'logout':
       case 'replay': {
@@ -159,6 +162,30 @@ export class CommandService {
     }
   }
 
+  /**
+   * `import <inbox> [days]`: the worker imports what Ponte keeps of the
+   * window and asks the phone for older history; the import's start, each
+   * quarter and its end are posted here (by {@link onEvent}).
+   */
+  private async importHistory(ctx: CommandContext, inboxId: number, requested: number | undefined, say: (text: string) => Promise<void>): Promise<void> {
+    const key = instanceKey({ accountId: ctx.accountId, inboxId });
+    const record = await this.deps.control.record(key);
+    if (!record) return say(`No instance for inbox ${inboxId} in account ${ctx.accountId}.`);
+    if (record.desired === 'stopped') return say(`Instance ${key} is stopped; "${this.keyword} ${inboxId} ${ctx.accountId}" starts it, then import.`);
+    const days = requested ?? this.deps.config.inbound.historyImportDays;
+    if (days === 0) return say(`How many days? "${this.keyword} import ${inboxId} <days>", from 1 to ${MAX_IMPORT_DAYS} (HISTORY_IMPORT_DAYS is 0).`);
+    const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
+    const r = (await this.deps.control.call(key, 'import', { days, notify })) as ImportRequestAnswer;
+    const asked = r.asked > 0 ? ` Asked the phone for older messages of ${r.asked} chat(s); they are imported as they come.` : '';
+    if (r.started) {
+      if (asked) await say(asked.trim());
+      return;
+    }
+    if (r.running) return say(`An import of ${key} is already running; it now covers the last ${days} days (${r.messages} more message(s)); progress is posted here.${asked}`);
+    if (asked) return say(`Nothing of the last ${days} days is waiting to be imported for ${key}.${asked}`);
+    return say(`Nothing to import for ${key}: WhatsApp has sent no history of the last ${days} days that is not imported yet (the phone sends it right after a link).`);
+  }
+
   /** Creates (or starts again) the instance of an inbox, its QR codes and link reported in the command's conversation. */
   private async startLink(ctx: CommandContext, accountId: number, inboxId: number): Promise<void> {
     const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
@@ -199,6 +226,12 @@ export class CommandService {
       return;
     }
     const record = await this.deps.control.record(key);
+    if (e.event === 'import') {
+      const report = parseImportReport(e.data);
+      const target = report?.notify ?? record?.notify;
+      if (report && target) await this.reply(target, importText(key, report));
+      return;
+    }
     const notify = record?.notify;
     if (!notify) return;
     const say = (text: string) => this.reply(notify, text);
@@ -258,6 +291,47 @@ export function pointsAtInstance(url: string | null | undefined, key: string, we
   if (!url || !URL.canParse(url)) return false;
   const u = new URL(url);
   return u.pathname.endsWith(`/webhook/chatwoot/${key}`) && u.searchParams.get('token') === webhookSecret;
+}
+
+/** What the worker answers an import request (`HistoryImport.request`). */
+interface ImportRequestAnswer {
+  running: boolean;
+  started: boolean;
+  messages: number;
+  asked: number;
+}
+
+/** An import's progress line: the counts, at its start, each quarter and its end. */
+export function importText(key: string, r: ImportReport): string {
+  const { chats, messages, created, skipped, errors } = r.status;
+  const counts = `created ${created}, skipped ${skipped}, errors ${errors}`;
+  switch (r.phase) {
+    case 'start':
+      return `📥 History import of ${key} started: ${messages} message(s) in ${chats} chat(s) from the last ${r.days} days; ${counts}.`;
+    case 'progress':
+      return `History import of ${key}: ${r.percent} % (${created + skipped + errors} of ${messages} messages); ${counts}.`;
+    case 'end':
+      return `✅ History import of ${key} done: ${messages} message(s) in ${chats} chat(s); ${counts}. Each shows its original time first; skipped ones were in Chatwoot already.`;
+  }
+}
+
+/** An import report from a worker event, when it has the expected shape. */
+export function parseImportReport(data: Record<string, unknown>): ImportReport | undefined {
+  const phase = data.phase;
+  if (phase !== 'start' && phase !== 'progress' && phase !== 'end') return undefined;
+  const st = data.status as Record<string, unknown> | undefined;
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  if (!st || typeof st !== 'object') return undefined;
+  const n = data.notify as Record<string, unknown> | undefined;
+  const notify =
+    n && typeof n.accountId === 'number' && typeof n.conversationId === 'number' ? { accountId: n.accountId, conversationId: n.conversationId, ...(n.private === true ? { private: true } : {}) } : undefined;
+  return {
+    phase,
+    status: { state: st.state === 'done' ? 'done' : 'running', chats: num(st.chats), messages: num(st.messages), created: num(st.created), skipped: num(st.skipped), errors: num(st.errors) },
+    days: num(data.days),
+    percent: num(data.percent),
+    ...(notify ? { notify } : {}),
+  };
 }
 
 /** A fresh `PONTE:` source id for a reply Ponte writes itself. */

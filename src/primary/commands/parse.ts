@@ -10,14 +10,18 @@
  *   erga stop <inbox_id>                    stop an instance (keeps the link)
  *   erga logout <inbox_id>                  unlink the phone and forget the instance's state
  *   erga replay <inbox_id>                  send the instance's parked messages to Chatwoot again
+ *   erga import <inbox_id> [<days>]         import the instance's WhatsApp history of the last <days> days
  *   erga help
  *
  * The keyword is `WEBHOOK_COMMAND_KEYWORD` (case-insensitive). `<account_id>`
  * defaults to `DEFAULT_CHATWOOT_ACCOUNT_ID`, else to the account the command
- * was written in for `stop`, `logout` and `replay`. In `new`, a last word
+ * was written in for `stop`, `logout`, `replay` and `import`; `<days>` (1 to
+ * 30) to `HISTORY_IMPORT_DAYS`. In `new`, a last word
  * that is a number is the account id; a name that ends in a number is
  * written in quotes (`erga new "Loja 2" 1`).
  */
+import { MAX_IMPORT_DAYS } from '../../model/history-import.js';
+
 export type Command =
   | { kind: 'link'; inboxId: number; accountId: number }
   | { kind: 'new'; name: string; accountId: number }
@@ -26,6 +30,7 @@ export type Command =
   | { kind: 'stop'; inboxId: number }
   | { kind: 'logout'; inboxId: number }
   | { kind: 'replay'; inboxId: number }
+  | { kind: 'import'; inboxId: number; days?: number }
   | { kind: 'help' }
   | { kind: 'invalid'; reason: string };
 
@@ -46,6 +51,7 @@ export function usage(keyword: string): string {
     `${keyword} stop <inbox_id>: stop an instance (the phone stays linked)`,
     `${keyword} logout <inbox_id>: unlink the phone and forget the instance`,
     `${keyword} replay <inbox_id>: send the messages that failed for good (parked) to Chatwoot again`,
+    `${keyword} import <inbox_id> [days]: import the number's WhatsApp history of the last days (1 to ${MAX_IMPORT_DAYS}) into Chatwoot`,
     `${keyword} help: this list`,
   ].join('\n');
 }
@@ -70,6 +76,14 @@ export function parseCommand(text: string | null | undefined, keyword: string, d
       const inboxId = id(rest[0]);
       if (inboxId === undefined || rest.length !== 1) return { kind: 'invalid', reason: `expected "${keyword} ${sub.toLowerCase()} <inbox_id>"` };
       return { kind: sub.toLowerCase() as 'stop' | 'logout' | 'replay', inboxId };
+    }
+    case 'import': {
+      const inboxId = id(rest[0]);
+      const days = rest[1] !== undefined && /^\d{1,3}$/.test(rest[1]) ? Number(rest[1]) : undefined;
+      if (inboxId === undefined || rest.length > 2 || (rest.length === 2 && (days === undefined || days < 1 || days > MAX_IMPORT_DAYS))) {
+        return { kind: 'invalid', reason: `expected "${keyword} import <inbox_id> [days]", days from 1 to ${MAX_IMPORT_DAYS}` };
+      }
+      return { kind: 'import', inboxId, ...(days !== undefined ? { days } : {}) };
     }
     case 'new':
       return parseNew(rest, keyword, defaultAccountId);

@@ -9,6 +9,7 @@ import type { NewInbox, NewInboxRequest } from '../commands/inbox-provisioner.js
 import { MAX_INBOX_NAME } from '../commands/parse.js';
 import { describeZodError } from '../../lib/zod-errors.js';
 import type { GlobalStatus } from '../../model/global-status.js';
+import { MAX_IMPORT_DAYS } from '../../model/history-import.js';
 import type { InstanceRecord, InstanceView } from '../../model/instance.js';
 import { createMetrics } from '../../observability/metrics.js';
 import { SANDBOX_DISCONNECTS, type OutboxEntry } from '../../sandbox/schemas.js';
@@ -33,6 +34,7 @@ const CallSchema = z.object({
   status: z.enum(['timeout', 'offer']).default('timeout'),
 });
 const GroupSchema = z.object({ jid: z.string().regex(/@g\.us$/, 'must end with @g.us'), subject: z.string().min(1, 'is required').max(100) });
+const ImportSchema = z.object({ days: z.number().int().min(1).max(MAX_IMPORT_DAYS).optional() });
 const DisconnectSchema = z.object({ reason: z.enum(Object.keys(SANDBOX_DISCONNECTS) as [keyof typeof SANDBOX_DISCONNECTS, ...Array<keyof typeof SANDBOX_DISCONNECTS>]) });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -77,6 +79,8 @@ export interface OperatorRoutesDeps {
   adminToken: string | undefined;
   statusToken: string | undefined;
   publicUrl: string | undefined;
+  /** `HISTORY_IMPORT_DAYS`: the days an import request without `days` covers (0: it must say). */
+  importDays: number;
 }
 
 /** Creates the inbox; a Chatwoot outage becomes `chatwoot_unavailable` (its refusals already are `chatwoot_refused`). */
@@ -145,6 +149,16 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
     res.json(await deps.control.call(param(req, 'instance'), 'replay'));
   });
 
+  // Imports what Ponte keeps of the number's history and asks the phone for older; progress goes to the instance's notify conversation.
+  router.post('/admin/instances/:instance/import', admin, json, async (req, res) => {
+    const b = parse(ImportSchema, req.body);
+    const days = b.days ?? deps.importDays;
+    if (days === 0) throw new ControlError('bad_request', `days: is required (HISTORY_IMPORT_DAYS is 0), a whole number from 1 to ${MAX_IMPORT_DAYS}`);
+    const key = param(req, 'instance');
+    const result = (await deps.control.call(key, 'import', { days })) as Record<string, unknown>;
+    res.status(202).json({ instance: key, ...result });
+  });
+
   router.post('/admin/instances/:instance/pairing-code', admin, json, async (req, res) => {
     const { phone } = parse(PhoneSchema, req.body);
     res.json(await deps.control.call(param(req, 'instance'), 'pairing-code', { phone }));
@@ -173,6 +187,11 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
       // `{"messages": [...]}` delivers a burst in one WhatsApp upsert; any other body is one message.
       const batch = 'messages' in req.body;
       res.status(201).json(await deps.control.call(param(req, 'instance'), batch ? 'sandbox.messages' : 'sandbox.message', req.body));
+    });
+    // A history set from the phone: `{"messages": [...], "contacts": [...]}`, each message as for /messages plus `timestamp`.
+    router.post('/sandbox/instances/:instance/history', admin, json, async (req, res) => {
+      if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new ControlError('bad_request', 'body: must be a JSON object');
+      res.status(201).json(await deps.control.call(param(req, 'instance'), 'sandbox.history', req.body));
     });
     router.post('/sandbox/instances/:instance/receipts', admin, json, async (req, res) => {
       res.json(await deps.control.call(param(req, 'instance'), 'sandbox.receipt', parse(ReceiptSchema, req.body)));

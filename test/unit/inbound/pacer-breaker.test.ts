@@ -15,6 +15,20 @@ describe('ConversationPacer', () => {
     expect(pacer.reserve(7)).toBe(0);
   });
 
+  it('a lower limit (the history import) leaves the rest of the window to the others', () => {
+    let now = 1_000_000;
+    const pacer = new ConversationPacer(4, 60_000, () => now);
+    expect([pacer.reserve(7, 2), pacer.reserve(7, 2)]).toEqual([0, 0]);
+    now += 1000;
+    // The import waits until the oldest of its two slots frees; live messages still get the other two.
+    expect(pacer.reserve(7, 2)).toBe(59_000);
+    expect([pacer.reserve(7), pacer.reserve(7)]).toEqual([0, 0]);
+    expect(pacer.reserve(7)).toBe(59_000);
+    now += 500;
+    // Four in the window: the import waits until only one is left in it.
+    expect(pacer.reserve(7, 2)).toBe(60_000 - 500);
+  });
+
   it('keeps no window for a conversation quiet for a minute, and at most maxConversations', () => {
     let now = 1_000_000;
     const pacer = new ConversationPacer(180, 60_000, () => now, 1000);

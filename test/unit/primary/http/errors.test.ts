@@ -15,7 +15,7 @@ function appFailingWith(failure: Error) {
   const control = controlPlane({}, failure);
   const refused = () => Promise.reject(failure);
   const a = express();
-  a.use(operatorRoutes({ control, snapshot: refused, sandbox: undefined, inboxes: unused, adminToken: ADMIN, statusToken: undefined, publicUrl: undefined }));
+  a.use(operatorRoutes({ control, snapshot: refused, sandbox: undefined, inboxes: unused, adminToken: ADMIN, statusToken: undefined, publicUrl: undefined, importDays: 7 }));
   a.use(controlErrorHandler);
   a.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).json({ error: 'internal' }));
   return a;

@@ -29,7 +29,7 @@ function app(tokens: { adminToken?: string; statusToken?: string }) {
     });
   const sandbox = { readReceipts: () => Promise.resolve([]), outbox: () => Promise.resolve([]) };
   const a = express();
-  a.use(operatorRoutes({ control, snapshot, sandbox, inboxes: unused, adminToken: tokens.adminToken, statusToken: tokens.statusToken, publicUrl: undefined }));
+  a.use(operatorRoutes({ control, snapshot, sandbox, inboxes: unused, adminToken: tokens.adminToken, statusToken: tokens.statusToken, publicUrl: undefined, importDays: 7 }));
   return { app: a, created };
 }
 
