@@ -130,6 +130,8 @@ describe('contact names from WhatsApp, black box', () => {
     expect(said[0]).toContain(`Contacts of ${key}: 5 known to WhatsApp`);
     expect(said.at(-1)).toContain(`Contacts of ${key} done: 5 contact(s); created 2, updated 0, skipped 3, errors 0.`);
     expect(double.messages(accountId, here).filter((m) => (m.source_id ?? '').startsWith('PONTE:')).every((m) => m.private)).toBe(true);
+    // The status the worker last pushed shows the same counts.
+    await until('the counts in the status', async () => (await contactsOf())?.created === 2, daemon);
     expect(await contactsOf()).toEqual({ state: 'done', contacts: 5, created: 2, updated: 0, skipped: 3, errors: 0 });
 
     // Davi by his saved name, Eva (no name) by her number; each in the instance's inbox, no conversation opened.
@@ -149,6 +151,7 @@ describe('contact names from WhatsApp, black box', () => {
     await until('the second run reported', () => Promise.resolve(replies(here).filter((r) => r.includes('done')).length === 2), daemon);
     expect(replies(here).at(-1)).toContain('created 0, updated 0, skipped 5, errors 0.');
     expect(double.contacts(accountId).length).toBe(count);
+    await until('the second counts in the status', async () => (await contactsOf())?.skipped === 5, daemon);
     expect(await contactsOf()).toEqual({ state: 'done', contacts: 5, created: 0, updated: 0, skipped: 5, errors: 0 });
 
     // Davi writes: his message goes to the contact made for him, in its contact inbox.
