@@ -20,6 +20,7 @@ export type WorkerOp =
   | 'pairing-code'
   | 'replay'
   | 'import'
+  | 'contacts'
   | 'sandbox.scan'
   | 'sandbox.message'
   | 'sandbox.messages'
@@ -38,7 +39,7 @@ export type ControlHandler = (instanceKey: string, args: Record<string, unknown>
 export type WorkerToPrimary =
   | { type: 'ready'; slot: number }
   | { type: 'status'; slot: number; instances: InstanceStatus[]; memory: { rss: number; heapUsed: number }; cpuUs: number }
-  | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state' | 'import'; data: Record<string, unknown> }
+  | { type: 'event'; instanceKey: string; event: 'qr' | 'open' | 'alert' | 'state' | 'import' | 'contacts'; data: Record<string, unknown> }
   | { type: 'response'; id: number; ok: true; result: unknown }
   | { type: 'response'; id: number; ok: false; error: { code: ControlCode; message: string } };
 

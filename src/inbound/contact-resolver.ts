@@ -6,6 +6,7 @@ import type { InboundMessage, WaPerson } from '../model/inbound.js';
 import type { Logger } from '../observability/logger.js';
 import { brazilianVariants, canonicalBrazilian, digitsOf } from '../lib/phone.js';
 import { withLocks } from '../redis/lock.js';
+import type { ContactBook } from './contact-book.js';
 import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
 
 /** Where one chat's messages go in Chatwoot, as cached per chat. */
@@ -50,6 +51,8 @@ export interface ContactResolverDeps {
   log: Logger;
   /** A group's subject, to name its contact (the JID's number otherwise). */
   groupSubject?: (jid: string) => Promise<string | undefined>;
+  /** The names WhatsApp knows for the number's contacts, and the names Ponte wrote (a new contact takes the saved name). */
+  book?: ContactBook;
 }
 
 /** A person's addresses in the forms Chatwoot records: canonical PN JID and phone, LID JID. */
@@ -99,6 +102,74 @@ export class ContactResolver {
     const target = await this.cached(groupJid);
     if (!target) return;
     await this.deps.client.updateContact(this.deps.instance.accountId, target.contactId, { name: subject });
+    await this.deps.book?.recordWritten(target.contactId, subject);
+  }
+
+  /** The identifier a person's contact carries in Chatwoot (canonical phone-number JID when known, else the LID). */
+  identityOf(peer: WaPerson): string {
+    return personAddresses(peer).identifier;
+  }
+
+  /**
+   * A person's contact in this account, from the cache or an exact lookup in
+   * Chatwoot (duplicates of one person merged, as on a cold chat); never
+   * creates one.
+   */
+  async findContact(peer: WaPerson): Promise<CwContact | undefined> {
+    const a = personAddresses(peer);
+    const contact = await this.existing(a);
+    if (contact) await this.cacheAliases(a, contact.id);
+    return contact;
+  }
+
+  /**
+   * A person's contact with its contact inbox in this instance's inbox,
+   * created when the person has none (no conversation is opened), under the
+   * person's locks as on a cold chat; `created` when this call made it.
+   */
+  async ensureContact(peer: WaPerson): Promise<{ contact: CwContact; created: boolean }> {
+    const a = personAddresses(peer);
+    return withLocks(this.deps.redis, this.personLocks(a), async () => {
+      const found = await this.existing(a);
+      let contact = found ?? (await this.lookupOrCreate(a));
+      contact = await this.completeIdentity(contact, a);
+      await this.cacheAliases(a, contact.id);
+      await this.ensureContactInbox(contact, a);
+      return { contact, created: found === undefined };
+    });
+  }
+
+  private personLocks(a: Addresses): string[] {
+    const { accountId } = this.deps.instance;
+    return [a.pnJid, a.lidJid, a.identifier].filter((x): x is string => x !== undefined).map((x) => this.deps.keys.lock(`person:${accountId}:${x}`));
+  }
+
+  private async cacheAliases(a: Addresses, contactId: number): Promise<void> {
+    const batch = this.deps.redis.multi();
+    for (const k of this.aliasKeys(a)) batch.set(k, String(contactId), 'EX', RETENTION_S);
+    await batch.exec();
+  }
+
+  /** The contact a person's cached addresses point at, when Chatwoot still has it. */
+  private async fromAliases(a: Addresses): Promise<CwContact | undefined> {
+    const known = (await this.deps.redis.mget(...this.aliasKeys(a))).filter((v): v is string => v !== null).map(Number);
+    for (const id of new Set(known)) {
+      try {
+        return await this.deps.client.getContact(this.deps.instance.accountId, id);
+      } catch (err) {
+        if (!(err instanceof ChatwootNotFoundError)) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** The person's existing contact: cached, found by phone or identifier, or owning the source id in the inbox. */
+  private async existing(a: Addresses): Promise<CwContact | undefined> {
+    const cached = await this.fromAliases(a);
+    if (cached) return cached;
+    const found = await this.lookup(a);
+    if (found.length > 0) return this.mergeAll(found);
+    return (await this.deps.client.findContactBySourceId(this.deps.instance.accountId, this.deps.instance.inboxId, a.identifier)) ?? undefined;
   }
 
   async markInflight(chatId: string, waId: string): Promise<void> {
@@ -121,6 +192,9 @@ export class ContactResolver {
       const subject = await this.deps.groupSubject(message.chatId).catch(() => undefined);
       if (subject) addresses.name = subject;
     }
+    // The name the number's owner saved for the person comes before the one they set themselves.
+    const saved = message.chatKind === 'direct' ? await this.deps.book?.savedName(addresses.identifier) : undefined;
+    if (saved) addresses.name = saved;
     const { accountId } = this.deps.instance;
     const lockKeys = [addresses.pnJid, addresses.lidJid, addresses.identifier]
       .filter((a): a is string => a !== undefined)
@@ -191,23 +265,9 @@ export class ContactResolver {
   }
 
   private async findOrCreateContact(a: Addresses): Promise<CwContact> {
-    const { client, redis, instance } = this.deps;
-    const aliasKeys = this.aliasKeys(a);
-    const known = (await redis.mget(...aliasKeys)).filter((v): v is string => v !== null).map(Number);
-    let contact: CwContact | undefined;
-    for (const id of new Set(known)) {
-      try {
-        contact = await client.getContact(instance.accountId, id);
-        break;
-      } catch (err) {
-        if (!(err instanceof ChatwootNotFoundError)) throw err;
-      }
-    }
-    if (!contact) contact = await this.lookupOrCreate(a);
+    let contact = (await this.fromAliases(a)) ?? (await this.lookupOrCreate(a));
     contact = await this.completeIdentity(contact, a);
-    const batch = redis.multi();
-    for (const k of aliasKeys) batch.set(k, String(contact.id), 'EX', RETENTION_S);
-    await batch.exec();
+    await this.cacheAliases(a, contact.id);
     return contact;
   }
 
@@ -229,6 +289,7 @@ export class ContactResolver {
         ...(a.phoneE164 ? { phone_number: a.phoneE164 } : {}),
         ...(a.lidJid ? { additional_attributes: { wa_lid: a.lidJid } } : {}),
       });
+      await this.deps.book?.recordWritten(contact.id, a.name);
       return contact;
     } catch (err) {
       // Someone holds this phone or identifier already (created by an earlier

@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
 import { classifyChatwootFailure } from './chatwoot-failures.js';
+import { ContactBook } from './contact-book.js';
+import { ContactNames, type ContactsReport } from './contact-names.js';
 import { ContactResolver } from './contact-resolver.js';
 import { InboundConsumer } from './inbound-consumer.js';
 import { Relay } from './relay.js';
@@ -51,6 +53,8 @@ export interface InboundPipelineDeps {
     requestOlder?: (oldest: OldestMessage, count: number) => Promise<boolean>;
     report(r: ImportReport): void;
   };
+  /** Reports the end of a contacts run (names from WhatsApp, `erga contacts`). */
+  reportContacts?: (r: ContactsReport) => void;
 }
 
 /**
@@ -64,6 +68,7 @@ export class InboundPipeline {
   readonly consumer: InboundConsumer;
   readonly resolver: ContactResolver;
   readonly history: HistoryImport;
+  readonly names: ContactNames;
   private readonly jobs: InstanceJobs<ChatJobData>;
   private closing: Promise<void> | undefined;
 
@@ -76,8 +81,10 @@ export class InboundPipeline {
     this.store = new InboundStore({ redis, keys, instanceKey });
     this.jobs = deps.jobs;
     this.producer = new InboundProducer(this.store, deps.jobs.queue, chatAliases);
-    const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
+    const book = new ContactBook(redis, keys, instanceKey);
+    const resolver = new ContactResolver({ client: chatwoot, redis, keys, instance: { instanceKey, ...ref }, log, book, ...(deps.groupSubject ? { groupSubject: deps.groupSubject } : {}) });
     this.resolver = resolver;
+    this.names = new ContactNames({ book, resolver, client: chatwoot, accountId: ref.accountId, log: log.child({ module: 'contacts' }), report: (r) => deps.reportContacts?.(r) });
     // One pacer for live delivery and the history import: both together stay under Chatwoot's per-conversation limit.
     const pacer = new ConversationPacer();
     const relay = new Relay({
@@ -139,6 +146,7 @@ export class InboundPipeline {
 
   async start(): Promise<void> {
     await this.consumer.start();
+    await this.names.start();
     await this.history.start();
   }
 
@@ -153,6 +161,7 @@ export class InboundPipeline {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.history.close();
+      await this.names.close();
       await this.consumer.close();
     })();
     return this.closing;

@@ -1,5 +1,5 @@
 /** The shape of `GET /global-status`, which `/metrics` and `dashboard.sh` read too. */
-import type { HistoryImportStatus } from './instance.js';
+import type { ContactsRunStatus, HistoryImportStatus } from './instance.js';
 
 /** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
 export interface GlobalStatus {
@@ -22,5 +22,7 @@ export interface GlobalStatus {
     lastError: string | null;
     /** The latest history import (`state` running or done, and its counts); null when there was none. */
     import: HistoryImportStatus | null;
+    /** The latest contacts run (names from WhatsApp's contacts, `erga contacts`) and its counts; null when there was none. */
+    contacts: ContactsRunStatus | null;
   }>;
 }

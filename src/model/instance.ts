@@ -29,6 +29,22 @@ export interface HistoryImportStatus {
   errors: number;
 }
 
+/** Where an instance's latest contacts run stands (names from WhatsApp's contacts, `erga contacts`), as `/global-status` shows it. */
+export interface ContactsRunStatus {
+  /** `running` while contacts remain; `done` once each was seen; `stopped` when its process ended first. */
+  state: 'running' | 'done' | 'stopped';
+  /** Contacts of the run (WhatsApp's list of the number's contacts, or what Ponte keeps of it). */
+  contacts: number;
+  /** Chatwoot contacts created (`erga contacts` only). */
+  created: number;
+  /** Chatwoot contacts whose name became WhatsApp's. */
+  updated: number;
+  /** Left as they were: the name is WhatsApp's already, or an agent changed it in Chatwoot. */
+  skipped: number;
+  /** Refused by Chatwoot, or unreachable. */
+  errors: number;
+}
+
 /** What a worker reports about one of its instances. */
 export interface InstanceStatus {
   instanceKey: string;
@@ -44,6 +60,8 @@ export interface InstanceStatus {
   lastMessageAtMs?: number;
   /** The latest history import, when there was one. */
   import?: HistoryImportStatus;
+  /** The latest contacts run, when there was one. */
+  contacts?: ContactsRunStatus;
 }
 
 /** A registry record with the worker slot that runs it and its latest status, as the primary lists instances. */

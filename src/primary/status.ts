@@ -22,6 +22,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
       lastError: s?.lastDisconnect ?? null,
       import: s?.import ? { ...s.import } : null,
+      contacts: s?.contacts ? { ...s.contacts } : null,
     };
   });
   const sum = (f: (i: (typeof instances)[number]) => number) => instances.reduce((a, i) => a + f(i), 0);

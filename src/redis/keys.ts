@@ -147,6 +147,15 @@ export class RedisKeys {
     return `${this.prefix}hist:${instanceKey}:`;
   }
 
+  /**
+   * Per-instance contact-name keys: the contacts WhatsApp knows for the
+   * number (`known`), the name Ponte last wrote on each Chatwoot contact
+   * (`written`), and the latest contacts run (`run`).
+   */
+  contactNames(instanceKey: string): string {
+    return `${this.prefix}names:${instanceKey}:`;
+  }
+
   /** A relayed poll's options and secret, to read its votes. */
   poll(instanceKey: string, pollWaId: string): string {
     return `${this.prefix}poll:${instanceKey}:${pollWaId}`;

@@ -54,6 +54,7 @@ export class InstanceHost {
       },
       replay: (key) => running(key).pipeline.replayParked(),
       import: (key, args) => running(key).pipeline.history.request(importDays(args.days), importNotify(args.notify)),
+      contacts: (key, args) => running(key).pipeline.names.request(importNotify(args.notify)),
       'pairing-code': async (key, args) => ({ code: await running(key).session.requestPairingCode(typeof args.phone === 'string' ? args.phone.replace(/\D/g, '') : '') }),
       ...deps.driverHandlers,
     };

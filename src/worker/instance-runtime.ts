@@ -1,6 +1,6 @@
 /** Everything one instance runs in its worker: its WhatsApp session, inbound pipeline and outbound consumer, wired. */
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
-import { BufferJSON, type WACallEvent, type WAMessage } from '@whiskeysockets/baileys';
+import { BufferJSON, type Contact, type WACallEvent, type WAMessage } from '@whiskeysockets/baileys';
 import type { Redis } from 'ioredis';
 import type { ChatwootClientLike } from '../chatwoot/types.js';
 import type { WorkerToPrimary } from '../cluster/ipc.js';
@@ -24,6 +24,7 @@ import type { ChatJobData } from '../inbound/inbound-queue.js';
 import type { ConversationJobData } from '../outbound/outbound-queue.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { ownSendIds } from './own-sends.js';
+import { waContacts } from './session-contacts.js';
 import { SessionHistory } from './session-history.js';
 import { SessionInbound } from './session-inbound.js';
 
@@ -114,6 +115,7 @@ export class InstanceRuntime {
         },
         report: (r) => deps.send({ type: 'event', instanceKey, event: 'import', data: { ...r } }),
       },
+      reportContacts: (r) => deps.send({ type: 'event', instanceKey, event: 'contacts', data: { ...r } }),
     });
     this.outbound = new OutboundConsumer({
       config: deps.config,
@@ -169,6 +171,14 @@ export class InstanceRuntime {
         void this.pipeline.resolver.renameGroup(u.id, u.subject).catch((err: unknown) => log.warn({ err: coerceError(err), group: u.id }, 'could not rename the group contact'));
       }
     });
+    // The names WhatsApp knows for the number's contacts, as they change.
+    const contactsChanged = (list: ReadonlyArray<Partial<Contact>>): void => {
+      void waContacts(list, { pnForLid: (lid) => socket.pnForLid(lid), ownJids: () => this.session.ownJids(), log })
+        .then((people) => this.pipeline.names.receive(people, 'live'))
+        .catch((err: unknown) => log.warn({ err: coerceError(err) }, 'could not keep the contacts WhatsApp sent'));
+    };
+    socket.ev.on('contacts.upsert', contactsChanged);
+    socket.ev.on('contacts.update', contactsChanged);
     socket.ev.on('call', (calls) => {
       for (const call of calls) void this.onCall(socket, call).catch((err: unknown) => log.warn({ err: coerceError(err), callId: call.id }, 'could not report a call'));
     });
@@ -184,6 +194,7 @@ export class InstanceRuntime {
     const previousHistory = this.history;
     this.history = new SessionHistory(socket.ev, {
       accept: (messages, oldest) => this.pipeline.history.receive(messages, oldest),
+      contacts: async (list) => this.pipeline.names.receive(await waContacts(list, { pnForLid: (lid) => socket.pnForLid(lid), ownJids: () => this.session.ownJids(), log }), 'history'),
       log,
       pnForLid: (lid) => socket.pnForLid(lid),
       ignoreGroups: this.ignoresGroups,
@@ -248,12 +259,13 @@ export class InstanceRuntime {
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending, outPending, outStats, historyImport] = await Promise.all([
+    const [stats, pending, outPending, outStats, historyImport, contactsRun] = await Promise.all([
       this.pipeline.store.stats(),
       this.pipeline.store.depth(),
       this.outbound.pending(),
       this.deps.redis.hmget(this.deps.keys.stats(this.instanceKey), 'sent', 'failed'),
       this.pipeline.history.status(),
+      this.pipeline.names.status(),
     ]);
     const s = this.session;
     return {
@@ -267,6 +279,7 @@ export class InstanceRuntime {
       outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
       ...(historyImport ? { import: historyImport } : {}),
+      ...(contactsRun ? { contacts: contactsRun } : {}),
     };
   }
 }

@@ -1,5 +1,5 @@
 /** Hands a socket's history sets (`messaging-history.set`) over to the instance's history import. */
-import type { BaileysEventMap, WAMessage } from '@whiskeysockets/baileys';
+import type { BaileysEventMap, Contact, WAMessage } from '@whiskeysockets/baileys';
 import { coerceError } from '../lib/errors.js';
 import type { HistoryMessage, OldestMessage } from '../inbound/history-store.js';
 import type { Logger } from '../observability/logger.js';
@@ -17,6 +17,8 @@ export interface HistorySource {
 export interface SessionHistoryDeps {
   /** Keeps the set's messages and imports what is due (`HistoryImport.receive`). */
   accept(messages: HistoryMessage[], oldest: Map<string, OldestMessage>): Promise<void>;
+  /** Keeps the set's contacts and the names WhatsApp knows for them (before the messages, so new contacts take those names). */
+  contacts?(list: readonly Contact[]): Promise<void>;
   log: Logger;
   /** Group messages are dropped for this instance (GROUPS_IGNORED). */
   ignoreGroups?: boolean;
@@ -34,9 +36,12 @@ export interface SessionHistoryDeps {
 export class SessionHistory {
   private chain: Promise<void> = Promise.resolve();
   private readonly listener = (arg: HistorySet): void => {
-    const messages = arg.messages;
+    const { messages, contacts } = arg;
     this.chain = this.chain
-      .then(() => this.handle(messages, arg.syncType ?? undefined))
+      .then(async () => {
+        if (contacts.length > 0 && this.deps.contacts) await this.deps.contacts(contacts);
+        await this.handle(messages, arg.syncType ?? undefined);
+      })
       .catch((err: unknown) => this.deps.log.error({ err: coerceError(err) }, 'history set not kept'));
   };
 

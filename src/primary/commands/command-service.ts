@@ -8,8 +8,8 @@ import { coerceError } from '../../lib/errors.js';
 import { instanceKey, parseInstanceKey } from '../../model/instance-key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ControlError, type WorkerEvent, type WorkerOp } from '../../cluster/ipc.js';
-import type { InstanceRecord, InstanceView } from '../../model/instance.js';
-import { type ImportReport, MAX_IMPORT_DAYS } from '../../model/history-import.js';
+import type { ContactsRunStatus, InstanceRecord, InstanceView } from '../../model/instance.js';
+import { type ImportNotify, type ImportReport, MAX_IMPORT_DAYS } from '../../model/history-import.js';
 import { PONTE_SOURCE_PREFIX } from '../../model/source-id.js';
 import type { CommandContext } from './authorize.js';
 import type { NewInbox, NewInboxRequest } from './inbox-provisioner.js';
@@ -97,6 +97,8 @@ export class CommandService {
         return say(await this.statusText());
       case 'import':
         return this.importHistory(ctx, cmd.inboxId, cmd.days, say);
+      case 'contacts':
+        return this.contacts(ctx, cmd.inboxId, say);
       case 'stop':
       case 'logout':
       case 'replay': {
@@ -186,6 +188,23 @@ export class CommandService {
     return say(`Nothing to import for ${key}: WhatsApp has sent no history of the last ${days} days that is not imported yet (the phone sends it right after a link).`);
   }
 
+  /**
+   * `contacts <inbox>`: the worker names the contacts WhatsApp knows for the
+   * number and creates the missing ones; the counts are posted here at the
+   * end (by {@link onEvent}).
+   */
+  private async contacts(ctx: CommandContext, inboxId: number, say: (text: string) => Promise<void>): Promise<void> {
+    const key = instanceKey({ accountId: ctx.accountId, inboxId });
+    const record = await this.deps.control.record(key);
+    if (!record) return say(`No instance for inbox ${inboxId} in account ${ctx.accountId}.`);
+    if (record.desired === 'stopped') return say(`Instance ${key} is stopped; "${this.keyword} ${inboxId} ${ctx.accountId}" starts it, then ask again.`);
+    const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
+    const r = (await this.deps.control.call(key, 'contacts', { notify })) as { started: boolean; contacts: number };
+    if (!r.started) return say(`A contacts run of ${key} is already under way; its counts show in the status.`);
+    if (r.contacts === 0) return say(`WhatsApp has sent no contacts for ${key} yet (the phone sends them with the history, right after a link).`);
+    return say(`👥 Contacts of ${key}: ${r.contacts} known to WhatsApp; naming them and creating the missing ones. The counts follow here.`);
+  }
+
   /** Creates (or starts again) the instance of an inbox, its QR codes and link reported in the command's conversation. */
   private async startLink(ctx: CommandContext, accountId: number, inboxId: number): Promise<void> {
     const notify = { accountId: ctx.accountId, conversationId: ctx.conversationId, ...(ctx.replyPrivately ? { private: true } : {}) };
@@ -226,6 +245,11 @@ export class CommandService {
       return;
     }
     const record = await this.deps.control.record(key);
+    if (e.event === 'contacts') {
+      const report = parseContactsReport(e.data);
+      if (report?.notify) await this.reply(report.notify, contactsText(key, report.status));
+      return;
+    }
     if (e.event === 'import') {
       const report = parseImportReport(e.data);
       const target = report?.notify ?? record?.notify;
@@ -330,6 +354,28 @@ export function parseImportReport(data: Record<string, unknown>): ImportReport |
     status: { state: st.state === 'done' ? 'done' : 'running', chats: num(st.chats), messages: num(st.messages), created: num(st.created), skipped: num(st.skipped), errors: num(st.errors) },
     days: num(data.days),
     percent: num(data.percent),
+    ...(notify ? { notify } : {}),
+  };
+}
+
+/** A contacts run's counts, as posted where `erga contacts` was written. */
+export function contactsText(key: string, s: ContactsRunStatus): string {
+  const counts = `created ${s.created}, updated ${s.updated}, skipped ${s.skipped}, errors ${s.errors}`;
+  if (s.state !== 'done') return `Contacts of ${key} stopped before the end: ${counts}. Asking again finishes it.`;
+  return `✅ Contacts of ${key} done: ${s.contacts} contact(s); ${counts}. Skipped ones had WhatsApp's name already or a name an agent gave them.`;
+}
+
+/** A contacts report from a worker event, when it has the expected shape. */
+export function parseContactsReport(data: Record<string, unknown>): { status: ContactsRunStatus; notify?: ImportNotify } | undefined {
+  const st = data.status as Record<string, unknown> | undefined;
+  if (!st || typeof st !== 'object') return undefined;
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const n = data.notify as Record<string, unknown> | undefined;
+  const notify =
+    n && typeof n.accountId === 'number' && typeof n.conversationId === 'number' ? { accountId: n.accountId, conversationId: n.conversationId, ...(n.private === true ? { private: true } : {}) } : undefined;
+  const state = st.state === 'done' || st.state === 'stopped' ? st.state : 'running';
+  return {
+    status: { state, contacts: num(st.contacts), created: num(st.created), updated: num(st.updated), skipped: num(st.skipped), errors: num(st.errors) },
     ...(notify ? { notify } : {}),
   };
 }

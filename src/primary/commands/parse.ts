@@ -11,11 +11,12 @@
  *   erga logout <inbox_id>                  unlink the phone and forget the instance's state
  *   erga replay <inbox_id>                  send the instance's parked messages to Chatwoot again
  *   erga import <inbox_id> [<days>]         import the instance's WhatsApp history of the last <days> days
+ *   erga contacts <inbox_id>                name the instance's contacts as WhatsApp does, creating the missing ones
  *   erga help
  *
  * The keyword is `WEBHOOK_COMMAND_KEYWORD` (case-insensitive). `<account_id>`
  * defaults to `DEFAULT_CHATWOOT_ACCOUNT_ID`, else to the account the command
- * was written in for `stop`, `logout`, `replay` and `import`; `<days>` (1 to
+ * was written in for `stop`, `logout`, `replay`, `import` and `contacts`; `<days>` (1 to
  * 30) to `HISTORY_IMPORT_DAYS`. In `new`, a last word
  * that is a number is the account id; a name that ends in a number is
  * written in quotes (`erga new "Loja 2" 1`).
@@ -30,6 +31,7 @@ export type Command =
   | { kind: 'stop'; inboxId: number }
   | { kind: 'logout'; inboxId: number }
   | { kind: 'replay'; inboxId: number }
+  | { kind: 'contacts'; inboxId: number }
   | { kind: 'import'; inboxId: number; days?: number }
   | { kind: 'help' }
   | { kind: 'invalid'; reason: string };
@@ -52,6 +54,7 @@ export function usage(keyword: string): string {
     `${keyword} logout <inbox_id>: unlink the phone and forget the instance`,
     `${keyword} replay <inbox_id>: send the messages that failed for good (parked) to Chatwoot again`,
     `${keyword} import <inbox_id> [days]: import the number's WhatsApp history of the last days (1 to ${MAX_IMPORT_DAYS}) into Chatwoot`,
+    `${keyword} contacts <inbox_id>: give the inbox's contacts the names WhatsApp knows, and create the contacts that have no conversation yet`,
     `${keyword} help: this list`,
   ].join('\n');
 }
@@ -72,10 +75,11 @@ export function parseCommand(text: string | null | undefined, keyword: string, d
       return rest.length === 0 ? { kind: 'status' } : { kind: 'invalid', reason: `"${keyword} status" takes nothing more` };
     case 'stop':
     case 'logout':
-    case 'replay': {
+    case 'replay':
+    case 'contacts': {
       const inboxId = id(rest[0]);
       if (inboxId === undefined || rest.length !== 1) return { kind: 'invalid', reason: `expected "${keyword} ${sub.toLowerCase()} <inbox_id>"` };
-      return { kind: sub.toLowerCase() as 'stop' | 'logout' | 'replay', inboxId };
+      return { kind: sub.toLowerCase() as 'stop' | 'logout' | 'replay' | 'contacts', inboxId };
     }
     case 'import': {
       const inboxId = id(rest[0]);
