@@ -5,9 +5,12 @@
  * `passkey_prologue_request` where it would link the companion (on a QR scan,
  * or after a pairing code). An agent links from Chatwoot (`erga` as a private
  * note); the instance stops in `passkey_required`, visible in /global-status
- * and /metrics, the conversation is told what to do, nothing reconnects, and
- * `erga` again starts a fresh attempt.
+ * and /metrics (and on dashboard.sh, under tmux when there is one), the
+ * conversation is told what to do, nothing reconnects, and `erga` again
+ * starts a fresh attempt.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +28,7 @@ const PHONE_CODE = '5511944440002';
 const RECONNECT_DELAY_MS = 250;
 /** Many reconnect delays: a reconnect or a new QR would come within this long. */
 const QUIET_MS = 2000;
+const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 
 interface GlobalStatusInstance {
   instance: string;
@@ -83,7 +87,10 @@ describe('a number that WhatsApp asks for a passkey before linking', () => {
     server.requirePasskey(PHONE_CODE);
   }, 90_000);
 
+  const tmuxSessions: string[] = [];
+
   afterAll(async () => {
+    for (const name of tmuxSessions) spawnSync('tmux', ['kill-session', '-t', name]);
     await tearDown({ daemons: [daemon], close: [server, double], prefix, dir: sessions });
     loudLibsignal?.();
   }, 90_000);
@@ -122,6 +129,19 @@ describe('a number that WhatsApp asks for a passkey before linking', () => {
   const registrations = () => server.connections.filter((c) => c.isRegistration);
   /** Alerts (logged out, replaced, …) about an instance: a passkey stop is none of them. */
   const alertsAbout = (key: string) => replies().filter((m) => (m.content ?? '').startsWith(`⚠️ ${key}:`) && !/passkey/.test(m.content ?? ''));
+
+  /** The dashboard's line for `key`, in a tmux pane running dashboard.sh against the daemon. */
+  async function dashboardLine(key: string, state: string): Promise<string> {
+    const name = `ponte-dash-${randomBytes(4).toString('hex')}`;
+    tmuxSessions.push(name);
+    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '200', '-y', '40', `env PONTE_STATUS_TOKEN=${ADMIN} DASHBOARD_INTERVAL=1 ./dashboard.sh ${daemon.base}`]);
+    const line = await until(`${key} ${state} on the dashboard`, () => {
+      const pane = execFileSync('tmux', ['capture-pane', '-p', '-t', name], { encoding: 'utf8' });
+      return Promise.resolve(pane.split('\n').find((l) => l.startsWith(`${key} `) && l.includes(state)));
+    });
+    execFileSync('tmux', ['kill-session', '-t', name]);
+    return line;
+  }
 
   /** The checks every passkey stop passes: the state shows everywhere, the operator is told, and nothing more happens. */
   async function expectStoppedForPasskey(key: string, inboxId: number, repliesBefore: number): Promise<void> {
@@ -163,6 +183,7 @@ describe('a number that WhatsApp asks for a passkey before linking', () => {
     expect(request.connection.received.filter((s) => s.tag === 'iq' && JSON.stringify(s).includes('passkey'))).toEqual([]);
     await expectStoppedForPasskey(key, qrInbox, before);
     expect(server.account(PHONE_QR)?.companions.size).toBe(0);
+    if (hasTmux) expect(await dashboardLine(key, 'passkey_required')).toMatch(new RegExp(`^${key}\\s+passkey_required\\s+-\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+-\\s+passkeyRequired: `));
 
     // The operator changed something on the phone and asks again: a new registration, new QR codes, and this time the link completes.
     const registrationsBefore = registrations().length;
