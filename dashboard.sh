@@ -32,7 +32,7 @@ trap cleanup INT TERM
 render='
 const s = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const c = (code, t) => `\x1b[${code}m${t}\x1b[0m`;
-const colour = { open: 32, awaiting_scan: 33, connecting: 36, reconnecting: 33, waiting_lease: 36, starting: 36, stopped: 90, qr_expired: 31, logged_out: 31, halted: 31 };
+const colour = { open: 32, awaiting_scan: 33, connecting: 36, reconnecting: 33, waiting_lease: 36, starting: 36, stopped: 90, qr_expired: 31, passkey_required: 31, logged_out: 31, halted: 31 };
 const mb = (b) => (b == null ? "-" : `${Math.round(b / 1048576)} MiB`);
 const t = s.totals;
 const out = [];
@@ -40,9 +40,9 @@ out.push(c("1", `Ponte ${s.primary.version}`) + `  primary pid ${s.primary.pid},
 out.push(`workers: ` + s.workers.map((w) => `${w.id}:${w.ready ? c(32, "ready") : c(31, "down")} pid ${w.pid ?? "-"} ${w.instances} inst ${mb(w.memory && w.memory.rssBytes)}${w.restarts ? c(33, ` ${w.restarts} restarts`) : ""}`).join("  |  "));
 out.push(`instances ${t.instances} (${c(32, t.open + " open")})  received ${t.received}  relayed ${t.relayed}  sent ${t.sent}  failed ${t.failed}  retried ${t.retried}  parked ${t.parked}  queues in ${t.inboundQueue} out ${t.outboundQueue}`);
 out.push("");
-out.push(c("1", ["instance".padEnd(14), "state".padEnd(14), "number".padEnd(16), "wk", "recv".padStart(7), "relay".padStart(7), "sent".padStart(7), "fail".padStart(5), "park".padStart(5), "q-in".padStart(5), "q-out".padStart(5), " last message"].join(" ")));
+out.push(c("1", ["instance".padEnd(14), "state".padEnd(16), "number".padEnd(16), "wk", "recv".padStart(7), "relay".padStart(7), "sent".padStart(7), "fail".padStart(5), "park".padStart(5), "q-in".padStart(5), "q-out".padStart(5), " last message"].join(" ")));
 for (const i of s.instances) {
-  const state = (i.state || "-").padEnd(14);
+  const state = (i.state || "-").padEnd(16);
   out.push([
     i.instance.padEnd(14), c(colour[i.state] || 0, state), (i.phone ? "+" + i.phone : "-").padEnd(16), String(i.worker ?? "-").padStart(2),
     String(i.counters.received).padStart(7), String(i.counters.relayed).padStart(7), String(i.counters.sent).padStart(7),

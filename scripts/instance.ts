@@ -65,6 +65,13 @@ async function showQr(instance: string): Promise<void> {
       process.stdout.write(`Linked: +${mine.status.phone ?? '?'} is connected.\n`);
       return;
     }
+    if (mine?.status?.state === 'passkey_required') {
+      process.stdout.write(
+        `WhatsApp asked this number for a passkey before linking a new device, which Ponte cannot answer yet; the link stopped.\n` +
+          `On the phone, look at Settings → Account → Passkeys; try again later, or link a number that does not ask for one. Then run: npm run instance -- start ${instance}\n`,
+      );
+      process.exit(1);
+    }
     if (mine?.status?.state === 'qr_expired' || mine?.status?.state === 'halted') {
       process.stdout.write(`The instance stopped (${mine.status.state}). Run: npm run instance -- start ${instance}\n`);
       process.exit(1);

@@ -61,7 +61,7 @@ interface Part {
 const JID = /@(s\.whatsapp\.net|lid|g\.us)$/;
 /** Baileys' statuses for a closed socket (428 connection closed, 408 lost, 440 replaced): the number is not there, the message is fine. */
 const DISCONNECTED_CODES = new Set([408, 428, 440, 500, 503, 515]);
-const NOT_RUNNING: ReadonlySet<WhatsAppSession['state']> = new Set(['logged_out', 'halted', 'qr_expired', 'stopped']);
+const NOT_RUNNING: ReadonlySet<WhatsAppSession['state']> = new Set(['logged_out', 'halted', 'qr_expired', 'passkey_required', 'stopped']);
 
 /** A WhatsApp-like id Ponte chooses before sending, so the echo is known to be its own. */
 function newMessageId(): string {

@@ -1,6 +1,7 @@
 /** The production driver: a Baileys rc14 socket behind the socket interface. */
 import { randomBytes } from 'node:crypto';
 import { type WAMessage, downloadMediaMessage, jidNormalizedUser, makeCacheableSignalKeyStore, makeWASocket, proto } from '@whiskeysockets/baileys';
+import { PasskeyRequiredError, passkeyStepOf, type StanzaLike } from './passkey.js';
 import type { SocketFactory, WaSocket } from './socket.js';
 
 /** Puts `advB64` into a QR string (`ref,noiseKey,identityKey,advSecret,platform`). */
@@ -40,6 +41,12 @@ export function syncsHistory(msg: { syncType?: number | null }): boolean {
  * QR keeps advertising a retired ADV secret and the phone cannot link. On that
  * notification the secret is rotated in place (the object Baileys reads at
  * pair-success), persisted, and the current QR is emitted again with it.
+ *
+ * And it stops a link WhatsApp will not complete: a number whose account
+ * requires a passkey gets `passkey_prologue_request` (or `crsc_continuation`)
+ * while linking, a ceremony rc14 cannot answer (`passkey.ts`). The socket then
+ * closes with a {@link PasskeyRequiredError}, no further QR is shown, and the
+ * session stops on it.
  */
 export const baileysSocketFactory: SocketFactory = (o) => {
   const sock = makeWASocket({
@@ -66,6 +73,9 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     sock.ev.emit('creds.update', { advSecretKey });
     if (lastQr) sock.ev.emit('connection.update', { qr: withAdvSecret(lastQr, advSecretKey) });
   });
+  // Only a linking socket (made without a linked number) can be asked; the
+  // pairing-code path sets creds.me on this same socket later.
+  if (!o.auth.creds.me?.id) watchForPasskey(sock);
   const socket: WaSocket = {
     ev: sock.ev,
     get user() {
@@ -102,3 +112,23 @@ export const baileysSocketFactory: SocketFactory = (o) => {
   };
   return socket;
 };
+
+/** The frame callbacks a stanza reaches on a Baileys socket's `ws` (`CB:<tag>` for every stanza of that tag). */
+interface FrameCallbacks {
+  on(event: string, listener: (stanza: StanzaLike) => void): unknown;
+}
+
+/** Closes a linking socket with {@link PasskeyRequiredError} on the first passkey step WhatsApp sends it. */
+function watchForPasskey(sock: { ws: FrameCallbacks; end(error: Error | undefined): Promise<void> | void }): void {
+  let asked = false;
+  const onStanza = (stanza: StanzaLike): void => {
+    const step = passkeyStepOf(stanza);
+    if (!step || asked) return;
+    asked = true;
+    // rc14's own notification handler runs in this same dispatch and acks once
+    // its queue drains; closing on the next turn lets that ack out first.
+    // Nothing else is sent: Ponte never answers the ceremony.
+    setImmediate(() => void Promise.resolve(sock.end(new PasskeyRequiredError(step))).catch(() => undefined));
+  };
+  for (const tag of ['notification', 'iq', 'ib']) sock.ws.on(`CB:${tag}`, onStanza);
+}

@@ -4,6 +4,8 @@
  * DESIGN.md, Decisions 2; `reference/baileys.md` §1.3. The session carries
  * the decision out.
  */
+import { type PasskeyStep, PasskeyRequiredError } from './passkey.js';
+
 export type CloseDecision =
   /** 515 after pairing, or a restart WhatsApp asked for: a new socket at once. */
   | { action: 'reconnect_now'; code: number; reason: string }
@@ -14,7 +16,13 @@ export type CloseDecision =
   /** The QR was never scanned (408 "QR refs attempts ended"): stop until an operator asks again. */
   | { action: 'qr_expired'; code: number; reason: string }
   /** 440, 403, 405, 411: retrying cannot help or would fight another session. Stop and alert. */
-  | { action: 'stop_alert'; code: number; reason: string };
+  | { action: 'stop_alert'; code: number; reason: string }
+  /**
+   * WhatsApp asked for a passkey before linking (`passkey.ts`), and the driver
+   * closed the socket itself: stop, keep no half-made link, tell the operator.
+   * `code` is 0: WhatsApp sent no close code.
+   */
+  | { action: 'passkey_required'; code: 0; reason: string; step: PasskeyStep };
 
 const NAMES: Record<number, string> = {
   401: 'loggedOut',
@@ -40,6 +48,7 @@ export function reasonName(code: number): string {
 }
 
 export function decideOnClose(error: unknown): CloseDecision {
+  if (error instanceof PasskeyRequiredError) return { action: 'passkey_required', code: 0, reason: `passkeyRequired: ${error.message}`, step: error.step };
   const code = closeCode(error);
   const message = error instanceof Error ? error.message : '';
   const reason = message ? `${reasonName(code)}: ${message}` : reasonName(code);

@@ -31,6 +31,9 @@ import type { SocketFactory, SocketFactoryOptions, WaSocket } from './socket.js'
  *   cleared and the next start shows a QR.
  * - `halted`: WhatsApp closed it for a reason retrying cannot fix (440
  *   replaced, 403 forbidden, 405, 411); stopped with an alert.
+ * - `passkey_required`: while linking, WhatsApp asked for a passkey, which
+ *   Ponte cannot give (`passkey.ts`); the driver closed the socket, nothing was
+ *   linked, and the session is stopped until an operator starts it again.
  *
  * Events: `state` (state, detail), `socket` (each new socket, to attach the
  * inbound binding), `qr` (qr, n), `open` (linked phone digits), `alert` (text
@@ -67,6 +70,9 @@ export interface SessionOptions {
   /** How often to retry a lease another process holds. */
   leaseRetryMs?: number;
 }
+
+/** The states a session rests in without a socket, from which `start()` begins again. */
+const RESTARTABLE: ReadonlySet<SessionState> = new Set(['stopped', 'qr_expired', 'logged_out', 'halted', 'passkey_required']);
 
 /** Closes with code 500 within this long after opening count as "right after connecting". */
 const EARLY_CLOSE_MS = 30_000;
@@ -147,7 +153,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   /** Starts (or restarts) the session; a no-op while it is already running. */
   async start(): Promise<void> {
-    if (this._state !== 'stopped' && this._state !== 'qr_expired' && this._state !== 'logged_out' && this._state !== 'halted') return;
+    if (!RESTARTABLE.has(this._state)) return;
     this.attempt = 0;
     this.qrs = 0;
     this.early500s = 0;
@@ -276,6 +282,20 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
         await this.options.lease.release();
         this.set('halted', d.reason);
         this.emit('alert', alertText(d));
+        return;
+      case 'passkey_required':
+        // The link never completed: credentials that name a number (set by a
+        // pairing-code request, or by a pair-success before the demand) would
+        // make the next attempt log in and get 401, so they go; fresh ones
+        // without a number are kept as they are.
+        await this.saving;
+        if (this.auth?.state.creds.me?.id) {
+          await this.options.auth.reset(this.options.instanceKey);
+          this.auth = undefined;
+        }
+        await this.options.lease.release();
+        this._phone = undefined;
+        this.set('passkey_required', d.reason);
         return;
     }
   }

@@ -11,6 +11,7 @@ import { InstanceLease } from '../../src/worker/lease.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { FileAuthStore } from '../../src/whatsapp/auth-store.js';
+import { PasskeyRequiredError } from '../../src/whatsapp/passkey.js';
 import { type SandboxSocket, sandboxSocketFactory } from '../../src/sandbox/sandbox-socket.js';
 import { silentBaileysLogger } from '../support/sandbox-auth.js';
 import { type SessionState, WhatsAppSession } from '../../src/whatsapp/session.js';
@@ -228,6 +229,52 @@ describe('WhatsAppSession', () => {
     h.last().disconnect('connectionClosed');
     await reconnecting;
     expect(await auth.isLinked('1-12')).toBe(false);
+  });
+
+  it('a passkey demand while a QR is shown stops the attempt: no reconnect, no more QR, the lease free, the credentials kept', async () => {
+    // Credentials on disk from an earlier attempt: they are not a link, and they stay.
+    const saved = await auth.load('1-12');
+    await saved.saveCreds();
+    const h = harness({ qrIntervalMs: 5, maxQrs: 50 });
+    const scanning = h.until('awaiting_scan');
+    await h.session.start();
+    await scanning;
+    const stopped = h.until('passkey_required');
+    // What the Baileys driver does on `passkey_prologue_request`.
+    h.last().end(new PasskeyRequiredError('passkey_prologue_request'));
+    await stopped;
+    const qrsAtStop = h.qrs.length;
+    expect(h.states.at(-1)).toBe('passkey_required');
+    expect(h.states).not.toContain('reconnecting');
+    expect(h.sockets).toHaveLength(1);
+    expect(h.session.lastDisconnect).toBe('passkeyRequired: WhatsApp asked for a passkey before linking (passkey_prologue_request)');
+    expect(await InstanceLease.holderOf(redis, keys, '1-12')).toBeNull();
+    expect((await auth.load('1-12')).state.creds.noiseKey).toEqual(saved.state.creds.noiseKey);
+    expect(h.alerts).toEqual([]);
+
+    // An operator starts it again: a fresh socket shows QR codes.
+    const again = h.until('awaiting_scan');
+    await h.session.start();
+    await again;
+    expect(h.sockets).toHaveLength(2);
+    expect(h.qrs.length).toBeGreaterThan(qrsAtStop);
+  });
+
+  it('a passkey demand after a pairing code discards the half-made link, so the next attempt is a fresh one', async () => {
+    const h = harness({ qrIntervalMs: 60_000 });
+    const scanning = h.until('awaiting_scan');
+    await h.session.start();
+    await scanning;
+    await h.session.requestPairingCode('5511987654321');
+    const stopped = h.until('passkey_required');
+    h.last().end(new PasskeyRequiredError('crsc_continuation'));
+    await stopped;
+    expect(await auth.isLinked('1-12')).toBe(false);
+    expect(h.session.phone).toBeUndefined();
+    expect(h.sockets).toHaveLength(1);
+    const again = h.until('awaiting_scan');
+    await h.session.start();
+    await again;
   });
 
   it('stop ends the socket and releases the lease; logout unlinks and deletes the state', async () => {

@@ -19,8 +19,8 @@ import type { LinkTarget, PendingLinks } from './pending-links.js';
 
 /**
  * Carries out operator commands and reports on instances in the conversation
- * that asked (its notify target): each QR as a PNG, the link, QR expiry,
- * alerts. A link is announced once, after QR codes were shown (a reconnect
+ * that asked (its notify target): each QR as a PNG, the link, QR expiry, a
+ * passkey WhatsApp asked for, alerts. A link is announced once, after QR codes were shown (a reconnect
  * is no news); which instances are linking is kept in Redis
  * ({@link PendingLinks}), so a primary restart in the middle loses nothing.
  * Each instance's events are handled in the order they came. An operator
@@ -280,6 +280,10 @@ export class CommandService {
       await say(`The QR codes for ${key} expired without a scan; the instance stopped. Send "${this.keyword} ${record.inboxId} ${record.accountId}" to try again.`);
       return;
     }
+    if (e.event === 'state' && data.state === 'passkey_required') {
+      await say(passkeyRequiredText(key, `${this.keyword} ${record.inboxId} ${record.accountId}`));
+      return;
+    }
     if (e.event === 'alert' && typeof data.text === 'string') await say(`⚠️ ${key}: ${data.text}`);
   }
 
@@ -378,6 +382,16 @@ export function parseContactsReport(data: Record<string, unknown>): { status: Co
     status: { state, contacts: num(st.contacts), created: num(st.created), updated: num(st.updated), skipped: num(st.skipped), errors: num(st.errors) },
     ...(notify ? { notify } : {}),
   };
+}
+
+/** What the operator is told when WhatsApp asked for a passkey while linking `key` (`retry`: the command that starts it again). */
+export function passkeyRequiredText(key: string, retry: string): string {
+  return (
+    `⚠️ ${key}: WhatsApp asked this number for a passkey before linking a new device, a check Ponte cannot answer yet, ` +
+    `so the link stopped: nothing was linked and no more QR codes will come. ` +
+    `On the phone, look at Settings → Account → Passkeys; try linking again later, or link a number whose account does not ask for a passkey. ` +
+    `Then send "${retry}" to try again.`
+  );
 }
 
 /** A fresh `PONTE:` source id for a reply Ponte writes itself. */
