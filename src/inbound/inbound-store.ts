@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { InboundEvent } from '../model/inbound.js';
 import { authorOf, encodeRelayed, type RelayedMessage, senderDigitsOf } from '../model/relayed.js';
+import { DRAIN_FLAG_FN } from '../redis/drain-flag-lua.js';
 import { LIST_CAP, RETENTION_S, type RedisKeys } from '../redis/keys.js';
 import { LuaScript } from '../redis/scripts.js';
 
@@ -42,36 +43,42 @@ import { LuaScript } from '../redis/scripts.js';
  * replicated one) allows; Redis Cluster is not supported, as for BullMQ.
  */
 
-const INGEST = `
+/**
+ * The chat of a person's addresses (PN and LID JIDs, '' when unknown): the
+ * chat the first known one names, else `default`; both addresses are kept
+ * for it, expiring with the retention (the hash `alias` is where older
+ * versions kept them).
+ */
+const CHAT_OF_FN = `
+local function chat_of(base, ttl, pn, lid, default)
+  local function alias(jid)
+    local v = redis.call('GET', base .. 'alias:' .. jid)
+    if not v then v = redis.call('HGET', base .. 'alias', jid) end
+    return v
+  end
+  local function keep(jid, chat)
+    local key = base .. 'alias:' .. jid
+    if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
+  end
+  local chat = false
+  if pn ~= '' then chat = alias(pn) end
+  if (not chat) and lid ~= '' then chat = alias(lid) end
+  if not chat then chat = default end
+  if pn ~= '' then keep(pn, chat) end
+  if lid ~= '' then keep(lid, chat) end
+  return chat
+end
+`;
+
+const INGEST = `${CHAT_OF_FN}${DRAIN_FLAG_FN}
 local base = ARGV[1]
 if redis.call('EXISTS', ARGV[8]) == 1 then return {0, '', 0} end
 if not redis.call('SET', base .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[7])) then return {0, '', 0} end
-local ttl = tonumber(ARGV[7])
--- One key per address (expiring with the retention); the hash is where older versions kept them.
-local function alias(jid)
-  local v = redis.call('GET', base .. 'alias:' .. jid)
-  if not v then v = redis.call('HGET', base .. 'alias', jid) end
-  return v
-end
-local function keep(jid, chat)
-  local key = base .. 'alias:' .. jid
-  if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
-end
-local chat = false
-if ARGV[3] ~= '' then chat = alias(ARGV[3]) end
-if (not chat) and ARGV[4] ~= '' then chat = alias(ARGV[4]) end
-if not chat then chat = ARGV[5] end
-if ARGV[3] ~= '' then keep(ARGV[3], chat) end
-if ARGV[4] ~= '' then keep(ARGV[4], chat) end
+local chat = chat_of(base, tonumber(ARGV[7]), ARGV[3], ARGV[4], ARGV[5])
 redis.call('RPUSH', base .. 'chat:' .. chat, ARGV[6])
 redis.call('SADD', base .. 'pending', chat)
 redis.call('HINCRBY', ARGV[9], 'received', 1)
-if redis.call('EXISTS', base .. 'sched:' .. chat) == 0 then
-  local gen = 'g' .. redis.call('INCR', base .. 'gen')
-  redis.call('SET', base .. 'sched:' .. chat, gen)
-  return {1, chat, gen}
-end
-return {1, chat, ''}
+return {1, chat, raise_flag(base, chat) or ''}
 `;
 
 /**
@@ -156,31 +163,11 @@ redis.call('HINCRBY', KEYS[1], 'parked', 1)
 return 1
 `;
 
-/**
- * Every chat holding events with its flag's generation, as a flat list; a pending chat without a flag gets one
- * raised (its job is then added by the caller).
- */
-const SCHEDULE_FN = `
-local function schedule_pending(base)
-  local out = {}
-  for _, chat in ipairs(redis.call('SMEMBERS', base .. 'pending')) do
-    local gen = redis.call('GET', base .. 'sched:' .. chat)
-    if not gen then
-      gen = 'g' .. redis.call('INCR', base .. 'gen')
-      redis.call('SET', base .. 'sched:' .. chat, gen)
-    end
-    table.insert(out, chat)
-    table.insert(out, gen)
-  end
-  return out
-end
-`;
-
-const SCHEDULED = `${SCHEDULE_FN}
+const SCHEDULED = `${DRAIN_FLAG_FN}
 return schedule_pending(ARGV[1])
 `;
 
-const REPLAY = `${SCHEDULE_FN}
+const REPLAY = `${DRAIN_FLAG_FN}
 local base = ARGV[1]
 local replayed = 0
 for i = 1, tonumber(ARGV[2]) do
@@ -200,28 +187,12 @@ return {replayed, schedule_pending(base)}
  * history import orders a message into the same chat as a live one. ARGV:
  * base, ttl, then (pn, lid, default chat) per message. Returns the chats.
  */
-const CHATS_OF = new LuaScript<string[]>('InboundChatsOf', `
+const CHATS_OF = new LuaScript<string[]>('InboundChatsOf', `${CHAT_OF_FN}
 local base = ARGV[1]
 local ttl = tonumber(ARGV[2])
-local function alias(jid)
-  local v = redis.call('GET', base .. 'alias:' .. jid)
-  if not v then v = redis.call('HGET', base .. 'alias', jid) end
-  return v
-end
-local function keep(jid, chat)
-  local key = base .. 'alias:' .. jid
-  if not redis.call('SET', key, chat, 'NX', 'EX', ttl) then redis.call('EXPIRE', key, ttl) end
-end
 local out = {}
 for i = 3, #ARGV, 3 do
-  local pn, lid = ARGV[i], ARGV[i + 1]
-  local chat = false
-  if pn ~= '' then chat = alias(pn) end
-  if (not chat) and lid ~= '' then chat = alias(lid) end
-  if not chat then chat = ARGV[i + 2] end
-  if pn ~= '' then keep(pn, chat) end
-  if lid ~= '' then keep(lid, chat) end
-  table.insert(out, chat)
+  table.insert(out, chat_of(base, ttl, ARGV[i], ARGV[i + 1], ARGV[i + 2]))
 end
 return out
 `);

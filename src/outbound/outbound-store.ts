@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import { DRAIN_FLAG_FN } from '../redis/drain-flag-lua.js';
 import { LuaScript } from '../redis/scripts.js';
 import type { OutboundJob } from './inbox-events.js';
 
@@ -25,17 +26,14 @@ export interface OutboundEvent {
  * (appended; add the job of that generation).
  * ARGV: base, event id ('' for none), conversation id, event, ttl.
  */
-const ENQUEUE = new LuaScript<number | string>('OutEnqueue', `
+const ENQUEUE = new LuaScript<number | string>('OutEnqueue', `${DRAIN_FLAG_FN}
 local base = ARGV[1]
 if ARGV[2] ~= '' then
   if not redis.call('SET', base .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[5])) then return 0 end
 end
 redis.call('RPUSH', base .. 'conv:' .. ARGV[3], ARGV[4])
 redis.call('SADD', base .. 'pending', ARGV[3])
-if redis.call('EXISTS', base .. 'sched:' .. ARGV[3]) == 1 then return 1 end
-local gen = 'g' .. redis.call('INCR', base .. 'gen')
-redis.call('SET', base .. 'sched:' .. ARGV[3], gen)
-return gen
+return raise_flag(base, ARGV[3]) or 1
 `);
 
 /** Removes the head if it is still the event worked on, and forgets its attempts. ARGV: base, conversation id, raw head, attempts field. */
@@ -64,19 +62,8 @@ return false
 `);
 
 /** Every conversation holding events with its flag's generation (raised where it was missing), as a flat list. ARGV: base. */
-const SCHEDULED = new LuaScript<string[]>('OutScheduled', `
-local base = ARGV[1]
-local out = {}
-for _, conv in ipairs(redis.call('SMEMBERS', base .. 'pending')) do
-  local gen = redis.call('GET', base .. 'sched:' .. conv)
-  if not gen then
-    gen = 'g' .. redis.call('INCR', base .. 'gen')
-    redis.call('SET', base .. 'sched:' .. conv, gen)
-  end
-  table.insert(out, conv)
-  table.insert(out, gen)
-end
-return out
+const SCHEDULED = new LuaScript<string[]>('OutScheduled', `${DRAIN_FLAG_FN}
+return schedule_pending(ARGV[1])
 `);
 
 /** A conversation to drain and the generation of its flag, which the drain job's id carries. */
