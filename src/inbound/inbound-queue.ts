@@ -1,7 +1,7 @@
 /** The jobs that drain inbound chats: one per chat and generation of its flag, in the worker process's queue, no bodies. */
 import type { Queue } from 'bullmq';
 import { chatJobId } from '../redis/keys.js';
-import type { InstanceJobData } from '../redis/instance-jobs.js';
+import { addJobs, type InstanceJobData } from '../redis/instance-jobs.js';
 import type { ScheduledChat } from './inbound-store.js';
 
 /** The data of an inbound drain job: which instance's chat list to drain, for which generation of its flag (none: `'1'`, an older version's flag). */
@@ -17,7 +17,5 @@ export interface ChatJobData extends InstanceJobData {
  */
 export async function scheduleChats(queue: Queue<ChatJobData>, instanceKey: string, chats: readonly ScheduledChat[]): Promise<void> {
   const jobs = chats.map(({ chatId, generation }) => ({ name: 'chat', data: { instanceKey, chatId, generation }, opts: { jobId: chatJobId(instanceKey, chatId, generation) } }));
-  // One job (the usual case) is one script; a bulk add goes through an ioredis pipeline, which costs more to build.
-  if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-  else if (jobs.length > 1) await queue.addBulk(jobs);
+  await addJobs(queue, jobs);
 }

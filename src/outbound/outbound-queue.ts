@@ -1,7 +1,7 @@
 /** The jobs that drain outbound conversations, in the owning worker process's queue, and how an agent message is queued. */
 import type { Queue } from 'bullmq';
 import { conversationJobId } from '../redis/keys.js';
-import type { InstanceJobData } from '../redis/instance-jobs.js';
+import { addJobs, type InstanceJobData } from '../redis/instance-jobs.js';
 import type { OutboundJob } from './inbox-events.js';
 import type { OutboundEvent, OutboundStore, ScheduledConversation } from './outbound-store.js';
 
@@ -22,9 +22,7 @@ export async function scheduleConversations(queue: Queue<ConversationJobData>, i
     data: { instanceKey, conversationId, generation },
     opts: { jobId: conversationJobId(instanceKey, conversationId, generation) },
   }));
-  // One job (the usual case) is one script; a bulk add goes through an ioredis pipeline, which costs more to build.
-  if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-  else if (jobs.length > 1) await queue.addBulk(jobs);
+  await addJobs(queue, jobs);
 }
 
 /** The event an inbox webhook decision becomes: sends and deletes are deduplicated by Chatwoot message id, updates are not. */

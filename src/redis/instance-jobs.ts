@@ -95,3 +95,10 @@ export function instanceJobsQueue<D extends InstanceJobData>(connection: Redis, 
     defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } },
   });
 }
+
+/** Adds jobs (BullMQ ignores ids that already have one): one job, the usual case, is one script; a bulk add goes through an ioredis pipeline, which costs more to build. */
+export async function addJobs<D extends InstanceJobData>(queue: Queue<D>, jobs: Parameters<Queue<D>['addBulk']>[0]): Promise<void> {
+  const [only] = jobs;
+  if (jobs.length === 1 && only) await queue.add(only.name, only.data, only.opts);
+  else if (jobs.length > 1) await queue.addBulk(jobs);
+}
