@@ -1,5 +1,6 @@
 /** Every environment variable Ponte reads, its default and unit, and the configuration compiled from them. */
 import { z } from 'zod';
+import { BOT_OPTIONS_STYLES, type BotOptionsStyle } from '../model/bot-question.js';
 import { MAX_IMPORT_DAYS } from '../model/history-import.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 
@@ -138,6 +139,9 @@ export const EnvSchema = z.object({
   OUTBOUND_MARK_READ: bool.default(true),
   OUTBOUND_MAX_WAIT_MS: int(1000).default(10 * 60_000),
 
+  // Chatwoot bot messages (issue 20): how a question's options go out.
+  BOT_OPTIONS_STYLE: z.enum(BOT_OPTIONS_STYLES as [BotOptionsStyle, ...BotOptionsStyle[]]).default('text'),
+
   CHATWOOT_QUEUE_WORKER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   CHATWOOT_QUEUE_CONCURRENCY: int(1, 1000).default(10),
   BULLMQ_JOB_ATTEMPTS: int(1, 100).default(5),
@@ -242,6 +246,14 @@ export interface Config {
     /** How long an agent message waits for a disconnected instance before it fails. */
     maxWaitMs: number;
   };
+  bots: {
+    /**
+     * How a bot question's options go out on WhatsApp: `text`, a numbered
+     * list (default), or `poll`; an instance may choose its own
+     * (`POST /admin/instances/:instance/settings`).
+     */
+    optionsStyle: BotOptionsStyle;
+  };
   queue: {
     logLevel: LogLevel;
     concurrency: number;
@@ -301,6 +313,7 @@ export function compileConfig(e: ParsedEnv): Config {
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED, historyImportDays: e.HISTORY_IMPORT_DAYS },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
+    bots: { optionsStyle: e.BOT_OPTIONS_STYLE },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
       concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,

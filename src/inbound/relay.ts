@@ -11,8 +11,10 @@ import { ConversationPacer } from './conversation-pacer.js';
 import type { ContactResolver, ChatTarget } from './contact-resolver.js';
 import type { DeliveryOutcome } from './inbound-consumer.js';
 import { PacedError } from './relay-errors.js';
-import { createBody, type MediaFetcher, type PollRecord, type Rendering, renderInbound } from './render.js';
+import { createBody, type MediaFetcher, type PollRecord, type Rendering, readVote, renderInbound } from './render.js';
 import { waSourceId } from '../model/source-id.js';
+import { matchTypedAnswer, matchVote } from '../model/bot-question.js';
+import { BotQuestions } from '../redis/bot-questions.js';
 
 export interface RelayDeps {
   client: ChatwootClientLike;
@@ -42,9 +44,11 @@ export interface RelayDeps {
  */
 export class Relay {
   private readonly pacer: ConversationPacer;
+  private readonly questions: BotQuestions;
 
   constructor(private readonly deps: RelayDeps) {
     this.pacer = deps.pacer ?? new ConversationPacer();
+    this.questions = new BotQuestions(deps.redis, deps.keys, deps.instanceKey);
   }
 
   /**
@@ -81,7 +85,7 @@ export class Relay {
       const existing = await this.findExisting(target, message.waId);
       if (existing) return { kind: 'delivered', conversationId: target.conversationId, messageId: existing.id };
     }
-    const rendering = await this.render(message, chatId);
+    const rendering = (await this.botAnswer(message, target.conversationId)) ?? (await this.render(message, chatId));
     if (rendering.kind === 'skip') {
       this.deps.log.info({ waId: message.waId, reason: rendering.reason }, 'inbound act not applied');
       return { kind: 'ignored', reason: rendering.reason };
@@ -125,10 +129,7 @@ export class Relay {
         remember: async (pollWaId, poll) => {
           await this.deps.redis.set(this.deps.keys.poll(this.deps.instanceKey, pollWaId), JSON.stringify(poll), 'EX', 90 * 86_400);
         },
-        get: async (pollWaId) => {
-          const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
-          return v ? (JSON.parse(v) as PollRecord) : undefined;
-        },
+        get: (pollWaId) => this.pollRecord(pollWaId),
       },
       ...(this.deps.ownJids ? { ownJids: this.deps.ownJids } : {}),
       chatId,
@@ -137,6 +138,39 @@ export class Relay {
         return v ? parseRelayed(v) : undefined;
       },
     });
+
+  /**
+   * The customer's answer to the conversation's bot question, when it is
+   * one: the option's number or title typed, or a vote on Ponte's poll of
+   * the options. It becomes the option's title, replying to the bot's
+   * message, so the bot can route on it; the question is then used up (a
+   * retried delivery of the same answer finds it again). Anything else,
+   * and any message once the question was answered, goes as it was written.
+   */
+  private async botAnswer(message: InboundMessage, conversationId: number): Promise<Rendering | undefined> {
+    const c = message.content;
+    if (message.fromMe || message.chatKind !== 'direct' || (c.kind !== 'text' && c.kind !== 'pollVote')) return undefined;
+    const question = await this.questions.get(conversationId);
+    if (!question || (question.answeredBy !== undefined && question.answeredBy !== message.waId)) return undefined;
+    let chosen: number | undefined;
+    if (c.kind === 'text') chosen = matchTypedAnswer(question.options, c.text);
+    else if (question.pollWaId !== undefined && c.pollWaId === question.pollWaId) {
+      const poll = await this.pollRecord(c.pollWaId);
+      // Ponte created the poll: its own JIDs are the creator's, whichever way the vote's key names it.
+      const creators = [...new Set([...(poll?.creatorJids ?? []), ...(this.deps.ownJids?.() ?? [])])];
+      const votes = poll ? readVote(c, poll, creators) : undefined;
+      chosen = votes ? matchVote(question.options, votes) : undefined;
+    }
+    if (chosen === undefined) return undefined;
+    if (!(await this.questions.claim(conversationId, question.messageId, message.waId))) return undefined;
+    this.deps.log.debug({ waId: message.waId, botMessageId: question.messageId }, 'answer to a bot question');
+    return { kind: 'create', content: question.options[chosen]!.title, attributes: { in_reply_to: question.messageId } };
+  }
+
+  private async pollRecord(pollWaId: string): Promise<PollRecord | undefined> {
+    const v = await this.deps.redis.get(this.deps.keys.poll(this.deps.instanceKey, pollWaId));
+    return v ? (JSON.parse(v) as PollRecord) : undefined;
+  }
 
   /** Looks for a message with this WhatsApp id among the conversation's latest messages. */
   private async findExisting(target: ChatTarget, waId: string): Promise<CwMessage | undefined> {

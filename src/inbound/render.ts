@@ -6,7 +6,7 @@ import type { CreateMessageBody, MessageAttachment } from '../chatwoot/types.js'
 import { coerceError } from '../lib/errors.js';
 import { spoolToFile, TooLargeError } from '../lib/spool.js';
 import { WhatsAppUnavailableError } from './relay-errors.js';
-import type { InboundContent, InboundMessage, MediaKind } from '../model/inbound.js';
+import type { InboundContent, InboundMessage, MediaKind, PollRecord } from '../model/inbound.js';
 import { authorOf, type RelayedMessage, sameAuthor } from '../model/relayed.js';
 import { waSourceId } from '../model/source-id.js';
 
@@ -20,12 +20,7 @@ export type Rendering =
   /** Nothing to do in Chatwoot: a revoke of nothing Ponte relayed, or an act on a message its sender may not touch. */
   | { kind: 'skip'; reason: string };
 
-/** What Ponte keeps of a relayed poll to read its votes later. */
-export interface PollRecord {
-  options: string[];
-  secret?: string;
-  creatorJids: string[];
-}
+export type { PollRecord };
 
 export interface RenderDeps {
   fetchMedia?: MediaFetcher;
@@ -196,7 +191,7 @@ export async function renderInbound(message: InboundMessage, deps: RenderDeps): 
  * every creator/voter pair is tried until AES-GCM authenticates. Returns the
  * chosen option names, or undefined when no pair opens it.
  */
-function readVote(v: Extract<InboundContent, { kind: 'pollVote' }>, poll: PollRecord, creators: string[]): string[] | undefined {
+export function readVote(v: Extract<InboundContent, { kind: 'pollVote' }>, poll: PollRecord, creators: string[]): string[] | undefined {
   if (!poll.secret) return undefined;
   const vote = { encPayload: Buffer.from(v.encPayload, 'base64'), encIv: Buffer.from(v.encIv, 'base64') };
   const pollEncKey = Buffer.from(poll.secret, 'base64');

@@ -80,6 +80,16 @@ export interface InboundMessage {
   remoteJid?: string;
 }
 
+/** What Ponte keeps of a poll (one relayed from WhatsApp, or one it sent for a bot) to read its votes. */
+export interface PollRecord {
+  /** The options as the poll shows them: a vote names them by their SHA-256. */
+  options: string[];
+  /** The poll's `messageSecret` (base64). */
+  secret?: string;
+  /** The creator's JIDs as WhatsApp may have used them in a vote's HMAC. */
+  creatorJids: string[];
+}
+
 /** A job of the inbound queue: one event for one chat of one instance. */
 export interface InboundEvent {
   instanceKey: string;

@@ -1,5 +1,15 @@
 /** An instance as the daemon sees it: its registry record (desired state) and what its worker reports. */
+import type { BotOptionsStyle } from './bot-question.js';
 import type { SessionState } from './session-state.js';
+
+/** An instance's own choices over the global configuration (`POST /admin/instances/:instance/settings`); absent: the global one. */
+export interface InstanceSettings {
+  /** How bot questions' options go out on this number (`BOT_OPTIONS_STYLE` otherwise). */
+  botOptionsStyle?: BotOptionsStyle;
+}
+
+/** A change of settings: a field given is set, `null` returns it to the global configuration, one left out stays. */
+export type InstanceSettingsPatch = { [K in keyof InstanceSettings]?: Exclude<InstanceSettings[K], undefined> | null };
 
 /** One WhatsApp number linked to one Chatwoot API inbox (DESIGN.md, Instances). */
 export interface InstanceRecord {
@@ -9,6 +19,7 @@ export interface InstanceRecord {
   desired: 'running' | 'stopped';
   /** Where operators are told about QR codes, links and alerts (the command's conversation); as private notes when `private`. */
   notify?: { accountId: number; conversationId: number; private?: boolean };
+  settings?: InstanceSettings;
   createdAtMs: number;
   updatedAtMs: number;
 }

@@ -8,6 +8,7 @@
  */
 import { decodeUriComponent, parseUrl } from '../lib/parse.js';
 import { waIdOfSourceId } from '../model/source-id.js';
+import { type BotContent, parseBotContent } from './bot-content.js';
 
 export interface OutboundAttachment {
   url: string;
@@ -29,6 +30,8 @@ export interface OutboundJob {
   conversationId: number;
   messageId: number;
   content: string | null;
+  /** A bot message's options, cards, form or articles (`content_type` and `content_attributes`); absent for plain text. */
+  bot?: BotContent;
   attachments: OutboundAttachment[];
   /** Chatwoot id of the message this one replies to. */
   inReplyTo?: number;
@@ -93,6 +96,7 @@ export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.n
   }
   const attachments = (Array.isArray(p.attachments) ? p.attachments : []).map(obj).filter((a): a is Json => a !== undefined && str(a.data_url) !== undefined);
   const inReplyTo = num(attrs.in_reply_to);
+  const bot = parseBotContent(p.content_type, attrs);
   return {
     action: 'queue',
     job: {
@@ -101,6 +105,7 @@ export function decideInboxEvent(p: Json, rules: InboxEventRules, nowMs = Date.n
       conversationId,
       messageId,
       content: typeof p.content === 'string' ? p.content : null,
+      ...(bot ? { bot } : {}),
       attachments: attachments.map((a) => {
         const url = str(a.data_url)!;
         const last = fileNameOf(url);

@@ -18,6 +18,9 @@ import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
+import type { BotOptionsStyle } from '../model/bot-question.js';
+import { BotQuestions } from '../redis/bot-questions.js';
+import { type BotRendering, renderBot } from './bot-render.js';
 import { markdownToWhatsApp } from './markdown.js';
 import { type ConversationJobData, outboundEvent, scheduleConversations } from './outbound-queue.js';
 import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
@@ -49,7 +52,18 @@ export interface OutboundDeps {
   session: WhatsAppSession;
   /** Records each id Ponte sends, so its echo is not relayed back into Chatwoot. */
   ownSend(waId: string): void;
+  /** The instance's own `BOT_OPTIONS_STYLE`, read at each bot question; undefined: the global one. */
+  botOptionsStyle?: () => Promise<BotOptionsStyle | undefined>;
   log: Logger;
+}
+
+/** One WhatsApp message of an agent message: a text, an attachment (with the text as caption), a bot's card or poll. */
+interface PlanStep {
+  text?: string;
+  attachment?: OutboundAttachment;
+  /** A bot card's image: when it cannot be fetched (a host not allowed, not an image), the caption goes as text. */
+  card?: boolean;
+  poll?: { name: string; values: string[] };
 }
 
 interface Part {
@@ -101,6 +115,7 @@ export class OutboundConsumer {
   readonly records: OutboundRecords;
   readonly unread: UnreadMessages;
   readonly reporter: StatusReporter;
+  readonly questions: BotQuestions;
   private readonly breaker: OutageBreaker;
   private unregister: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -112,6 +127,7 @@ export class OutboundConsumer {
     this.store = new OutboundStore(deps.redis, deps.keys, deps.instanceKey);
     this.records = new OutboundRecords(deps.redis, deps.keys, deps.instanceKey);
     this.unread = new UnreadMessages(deps.redis, deps.keys, deps.instanceKey);
+    this.questions = new BotQuestions(deps.redis, deps.keys, deps.instanceKey);
     this.reporter = new StatusReporter({ records: this.records, chatwoot: deps.chatwoot, accountId: deps.accountId, log: deps.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
     this.breaker = new OutageBreaker({ minDelayMs: q.outageProbeMinDelayMs, maxDelayMs: q.outageProbeMaxDelayMs, rateLimitDelayMs: q.rateLimitDelayMs });
   }
@@ -283,19 +299,29 @@ export class OutboundConsumer {
     let text = j.content ? markdownToWhatsApp(j.content) : '';
     if (text && this.deps.config.outbound.agentSignature && j.senderName) text = `*${j.senderName}:*\n${text}`;
 
-    const plan: Array<{ text?: string; attachment?: OutboundAttachment }> = [];
-    const first = j.attachments[0];
-    const captionable = first && first.fileType !== 'audio';
-    if (text && !captionable) plan.push({ text });
-    j.attachments.forEach((a, i) => plan.push({ attachment: a, ...(i === 0 && captionable && text ? { text } : {}) }));
+    const plan: PlanStep[] = [];
+    const bot = j.bot ? renderBot(j.content, j.bot, (await this.deps.botOptionsStyle?.()) ?? this.deps.config.bots.optionsStyle) : undefined;
+    if (bot) {
+      plan.push(...botPlan(bot));
+      for (const a of j.attachments) plan.push({ attachment: a });
+    } else {
+      const first = j.attachments[0];
+      const captionable = first && first.fileType !== 'audio';
+      if (text && !captionable) plan.push({ text });
+      j.attachments.forEach((a, i) => plan.push({ attachment: a, ...(i === 0 && captionable && text ? { text } : {}) }));
+    }
     if (plan.length === 0) throw new OutboundRejected('the message has no text and no attachment');
 
     const quoted = await this.quoted(jid, j.inReplyTo);
     for (const [i, step] of plan.entries()) {
       if (done[String(i)]) continue;
       let part: Part;
+      // A poll's secret is chosen once, like its id: a repeat sends the poll its votes are encrypted for.
+      const secret = step.poll ? Buffer.from(await this.records.partSecret(j.messageId, i, randomBytes(32).toString('base64')), 'base64') : undefined;
       try {
-        part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
+        if (step.poll) part = { content: { poll: { name: step.poll.name, values: step.poll.values, selectableCount: 1, messageSecret: secret } } };
+        else if (step.card) part = await this.cardPart(step.attachment!, step.text!);
+        else part = step.attachment ? await this.mediaPart(step.attachment, step.text) : { content: { text: step.text! } };
       } catch (err) {
         // Part of the message is on WhatsApp already: it stays sent (never failed), the rest is logged.
         if (err instanceof OutboundRejected && Object.keys(done).length > 0) {
@@ -306,6 +332,8 @@ export class OutboundConsumer {
       }
       const id = await this.records.partId(j.messageId, i, newMessageId());
       this.deps.ownSend(id);
+      // Remembered before the options reach the customer: an answer may come back at once.
+      if (bot?.question && i === bot.question.step) await this.rememberQuestion(j, bot.question.options, step.poll ? { waId: id, values: step.poll.values, secret: secret! } : undefined);
       let sent: WAMessage | undefined;
       try {
         sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
@@ -315,11 +343,37 @@ export class OutboundConsumer {
         if (part.file) await rm(part.file, { force: true });
       }
       const waId = sent?.key.id ?? id;
+      if (step.poll) await this.keepPollSecret(waId, step.poll.values, sent?.message?.messageContextInfo?.messageSecret ?? secret!);
       await this.records.recordSent({ messageId: j.messageId, conversationId: j.conversationId, part: i, jid }, waId, sent?.message ? proto.Message.encode(sent.message).finish() : undefined);
       done[String(i)] = waId;
     }
     if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
     if (this.deps.config.outbound.markRead) await this.markRead(socket, j.conversationId);
+  }
+
+  /** The bot's question, so the customer's answer (a number, a title, a vote on its poll) comes back as the option it chose. */
+  private async rememberQuestion(j: OutboundJob, options: NonNullable<BotRendering['question']>['options'], poll: { waId: string; values: string[]; secret: Uint8Array } | undefined): Promise<void> {
+    await this.questions.remember(j.conversationId, { messageId: j.messageId, options, ...(poll ? { pollWaId: poll.waId } : {}) });
+    if (poll) await this.keepPollSecret(poll.waId, poll.values, poll.secret);
+  }
+
+  /** What reading a vote on Ponte's own poll takes: its options, its secret and its creator, this number (under each of its JIDs). */
+  private async keepPollSecret(waId: string, values: string[], secret: Uint8Array): Promise<void> {
+    await this.questions.rememberPoll(waId, { options: values, secret: Buffer.from(secret).toString('base64'), creatorJids: this.deps.session.ownJids() });
+  }
+
+  /** A bot card: its image with the caption, or the caption alone when the image cannot be had (a host not allowed, a file that is no image). */
+  private async cardPart(a: OutboundAttachment, caption: string): Promise<Part> {
+    try {
+      const part = await this.mediaPart(a, caption);
+      if ('image' in part.content) return part;
+      if (part.file) await rm(part.file, { force: true });
+      this.deps.log.info({ reason: 'not an image' }, 'bot card sent without its image');
+    } catch (err) {
+      if (!(err instanceof OutboundRejected)) throw err;
+      this.deps.log.info({ reason: err.message }, 'bot card sent without its image');
+    }
+    return { content: { text: caption } };
   }
 
   /** An agent answered: the customer's messages in this conversation get their blue ticks. */
@@ -389,6 +443,20 @@ export class OutboundConsumer {
     const status: CwMessageStatus | undefined = await this.records.receipt(part, waStatus);
     if (status && (await this.records.raise(part.messageId, part.conversationId, status))) this.reporter.request(part.messageId);
   }
+}
+
+/** A bot message's steps as parts: cards carry their caption on the image. */
+function botPlan(bot: BotRendering): PlanStep[] {
+  return bot.steps.map((s): PlanStep => {
+    if (s.kind === 'text') return { text: s.text };
+    if (s.kind === 'poll') return { poll: { name: s.name, values: s.values } };
+    return { attachment: { url: s.imageUrl, fileType: 'image', fileName: cardFileName(s.imageUrl) }, text: s.caption, card: true };
+  });
+}
+
+function cardFileName(url: string): string {
+  const last = URL.canParse(url) ? new URL(url).pathname.split('/').pop() : undefined;
+  return last || 'card.jpg';
 }
 
 /** Chatwoot (or its storage) unreachable or overloaded: not the message's fault. */

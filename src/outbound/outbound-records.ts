@@ -141,6 +141,11 @@ export class OutboundRecords {
     return (await PART_ID.run(this.redis, [this.keys.outIntents(this.instanceKey, messageId)], [String(part), fresh, String(RETENTION_S)])) ?? fresh;
   }
 
+  /** The secret a poll part is sent with (base64): chosen once and kept with its id, so a repeat sends the poll its votes are encrypted for. */
+  async partSecret(messageId: number, part: number, fresh: string): Promise<string> {
+    return (await PART_ID.run(this.redis, [this.keys.outIntents(this.instanceKey, messageId)], [`${part}:secret`, fresh, String(RETENTION_S)])) ?? fresh;
+  }
+
   /**
    * WhatsApp accepted part `p.part` as `waId`: one step records the part,
    * the id mappings both ways, what was sent (for retry receipts) and that

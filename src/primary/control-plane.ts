@@ -1,6 +1,6 @@
 /** The primary's control plane: instances, their worker slots, and control calls to the worker that runs each. */
 import { ControlError, type WorkerOp } from '../cluster/ipc.js';
-import type { InstanceRecord, InstanceStatus, InstanceView } from '../model/instance.js';
+import type { InstanceRecord, InstanceSettingsPatch, InstanceStatus, InstanceView } from '../model/instance.js';
 import { parseInstanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
 import type { InstanceRegistry } from './registry.js';
@@ -102,6 +102,14 @@ export class ControlPlane {
     if (!parseInstanceKey(instanceKey)) return Promise.reject(new ControlError('bad_request', `instance: ${JSON.stringify(instanceKey)} is not <account>-<inbox>`));
     if (!this.deps.registry.has(instanceKey)) return Promise.reject(new ControlError('not_found', `no instance ${instanceKey}`));
     return Promise.resolve();
+  }
+
+  /** Changes the instance's own settings; its worker reads them at each use, so nothing restarts. */
+  async updateSettings(instanceKey: string, patch: InstanceSettingsPatch): Promise<InstanceRecord> {
+    await this.known(instanceKey);
+    const record = await this.deps.registry.updateSettings(instanceKey, patch);
+    if (!record) throw new ControlError('not_found', `no instance ${instanceKey}`);
+    return record;
   }
 
   async start(instanceKey: string): Promise<InstanceRecord> {

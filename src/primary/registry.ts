@@ -1,7 +1,7 @@
 /** The instance registry in Redis: each instance's inbox, account, desired state and notify target. */
 import type { Redis } from 'ioredis';
 import { instanceKey as keyOf } from '../model/instance-key.js';
-import type { InstanceRecord } from '../model/instance.js';
+import type { InstanceRecord, InstanceSettings, InstanceSettingsPatch } from '../model/instance.js';
 import type { RedisKeys } from '../redis/keys.js';
 
 /**
@@ -47,6 +47,7 @@ export class InstanceRegistry {
       inboxId: request.inboxId,
       desired: 'running',
       ...((request.notify ?? existing?.notify) ? { notify: request.notify ?? existing!.notify! } : {}),
+      ...(existing?.settings ? { settings: existing.settings } : {}),
       createdAtMs: existing?.createdAtMs ?? now,
       updatedAtMs: now,
     };
@@ -59,6 +60,21 @@ export class InstanceRegistry {
     const record = await this.get(instanceKey);
     if (!record) return undefined;
     const next = { ...record, desired, updatedAtMs: Date.now() };
+    await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(next));
+    return next;
+  }
+
+  /** Applies `patch` to the instance's settings: a field set to `null` goes back to the global configuration. */
+  async updateSettings(instanceKey: string, patch: InstanceSettingsPatch): Promise<InstanceRecord | undefined> {
+    const record = await this.get(instanceKey);
+    if (!record) return undefined;
+    const settings: Record<string, unknown> = { ...record.settings };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete settings[k];
+      else if (v !== undefined) settings[k] = v;
+    }
+    const { settings: _old, ...rest } = record;
+    const next: InstanceRecord = { ...rest, ...(Object.keys(settings).length > 0 ? { settings: settings as InstanceSettings } : {}), updatedAtMs: Date.now() };
     await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(next));
     return next;
   }

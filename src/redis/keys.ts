@@ -161,6 +161,11 @@ export class RedisKeys {
     return `${this.prefix}poll:${instanceKey}:${pollWaId}`;
   }
 
+  /** The last bot question with options of a conversation, waiting for the customer's answer (a hash, with a TTL). */
+  botQuestion(instanceKey: string, conversationId: number): string {
+    return `${this.prefix}botq:${instanceKey}:${conversationId}`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }

@@ -51,6 +51,8 @@ export function createSandboxDriver(deps: {
     onSocket: (socket, instanceKey) => sockets.set(instanceKey, socket),
     onSend: (entry, instanceKey) => void records.recordSend(instanceKey, entry).catch(recordFailed(instanceKey, 'send')),
     onRead: (ids, instanceKey) => void records.recordRead(instanceKey, ids).catch(recordFailed(instanceKey, 'read receipt')),
+    // Ponte's own polls: a simulated customer can vote on them (`type: "vote"`, `targetId` from the outbox).
+    onPoll: (pollWaId, poll) => polls.set(pollWaId, poll),
   });
 
   const socketOf = (instanceKey: string): SandboxSocket => {

@@ -8,6 +8,7 @@ import {
   type Contact,
   type WAMessage,
   type WAMessageKey,
+  jidNormalizedUser,
   makeEventBuffer,
   proto,
 } from '@whiskeysockets/baileys';
@@ -38,6 +39,8 @@ export interface SandboxOptions {
   onRead?(ids: string[], instanceKey: string): void;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
+  /** Called with each poll this socket sends: what the simulated voters encrypt their votes with. */
+  onPoll?(pollWaId: string, poll: { secret: Buffer; creatorJid: string }, instanceKey: string): void;
 }
 
 /**
@@ -197,7 +200,17 @@ export class SandboxSocket implements WaSocket {
     const id = options?.messageId ?? newWaMessageId();
     const user = jid.split('@')[0] ?? jid;
     const entry = await outboxEntry(id, jid, content, options?.quoted?.key.id ?? undefined);
-    const message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
+    let message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
+    if ('poll' in content && content.poll) {
+      // As Baileys builds it: the poll with the secret its votes are encrypted with (the caller's, else a new one).
+      const p = content.poll;
+      const secret = p.messageSecret ? Buffer.from(p.messageSecret) : randomBytes(32);
+      const poll = { name: p.name, options: p.values.map((optionName) => ({ optionName })), selectableOptionsCount: p.selectableCount ?? 0 };
+      message = { ...(p.selectableCount === 1 ? { pollCreationMessageV3: poll } : { pollCreationMessage: poll }), messageContextInfo: { messageSecret: secret } };
+      // WhatsApp signs votes with the creator's LID when it has one (baileys.md §2.6).
+      const me = this.creds.me;
+      this.sandbox.onPoll?.(id, { secret, creatorJid: jidNormalizedUser(me?.lid ?? me?.id ?? '') }, this.options.instanceKey);
+    }
     const msg = buildMessage({ fromMe: true, id, ...(jid.endsWith('@lid') ? { fromLid: user } : { fromPn: user }) }, message);
     msg.status = proto.WebMessageInfo.Status.SERVER_ACK;
     this.sentIndex.set(id, msg);
@@ -328,6 +341,12 @@ async function outboxEntry(id: string, to: string, content: AnyMessageContent, q
   if (typeof c.caption === 'string') entry.caption = c.caption;
   if (typeof c.fileName === 'string') entry.fileName = c.fileName;
   if (typeof c.mimetype === 'string') entry.mimetype = c.mimetype;
+  const poll = c.poll as { name?: unknown; values?: unknown } | undefined;
+  if (poll && typeof poll === 'object') {
+    entry.type = 'poll';
+    entry.text = typeof poll.name === 'string' ? poll.name : '';
+    entry.options = Array.isArray(poll.values) ? poll.values.filter((v): v is string => typeof v === 'string') : [];
+  }
   if (c.delete && typeof c.delete === 'object') {
     entry.type = 'revoke';
     const id = (c.delete as { id?: unknown }).id;

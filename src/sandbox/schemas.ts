@@ -107,6 +107,8 @@ export interface OutboxEntry {
   mimetype?: string;
   mediaSha256?: string;
   quotedId?: string;
+  /** For a poll (`text` is its question): the options, in order. */
+  options?: string[];
   /** Set when Ponte deleted (revoked) it afterwards. */
   deleted?: boolean;
   /** For a delete or an edit: the message it applies to. */

@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import type { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { OutboundConsumer } from '../outbound/outbound-consumer.js';
 import type { RedisKeys } from '../redis/keys.js';
+import { readInstanceSettings } from '../redis/instance-settings.js';
 import type { AuthStore } from '../whatsapp/auth-store.js';
 import { normalizeCall } from '../whatsapp/normalize.js';
 import { WhatsAppSession } from '../whatsapp/session.js';
@@ -128,6 +129,7 @@ export class InstanceRuntime {
       attachments: deps.attachments,
       session: this.session,
       ownSend: (waId) => this.ownSends.set(waId, true),
+      botOptionsStyle: async () => (await readInstanceSettings(deps.redis, deps.keys, instanceKey)).botOptionsStyle,
       log: log.child({ module: 'outbound' }),
     });
     this.session.on('socket', (socket) => this.bind(socket));

@@ -8,6 +8,7 @@ export function controlPlane(answers: Partial<ControlPlaneLike> = {}, failure: E
     create: refused,
     start: refused,
     stop: refused,
+    updateSettings: refused,
     logout: refused,
     call: refused,
     currentQr: () => undefined,

@@ -10,7 +10,8 @@ import { MAX_INBOX_NAME } from '../commands/parse.js';
 import { describeZodError } from '../../lib/zod-errors.js';
 import type { GlobalStatus } from '../../model/global-status.js';
 import { MAX_IMPORT_DAYS } from '../../model/history-import.js';
-import type { InstanceRecord, InstanceView } from '../../model/instance.js';
+import { BOT_OPTIONS_STYLES, type BotOptionsStyle } from '../../model/bot-question.js';
+import type { InstanceRecord, InstanceSettingsPatch, InstanceView } from '../../model/instance.js';
 import { createMetrics } from '../../observability/metrics.js';
 import { SANDBOX_DISCONNECTS, type OutboxEntry } from '../../sandbox/schemas.js';
 import { bearerAuth } from './auth.js';
@@ -34,6 +35,11 @@ const CallSchema = z.object({
   status: z.enum(['timeout', 'offer']).default('timeout'),
 });
 const GroupSchema = z.object({ jid: z.string().regex(/@g\.us$/, 'must end with @g.us'), subject: z.string().min(1, 'is required').max(100) });
+/** An instance's own settings: a field set, `null` for the global configuration again. */
+const SettingsSchema = z
+  .object({ botOptionsStyle: z.enum(BOT_OPTIONS_STYLES as [BotOptionsStyle, ...BotOptionsStyle[]], { error: `must be one of ${BOT_OPTIONS_STYLES.join(', ')}, or null for BOT_OPTIONS_STYLE` }).nullable().optional() })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'give at least one setting (botOptionsStyle)' });
 const ImportSchema = z.object({ days: z.number().int().min(1).max(MAX_IMPORT_DAYS).optional() });
 const DisconnectSchema = z.object({ reason: z.enum(Object.keys(SANDBOX_DISCONNECTS) as [keyof typeof SANDBOX_DISCONNECTS, ...Array<keyof typeof SANDBOX_DISCONNECTS>]) });
 
@@ -54,6 +60,8 @@ export interface ControlPlaneLike {
   create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }>;
   start(instanceKey: string): Promise<InstanceRecord>;
   stop(instanceKey: string): Promise<InstanceRecord>;
+  /** Changes an instance's own settings (rejects with `not_found` for an unknown instance). */
+  updateSettings(instanceKey: string, patch: InstanceSettingsPatch): Promise<InstanceRecord>;
   logout(instanceKey: string): Promise<void>;
   /** A control call to the worker that runs the instance. */
   call(instanceKey: string, op: WorkerOp, args?: unknown): Promise<unknown>;
@@ -139,6 +147,13 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
       res.json({ instance: record.instanceKey, desired: record.desired });
     });
   }
+
+  // The instance's own settings over the global configuration; its worker reads them at each use.
+  router.post('/admin/instances/:instance/settings', admin, json, async (req, res) => {
+    const patch = parse(SettingsSchema, req.body);
+    const record = await deps.control.updateSettings(param(req, 'instance'), patch);
+    res.json({ instance: record.instanceKey, settings: record.settings ?? {} });
+  });
 
   router.post('/admin/instances/:instance/logout', admin, async (req, res) => {
     await deps.control.logout(param(req, 'instance'));
