@@ -68,13 +68,14 @@ export class InstanceRegistry {
   async updateSettings(instanceKey: string, patch: InstanceSettingsPatch): Promise<InstanceRecord | undefined> {
     const record = await this.get(instanceKey);
     if (!record) return undefined;
-    const settings: Record<string, unknown> = { ...record.settings };
-    for (const [k, v] of Object.entries(patch)) {
+    const settings: InstanceSettings = { ...record.settings };
+    for (const k of Object.keys(patch) as Array<keyof InstanceSettings>) {
+      const v = patch[k];
       if (v === null) delete settings[k];
       else if (v !== undefined) settings[k] = v;
     }
     const { settings: _old, ...rest } = record;
-    const next: InstanceRecord = { ...rest, ...(Object.keys(settings).length > 0 ? { settings: settings as InstanceSettings } : {}), updatedAtMs: Date.now() };
+    const next: InstanceRecord = { ...rest, ...(Object.keys(settings).length > 0 ? { settings } : {}), updatedAtMs: Date.now() };
     await this.redis.hset(this.keys.instances, instanceKey, JSON.stringify(next));
     return next;
   }
