@@ -18,7 +18,7 @@ import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
-import type { BotOptionsStyle } from '../model/bot-question.js';
+import type { BotOption, BotOptionsStyle } from '../model/bot-question.js';
 import { BotQuestions } from '../redis/bot-questions.js';
 import { type BotRendering, renderBot } from './bot-render.js';
 import { markdownToWhatsApp } from './markdown.js';
@@ -302,6 +302,7 @@ export class OutboundConsumer {
     const plan: PlanStep[] = [];
     const bot = j.bot ? renderBot(j.content, j.bot, (await this.deps.botOptionsStyle?.()) ?? this.deps.config.bots.optionsStyle) : undefined;
     if (bot) {
+      // A bot signs nothing: its messages carry no agent's name.
       plan.push(...botPlan(bot));
       for (const a of j.attachments) plan.push({ attachment: a });
     } else {
@@ -352,7 +353,7 @@ export class OutboundConsumer {
   }
 
   /** The bot's question, so the customer's answer (a number, a title, a vote on its poll) comes back as the option it chose. */
-  private async rememberQuestion(j: OutboundJob, options: NonNullable<BotRendering['question']>['options'], poll: { waId: string; values: string[]; secret: Uint8Array } | undefined): Promise<void> {
+  private async rememberQuestion(j: OutboundJob, options: BotOption[], poll: { waId: string; values: string[]; secret: Uint8Array } | undefined): Promise<void> {
     await this.questions.remember(j.conversationId, { messageId: j.messageId, options, ...(poll ? { pollWaId: poll.waId } : {}) });
     if (poll) await this.keepPollSecret(poll.waId, poll.values, poll.secret);
   }
