@@ -9,15 +9,22 @@
  *   npm run instance -- list
  *   npm run instance -- start|stop|logout <account>-<inbox>
  *   npm run instance -- replay <account>-<inbox>   send its parked messages to Chatwoot again
+ *   npm run instance -- migrate-auth <file|redis> [--replace]  move every instance's auth state into that store (Ponte stopped; no new QR)
  *
  * The daemon's address and token come from .env (SERVER_PORT, ADMIN_TOKEN or
- * STATUS_TOKEN); PONTE_URL overrides the address.
+ * STATUS_TOKEN); PONTE_URL overrides the address. `migrate-auth` works on
+ * the stores themselves (BAILEYS_AUTH_SESSIONS_PARENT_DIR, REDIS_URL,
+ * REDIS_PREFIX, AUTH_STORE_KEY), not through the daemon.
  */
 import QRCode from 'qrcode';
 import { ConfigError, loadConfig, loadDotenv } from '../src/config/load.js';
+import { createRedis, DEFAULT_REDIS_URL } from '../src/redis/connection.js';
+import { RedisKeys } from '../src/redis/keys.js';
+import { createAuthStore } from '../src/whatsapp/auth-stores.js';
+import { migrateAuth } from '../src/whatsapp/migrate-auth.js';
 
 function usage(): never {
-  process.stderr.write('usage: npm run instance -- create <inbox> <account> | new <name> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance> | replay <instance>\n');
+  process.stderr.write('usage: npm run instance -- create <inbox> <account> | new <name> <account> | qr <instance> | list | start <instance> | stop <instance> | logout <instance> | replay <instance> | migrate-auth <file|redis>\n');
   process.exit(2);
 }
 
@@ -131,6 +138,31 @@ switch (command) {
     if (!args[0]) usage();
     const { replayed } = (await call('POST', `/admin/instances/${args[0]}/replay`)) as { replayed: number };
     process.stdout.write(`replay: ${args[0]}: ${replayed} parked message(s) sent again\n`);
+    break;
+  }
+  case 'migrate-auth': {
+    const to = args[0];
+    if (to !== 'file' && to !== 'redis') usage();
+    let config: ReturnType<typeof loadConfig>;
+    try {
+      config = loadConfig();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    const redis = createRedis(config.redis.url ?? DEFAULT_REDIS_URL, config, { lazyConnect: false, maxRetriesPerRequest: 3 });
+    try {
+      const keys = new RedisKeys(config.redis.prefix);
+      const from = to === 'redis' ? 'file' : 'redis';
+      const result = await migrateAuth({ from: createAuthStore(config, redis, keys, from), to: createAuthStore(config, redis, keys, to), redis, keys, replace: args.includes('--replace') });
+      for (const i of result.moved) process.stdout.write(`${i}: moved to the ${to} store\n`);
+      for (const s of result.skipped) process.stdout.write(`${s.instanceKey}: left in the ${from} store: ${s.reason}\n`);
+      process.stdout.write(`${result.moved.length} instance(s) moved, ${result.skipped.length} left.${result.moved.length > 0 ? ` Set AUTH_STORE=${to} before starting Ponte.` : ""}\n`);
+      if (result.skipped.some((s) => s.reason !== 'no credentials')) process.exitCode = 1;
+    } finally {
+      await redis.quit();
+    }
     break;
   }
   default:

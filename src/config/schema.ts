@@ -1,5 +1,6 @@
 /** Every environment variable Ponte reads, its default and unit, and the configuration compiled from them. */
 import { z } from 'zod';
+import { parseSealKey } from '../lib/seal.js';
 import { BOT_OPTIONS_STYLES, type BotOptionsStyle } from '../model/bot-question.js';
 import { MAX_IMPORT_DAYS } from '../model/history-import.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
@@ -83,6 +84,8 @@ export const EnvSchema = z.object({
     .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
     .default('wss://web.whatsapp.com/ws/chat'),
   BAILEYS_AUTH_SESSIONS_PARENT_DIR: z.string().min(1).default('sessions'),
+  AUTH_STORE: z.enum(['file', 'redis']).default('file'),
+  AUTH_STORE_KEY: optionalString.refine((v) => v === undefined || parseSealKey(v) !== undefined, 'must be 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)'),
   BAILEYS_BROWSER_NAME: z.string().min(1).default('Ponte'),
   BAILEYS_LOG_LEVEL_INSTANCE: z.enum(LOG_LEVELS).default('warn'),
   BAILEYS_RECONNECT_DELAY_MS: int(0).default(2000),
@@ -177,6 +180,10 @@ export interface Config {
     /** The WebSocket URL Baileys connects to: WhatsApp's own, or a test server. */
     wsUrl: string;
     sessionsDir: string;
+    /** Where auth state lives: files under sessionsDir (one host) or Redis (several hosts). */
+    authStore: 'file' | 'redis';
+    /** AES-256-GCM key sealing the Redis auth store's values (hex or base64 text, validated). */
+    authStoreKey: string | undefined;
     browserName: string;
     logLevel: LogLevel;
     reconnectDelayMs: number;
@@ -285,6 +292,8 @@ export function compileConfig(e: ParsedEnv): Config {
       driver: e.WHATSAPP_DRIVER,
       wsUrl: e.WHATSAPP_WS_URL,
       sessionsDir: e.BAILEYS_AUTH_SESSIONS_PARENT_DIR,
+      authStore: e.AUTH_STORE,
+      authStoreKey: e.AUTH_STORE_KEY,
       browserName: e.BAILEYS_BROWSER_NAME,
       logLevel: e.BAILEYS_LOG_LEVEL_INSTANCE,
       reconnectDelayMs: e.BAILEYS_RECONNECT_DELAY_MS,

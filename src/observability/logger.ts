@@ -29,6 +29,7 @@ export const REDACT_PATHS: readonly string[] = [
   '*.webhookSecret',
   '*.statusToken',
   '*.adminToken',
+  '*.authStoreKey',
   '*.content',
   '*.text',
   '*.caption',

@@ -58,6 +58,21 @@ export class RedisKeys {
     return `${this.prefix}lease:${instanceKey}`;
   }
 
+  /** An instance's WhatsApp credentials (`AUTH_STORE=redis`): BufferJSON text, sealed when `AUTH_STORE_KEY` is set. */
+  authCreds(instanceKey: string): string {
+    return `${this.prefix}auth:${instanceKey}:creds`;
+  }
+
+  /** An instance's Signal keys (`AUTH_STORE=redis`): one hash, field `<type>/<id>`. */
+  authKeys(instanceKey: string): string {
+    return `${this.prefix}auth:${instanceKey}:keys`;
+  }
+
+  /** SCAN pattern of every instance's credentials key. */
+  get authCredsPattern(): string {
+    return `${this.prefix}auth:*:creds`;
+  }
+
   /** The last signing secret read for an instance's inbox (so a restart during a Chatwoot outage still verifies). */
   inboxSecret(instanceKey: string): string {
     return `${this.prefix}secret:${instanceKey}`;

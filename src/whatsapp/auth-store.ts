@@ -22,18 +22,71 @@ export interface InstanceAuth {
 }
 
 /**
- * Where WhatsApp auth state lives. One instance's state is used by one
- * socket at a time (the instance lease guards that). The file store serves
- * one host; a Redis store can implement the same interface for several.
+ * The lease a write must still be under: the Redis key naming the holder,
+ * and this session's holder id. A store that can check it in the same
+ * atomic step as the write (Redis) refuses writes of a holder that lost the
+ * lease (a process paused past its lease cannot write stale keys).
+ */
+export interface AuthFence {
+  leaseKey: string;
+  holder: string;
+}
+
+/** One instance's whole state as stored: creds and every Signal key, each as BufferJSON text (for moving between stores). */
+export interface AuthSnapshot {
+  creds: string;
+  keys: Array<{ type: string; id: string; json: string }>;
+}
+
+/** Stored auth state that cannot be read with this configuration: sealed without a key, or with another key. Never answered with a fresh login. */
+export class AuthStoreKeyError extends AppError {
+  readonly code = 'AUTH_STORE_KEY';
+}
+
+/** A write refused because the lease it was made under is no longer this holder's. */
+export class AuthFencedError extends AppError {
+  readonly code = 'AUTH_FENCED';
+}
+
+/**
+ * Where WhatsApp auth state lives (`AUTH_STORE`). One instance's state is
+ * used by one socket at a time (the instance lease guards that). The file
+ * store serves one host; the Redis store serves several.
  */
 export interface AuthStore {
-  load(instanceKey: string): Promise<InstanceAuth>;
+  load(instanceKey: string, fence?: AuthFence): Promise<InstanceAuth>;
   /** True when the instance has linked credentials (`creds.me`). */
   isLinked(instanceKey: string): Promise<boolean>;
   /** Deletes the instance's whole state (logout). */
   remove(instanceKey: string): Promise<void>;
   /** Replaces the state with fresh, unlinked credentials (a pairing attempt that ended without login). */
   reset(instanceKey: string): Promise<void>;
+  /** Instance keys that have state here. */
+  instances(): Promise<string[]>;
+  /** The instance's whole state, undefined when it has none. */
+  snapshot(instanceKey: string): Promise<AuthSnapshot | undefined>;
+  /** Replaces the instance's state with `snapshot` (one step where the store allows it). */
+  restore(instanceKey: string, snapshot: AuthSnapshot): Promise<void>;
+}
+
+/** Baileys' Signal key types (rc14's SignalDataTypeMap), longest first so a file or field name splits unambiguously. */
+export const SIGNAL_KEY_TYPES = [
+  'app-state-sync-version',
+  'app-state-sync-key',
+  'sender-key-memory',
+  'identity-key',
+  'device-list',
+  'lid-mapping',
+  'sender-key',
+  'pre-key',
+  'session',
+  'tctoken',
+] as const;
+
+/** A stored key value as Baileys wants it back (app-state keys are protobuf objects). */
+export function reviveKey(type: string, json: string): unknown {
+  const value: unknown = JSON.parse(json, BufferJSON.reviver);
+  return type === 'app-state-sync-key' ? proto.Message.AppStateSyncKeyData.fromObject(value as object) : value;
 }
 
 export class InvalidInstanceKeyError extends AppError {
@@ -75,14 +128,12 @@ export class FileAuthStore implements AuthStore {
       creds,
       keys: {
         get: async <T extends keyof SignalDataTypeMap>(type: T, ids: string[]) => {
-          const values = await Promise.all(ids.map((id) => readJson<SignalDataTypeMap[T]>(join(dir, keyFile(type, id)))));
+          const values = await Promise.all(ids.map((id) => readText(join(dir, keyFile(type, id)))));
           // Answer in the order asked, omitting ids that do not exist.
           const out: { [id: string]: SignalDataTypeMap[T] } = {};
           ids.forEach((id, i) => {
-            let value: SignalDataTypeMap[T] | undefined = values[i];
-            if (value === undefined) return;
-            if (type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value as object) as unknown as SignalDataTypeMap[T];
-            out[id] = value;
+            const json = values[i];
+            if (json !== undefined) out[id] = reviveKey(type, json) as SignalDataTypeMap[T];
           });
           return out;
         },
@@ -122,6 +173,46 @@ export class FileAuthStore implements AuthStore {
     const names = await readdir(this.parent).catch(() => [] as string[]);
     return names.filter((n) => parseInstanceKey(n) !== undefined);
   }
+
+  async snapshot(instanceKey: string): Promise<AuthSnapshot | undefined> {
+    const dir = this.dirOf(instanceKey);
+    const creds = await readText(join(dir, 'creds.json'));
+    if (creds === undefined) return undefined;
+    const keys: AuthSnapshot['keys'] = [];
+    for (const name of await readdir(dir)) {
+      const parsed = parseKeyFile(name);
+      if (!parsed) continue;
+      const json = await readText(join(dir, name));
+      if (json !== undefined) keys.push({ ...parsed, json });
+    }
+    return { creds, keys };
+  }
+
+  /** Writes into a fresh folder beside the instance's, then swaps the two: a crash leaves the old state or the new one. */
+  async restore(instanceKey: string, snapshot: AuthSnapshot): Promise<void> {
+    const dir = this.dirOf(instanceKey);
+    const next = `${dir}.restore-${randomBytes(4).toString('hex')}`;
+    await mkdir(next, { recursive: true, mode: 0o700 });
+    try {
+      for (const k of snapshot.keys) await writeTextAtomic(join(next, keyFile(k.type, k.id)), k.json);
+      await writeTextAtomic(join(next, 'creds.json'), snapshot.creds);
+      const old = `${dir}.old-${randomBytes(4).toString('hex')}`;
+      await rename(dir, old).catch(ignoreMissing);
+      await rename(next, dir);
+      await rm(old, { recursive: true, force: true });
+    } catch (err) {
+      await rm(next, { recursive: true, force: true });
+      throw err;
+    }
+  }
+}
+
+/** The type and id a key file holds (the inverse of `keyFile`), undefined for other files. */
+function parseKeyFile(name: string): { type: string; id: string } | undefined {
+  if (!name.endsWith('.json') || name === 'creds.json') return undefined;
+  const type = SIGNAL_KEY_TYPES.find((t) => name.startsWith(`${t}-`));
+  if (!type) return undefined;
+  return { type, id: decodeURIComponent(name.slice(type.length + 1, -'.json'.length)) };
 }
 
 /** `<type>-<id>.json` with the id made safe for a file name (no separators, no dot-only names). */
@@ -129,23 +220,30 @@ function keyFile(type: string, id: string): string {
   return `${type}-${encodeURIComponent(id).replace(/\./g, '%2E')}.json`;
 }
 
-async function readJson<T>(file: string): Promise<T | undefined> {
-  let text: string;
+async function readText(file: string): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return JSON.parse(text, BufferJSON.reviver) as T;
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  const text = await readText(file);
+  return text === undefined ? undefined : (JSON.parse(text, BufferJSON.reviver) as T);
 }
 
 /** Temporary file in the same folder, fsync, rename over the target. */
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+export function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  return writeTextAtomic(file, JSON.stringify(value, BufferJSON.replacer));
+}
+
+async function writeTextAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(JSON.stringify(value, BufferJSON.replacer));
+    await handle.writeFile(text);
     await handle.sync();
   } finally {
     await handle.close();

@@ -8,7 +8,7 @@ import { backoffDelayMs } from '../lib/backoff.js';
 import { AppError, coerceError } from '../lib/errors.js';
 import type { SessionState } from '../model/session-state.js';
 import type { Logger } from '../observability/logger.js';
-import type { AuthStore, InstanceAuth } from './auth-store.js';
+import { type AuthFence, type AuthStore, AuthStoreKeyError, type InstanceAuth } from './auth-store.js';
 import { type CloseDecision, decideOnClose } from './disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from './socket.js';
 
@@ -86,6 +86,8 @@ export interface LeaseLike {
   verify(): Promise<boolean>;
   release(): Promise<void>;
   readonly isHeld: boolean;
+  /** What an auth store that can check the lease atomically with a write checks (absent: writes are checked with `verify` only). */
+  readonly fence?: AuthFence;
 }
 
 /** A pairing code was asked for while the session is not showing a QR. */
@@ -158,7 +160,8 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     this.qrs = 0;
     this.early500s = 0;
     this.auth = undefined;
-    await this.connect();
+    // A start that cannot connect (auth state unreadable, Redis away) is the session's own failure: retried, or halted with its reason.
+    await this.connect().catch((err: unknown) => this.fail(err));
   }
 
   private async connect(): Promise<void> {
@@ -173,7 +176,7 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     }
     if (gen !== this.generation) return;
     await this.saving;
-    const auth = (this.auth ??= await this.options.auth.load(this.options.instanceKey));
+    const auth = (this.auth ??= await this.options.auth.load(this.options.instanceKey, this.options.lease.fence));
     const { state } = auth;
     if (gen !== this.generation) return;
     this._phone = phoneOf(state.creds.me?.id);
@@ -359,6 +362,12 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
 
   private fail(err: unknown): void {
     this.options.log.error({ err: coerceError(err) }, 'session error');
+    if (err instanceof AuthStoreKeyError) {
+      // Stored state this configuration cannot read: retrying cannot help, and a fresh login would unlink nothing but lose the session.
+      this.lastError = err.message;
+      this.set('halted', err.message);
+      return;
+    }
     this.attempt += 1;
     const delay = backoffDelayMs(this.attempt, this.options.reconnectDelayMs, this.options.maxReconnectDelayMs ?? 60_000);
     this.set('reconnecting', `error: ${coerceError(err).message}; retry in ${delay} ms`);

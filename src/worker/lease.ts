@@ -88,6 +88,11 @@ export class InstanceLease {
     return this.keys.lease(this.instanceKey);
   }
 
+  /** The lease key and this holder: the auth store refuses a write once Redis names another. */
+  get fence(): { leaseKey: string; holder: string } {
+    return { leaseKey: this.key, holder: this.holder };
+  }
+
   get isHeld(): boolean {
     return this.held;
   }

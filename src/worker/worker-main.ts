@@ -11,7 +11,7 @@ import { createLogger } from '../observability/logger.js';
 import { inboundQueueName, outboundQueueName, RedisKeys } from '../redis/keys.js';
 import { createRedis } from '../redis/connection.js';
 import { AttachmentFetcher } from '../outbound/attachment-fetch.js';
-import { FileAuthStore } from '../whatsapp/auth-store.js';
+import { createAuthStore } from '../whatsapp/auth-stores.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
 import { InboundIngest } from './inbound-ingest.js';
 import type { ChatJobData } from '../inbound/inbound-queue.js';
@@ -40,7 +40,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
   const keys = new RedisKeys(config.redis.prefix);
   const chatwoot = createChatwootClient(config);
-  const auth = new FileAuthStore(config.whatsapp.sessionsDir);
+  const auth = createAuthStore(config, redis, keys);
   const attachments = new AttachmentFetcher({
     chatwootBaseUrl: config.chatwoot.baseUrl,
     allowedHosts: config.outbound.mediaHosts,
