@@ -326,6 +326,7 @@ export class ChatwootClient implements ChatwootClientLike {
     const form = new FormData();
     if (body.content !== undefined) form.append('content', body.content);
     form.append('message_type', body.message_type);
+    if (body.content_type !== undefined) form.append('content_type', body.content_type);
     form.append('private', String(body.private ?? false));
     if (body.source_id !== undefined) form.append('source_id', body.source_id);
     if (body.content_attributes !== undefined) form.append('content_attributes', JSON.stringify(body.content_attributes));

@@ -108,7 +108,8 @@ export interface CreateMessageBody {
   content?: string;
   message_type: 'incoming' | 'outgoing';
   private?: boolean;
-  content_type?: 'text';
+  /** `input_select`: a question with options (`content_attributes.items`), as Chatwoot bots write it. */
+  content_type?: 'text' | 'input_select';
   source_id?: string;
   content_attributes?: Record<string, unknown>;
   external_created_at?: number;

@@ -21,6 +21,7 @@ export type WorkerOp =
   | 'replay'
   | 'import'
   | 'contacts'
+  | 'send'
   | 'sandbox.scan'
   | 'sandbox.message'
   | 'sandbox.messages'
@@ -67,6 +68,9 @@ export const CONTROL_CODES = [
   'not_configured',
   'chatwoot_refused',
   'chatwoot_unavailable',
+  'not_on_whatsapp',
+  'attachment_refused',
+  'opted_out',
 ] as const;
 export type ControlCode = (typeof CONTROL_CODES)[number];
 

@@ -154,6 +154,10 @@ export const EnvSchema = z.object({
   OUTAGE_PROBE_MIN_DELAY_MS: int(10).default(1000),
   OUTAGE_PROBE_MAX_DELAY_MS: int(100).default(60_000),
   RATE_LIMIT_BACKOFF_MS: int(10).default(15_000),
+
+  // The send API (issue 20): its own bearer token, and numbers the sandbox says are not on WhatsApp.
+  SEND_TOKEN: token,
+  SANDBOX_NOT_ON_WHATSAPP: phoneList,
 });
 
 export type RawEnv = z.input<typeof EnvSchema>;
@@ -194,6 +198,8 @@ export interface Config {
     restoreStaggerMs: number;
     /** Sandbox driver: time between QR codes. */
     sandboxQrIntervalMs: number;
+    /** Sandbox driver: numbers (digits) the simulated WhatsApp does not know. */
+    sandboxNotOnWhatsApp: readonly string[];
   };
   chatwoot: {
     baseUrl: string;
@@ -217,6 +223,8 @@ export interface Config {
   auth: {
     statusToken: string | undefined;
     adminToken: string | undefined;
+    /** Bearer token of `/api/send` and nothing else; unset: the send API is off. */
+    sendToken: string | undefined;
   };
   redis: {
     url: string | undefined;
@@ -301,6 +309,7 @@ export function compileConfig(e: ParsedEnv): Config {
       leaseTtlMs: e.INSTANCE_LEASE_TTL_MS,
       restoreStaggerMs: e.RESTORE_STAGGER_MS,
       sandboxQrIntervalMs: e.SANDBOX_QR_INTERVAL_MS,
+      sandboxNotOnWhatsApp: e.SANDBOX_NOT_ON_WHATSAPP,
     },
     chatwoot: {
       baseUrl: e.CHATWOOT_BASE_URL,
@@ -318,7 +327,7 @@ export function compileConfig(e: ParsedEnv): Config {
       signatureMaxAgeS: e.WEBHOOK_SIGNATURE_MAX_AGE_S,
       requireSignature: e.WEBHOOK_REQUIRE_SIGNATURE,
     },
-    auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN },
+    auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN, sendToken: e.SEND_TOKEN },
     redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED, historyImportDays: e.HISTORY_IMPORT_DAYS },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },

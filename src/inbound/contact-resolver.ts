@@ -195,6 +195,26 @@ export class ContactResolver {
     // The name the number's owner saved for the person comes before the one they set themselves.
     const saved = message.chatKind === 'direct' ? await this.deps.book?.savedName(addresses.identifier) : undefined;
     if (saved) addresses.name = saved;
+    return this.resolveLocked(chatId, addresses);
+  }
+
+  /**
+   * The target of a direct chat with `peer` that Ponte opens itself (the
+   * send API): the cached one, or resolved as a cold chat is, under the
+   * same locks and identity rules, so a person is one contact whoever wrote
+   * first.
+   */
+  async resolvePerson(chatId: string, peer: WaPerson): Promise<ChatTarget> {
+    const hit = await this.cached(chatId);
+    if (hit) return hit;
+    const addresses = personAddresses(peer);
+    const saved = await this.deps.book?.savedName(addresses.identifier);
+    if (saved) addresses.name = saved;
+    return this.resolveLocked(chatId, addresses);
+  }
+
+  /** Resolves a cold chat under the person's locks and caches its target. */
+  private resolveLocked(chatId: string, addresses: Addresses): Promise<ChatTarget> {
     const { accountId } = this.deps.instance;
     const lockKeys = [addresses.pnJid, addresses.lidJid, addresses.identifier]
       .filter((a): a is string => a !== undefined)

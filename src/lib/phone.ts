@@ -45,3 +45,19 @@ export function brazilianVariants(digits: string): string[] {
   if (without9) return [`55${without9[1]}9${without9[2]}`, digits];
   return [digits];
 }
+
+/**
+ * A phone number as an integrator writes it (`+55 (21) 9876-5432`,
+ * `5521987654321`, `0055…`), in E.164 digits with Brazilian mobiles in their
+ * canonical form; `undefined` when it cannot be an international number
+ * (letters, too short or long, no country code).
+ */
+export function normalizePhone(input: string): string | undefined {
+  const trimmed = input.trim();
+  if (!/^\+?[\d\s().-]+$/.test(trimmed)) return undefined;
+  let digits = trimmed.replace(/\D/g, '');
+  // The international call prefix some write instead of `+`.
+  if (!trimmed.startsWith('+') && digits.startsWith('00')) digits = digits.slice(2);
+  if (!/^[1-9]\d{7,14}$/.test(digits)) return undefined;
+  return canonicalBrazilian(digits);
+}

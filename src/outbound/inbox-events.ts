@@ -38,6 +38,8 @@ export interface OutboundJob {
   senderName?: string;
   contact: { phone?: string; identifier?: string; sourceId?: string };
   receivedAtMs: number;
+  /** `api`: a proactive message from the send API (no customer wrote first); absent for agents' and bots' messages. */
+  origin?: 'api';
 }
 
 export type InboxDecision = { action: 'queue'; job: OutboundJob } | { action: 'ignore'; reason: string };

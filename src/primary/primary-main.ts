@@ -17,6 +17,8 @@ import { createApp } from './http/app.js';
 import { type AcceptedWebhook, webhookRoutes } from './http/webhook-routes.js';
 import { controlErrorHandler } from './http/errors.js';
 import { operatorRoutes } from './http/operator-routes.js';
+import { sendRoutes } from './http/send-routes.js';
+import { SendReferences } from '../outbound/send-references.js';
 import { InstanceRegistry } from './registry.js';
 import { coerceError } from '../lib/errors.js';
 import { Journal } from '../lib/journal.js';
@@ -140,8 +142,18 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         inboxes,
         adminToken: config.auth.adminToken,
         statusToken: config.auth.statusToken,
+        sendToken: config.auth.sendToken,
         publicUrl: config.server.publicUrl,
         importDays: config.inbound.historyImportDays,
+      }),
+      sendRoutes({
+        control,
+        enqueue: (key, job) => outbound.enqueue(key, job),
+        statusOf: (key, messageId) => new SendReferences(redis, keys, key).statusOf(messageId),
+        status: (key, reference) => new SendReferences(redis, keys, key).status(reference),
+        sendToken: config.auth.sendToken,
+        adminToken: config.auth.adminToken,
+        statusToken: config.auth.statusToken,
       }),
     ],
     errorHandlers: [controlErrorHandler],

@@ -181,6 +181,11 @@ export class RedisKeys {
     return `${this.prefix}botq:${instanceKey}:${conversationId}`;
   }
 
+  /** What a send API request with this reference created (a hash: conversation, message, the queued job), kept a week. */
+  sendReference(instanceKey: string, reference: string): string {
+    return `${this.prefix}sendref:${instanceKey}:${reference}`;
+  }
+
   lock(name: string): string {
     return `${this.prefix}lock:${name}`;
   }

@@ -27,6 +27,8 @@ export interface SandboxDriver {
 
 export function createSandboxDriver(deps: {
   qrIntervalMs: number;
+  /** `SANDBOX_NOT_ON_WHATSAPP`: numbers (digits) the simulated WhatsApp does not know. */
+  notOnWhatsApp?: readonly string[];
   redis: Redis;
   keys: RedisKeys;
   log: Logger;
@@ -45,6 +47,7 @@ export function createSandboxDriver(deps: {
 
   const factory = sandboxSocketFactory({
     qrIntervalMs: deps.qrIntervalMs,
+    notOnWhatsApp: new Set(deps.notOnWhatsApp ?? []),
     media,
     groups,
     lids,

@@ -13,6 +13,7 @@ import {
   proto,
 } from '@whiskeysockets/baileys';
 import { AppError } from '../lib/errors.js';
+import { brazilianVariants, canonicalBrazilian } from '../lib/phone.js';
 import { closeError } from '../whatsapp/disconnect-policy.js';
 import type { SocketFactory, SocketFactoryOptions, WaSocket } from '../whatsapp/socket.js';
 import type { SandboxCdn } from './cdn.js';
@@ -271,11 +272,21 @@ export class SandboxSocket implements WaSocket {
     return Promise.resolve(this.sandbox.lids?.get(lidJid));
   }
 
+  /**
+   * As a live socket answers: every number is on WhatsApp unless listed in
+   * `notOnWhatsApp` (in either form, for a Brazilian mobile). A Brazilian
+   * mobile is registered in its canonical form, with the ninth digit: asked
+   * in either form, it answers that JID (a real account registered before the
+   * ninth digit answers the form without it; Ponte treats both as one person).
+   */
   onWhatsApp(...numbers: string[]): Promise<Array<{ jid: string; exists: boolean }>> {
     return Promise.resolve(
       numbers.map((n) => {
         const digits = n.split('@')[0]!.replace(/\D/g, '');
-        return { jid: `${digits}@s.whatsapp.net`, exists: !(this.sandbox.notOnWhatsApp?.has(digits) ?? false) };
+        const registered = canonicalBrazilian(digits);
+        const unknown = this.sandbox.notOnWhatsApp;
+        const exists = !(unknown?.has(digits) || unknown?.has(registered) || brazilianVariants(digits).some((v) => unknown?.has(v)));
+        return { jid: `${registered}@s.whatsapp.net`, exists };
       }),
     );
   }

@@ -5,6 +5,7 @@ import { type ImportNotify, MAX_IMPORT_DAYS } from '../model/history-import.js';
 import type { InstanceStatus } from '../model/instance.js';
 import type { Logger } from '../observability/logger.js';
 import type { AuthStore } from '../whatsapp/auth-store.js';
+import { parseApiSendRequest } from './api-send.js';
 import { InstanceRuntime, type InstanceRuntimeDeps } from './instance-runtime.js';
 
 type ControlAnswer = Extract<WorkerToPrimary, { type: 'response' }>;
@@ -55,6 +56,7 @@ export class InstanceHost {
       replay: (key) => running(key).pipeline.replayParked(),
       import: (key, args) => running(key).pipeline.history.request(importDays(args.days), importNotify(args.notify)),
       contacts: (key, args) => running(key).pipeline.names.request(importNotify(args.notify)),
+      send: (key, args) => running(key).apiSend.send(parseApiSendRequest(args)),
       'pairing-code': async (key, args) => ({ code: await running(key).session.requestPairingCode(typeof args.phone === 'string' ? args.phone.replace(/\D/g, '') : '') }),
       ...deps.driverHandlers,
     };

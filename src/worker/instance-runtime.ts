@@ -24,6 +24,8 @@ import { InboundPipeline } from '../inbound/inbound-pipeline.js';
 import type { ChatJobData } from '../inbound/inbound-queue.js';
 import type { ConversationJobData } from '../outbound/outbound-queue.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
+import { ApiSender } from './api-send.js';
+import { mayContactProactively } from './proactive.js';
 import { ownSendIds } from './own-sends.js';
 import { waContacts } from './session-contacts.js';
 import { SessionHistory } from './session-history.js';
@@ -59,6 +61,8 @@ export class InstanceRuntime {
   readonly session: WhatsAppSession;
   readonly pipeline: InboundPipeline;
   readonly outbound: OutboundConsumer;
+  /** `POST /api/send` for this instance. */
+  readonly apiSend: ApiSender;
   private inbound: SessionInbound | undefined;
   private history: SessionHistory | undefined;
   private qr: string | undefined;
@@ -131,6 +135,18 @@ export class InstanceRuntime {
       ownSend: (waId) => this.ownSends.set(waId, true),
       botOptionsStyle: async () => (await readInstanceSettings(deps.redis, deps.keys, instanceKey)).botOptionsStyle,
       log: log.child({ module: 'outbound' }),
+    });
+    this.apiSend = new ApiSender({
+      instanceKey,
+      accountId: parseInstanceKey(instanceKey)!.accountId,
+      redis: deps.redis,
+      keys: deps.keys,
+      chatwoot: deps.chatwoot,
+      attachments: deps.attachments,
+      resolver: this.pipeline.resolver,
+      socket: () => (this.session.state === 'open' ? this.session.currentSocket : undefined),
+      mayContact: mayContactProactively,
+      log: log.child({ module: 'send-api' }),
     });
     this.session.on('socket', (socket) => this.bind(socket));
     this.session.on('qr', (qr, n) => {

@@ -54,6 +54,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
     config.whatsapp.driver === 'sandbox'
       ? (await import('../sandbox/driver.js')).createSandboxDriver({
           qrIntervalMs: config.whatsapp.sandboxQrIntervalMs,
+          notOnWhatsApp: config.whatsapp.sandboxNotOnWhatsApp,
           redis,
           keys,
           log,

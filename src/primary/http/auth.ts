@@ -18,12 +18,26 @@ export function isDirectLoopback(req: Request): boolean {
   return isLoopback(req.socket.remoteAddress) && FORWARDING_HEADERS.every((h) => req.headers[h] === undefined);
 }
 
+/** A token of another role: shown, it is refused with 403 and a sentence naming its role. */
+export interface OtherRole {
+  token: string | undefined;
+  /** What it is, for the answer: `SEND_TOKEN`, `ADMIN_TOKEN`… */
+  name: string;
+}
+
+/** The 403 for a right token of the wrong role; `undefined` when `given` is none of them. */
+export function otherRoleRefusal(given: string, others: readonly OtherRole[], what: string): { error: string; message: string } | undefined {
+  const other = others.find((o) => o.token !== undefined && safeEqual(given, o.token));
+  return other ? { error: 'forbidden', message: `${other.name} cannot open ${what}: each token has one role` } : undefined;
+}
+
 /**
  * Guards a route with bearer tokens (`Authorization: Bearer <token>`, any of
  * `tokens`); with none configured, only direct loopback connections are let
- * in (DESIGN.md, Decisions 16). Runs before any body is read.
+ * in (DESIGN.md, Decisions 16). A token of another role (`others`) is
+ * refused with 403 and its role named. Runs before any body is read.
  */
-export function bearerAuth(configured: ReadonlyArray<string | undefined>, what: string) {
+export function bearerAuth(configured: ReadonlyArray<string | undefined>, what: string, others: readonly OtherRole[] = []) {
   const tokens = configured.filter((t): t is string => t !== undefined);
   return (req: Request, res: Response, next: NextFunction): void => {
     if (tokens.length === 0) {
@@ -39,6 +53,11 @@ export function bearerAuth(configured: ReadonlyArray<string | undefined>, what: 
     }
     const given = m[1]!.trim();
     if (!tokens.some((t) => safeEqual(given, t))) {
+      const refused = otherRoleRefusal(given, others, what);
+      if (refused) {
+        res.status(403).json(refused);
+        return;
+      }
       res.status(401).json({ error: 'unauthorized', message: 'the bearer token is wrong' });
       return;
     }

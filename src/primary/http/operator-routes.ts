@@ -86,6 +86,8 @@ export interface OperatorRoutesDeps {
   inboxes: { provision(request: NewInboxRequest): Promise<NewInbox> };
   adminToken: string | undefined;
   statusToken: string | undefined;
+  /** `SEND_TOKEN`: opens only `/api/send`, refused here with its role named. */
+  sendToken?: string | undefined;
   publicUrl: string | undefined;
   /** `HISTORY_IMPORT_DAYS`: the days an import request without `days` covers (0: it must say). */
   importDays: number;
@@ -105,11 +107,12 @@ async function newInbox(deps: OperatorRoutesDeps, request: { accountId: number; 
 export function operatorRoutes(deps: OperatorRoutesDeps): Router {
   const router = Router();
   // One role per token (DESIGN.md, Decisions 16): the status token never opens the admin API.
-  const admin = bearerAuth([deps.adminToken], 'the admin API');
+  const sendOnly = [{ token: deps.sendToken, name: 'SEND_TOKEN' }];
+  const admin = bearerAuth([deps.adminToken], 'the admin API', sendOnly);
   const json = express.json({ limit: '20mb' });
 
   // Administrators may read the status too.
-  const statusAuth = bearerAuth([deps.statusToken, deps.adminToken], '/global-status and /metrics');
+  const statusAuth = bearerAuth([deps.statusToken, deps.adminToken], '/global-status and /metrics', sendOnly);
   const metrics = createMetrics(deps.snapshot);
   router.get('/global-status', statusAuth, async (_req, res) => {
     res.json(await deps.snapshot());
