@@ -83,8 +83,9 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
     });
     if (!isSendResult(result)) throw new Error('the worker answered send without ids');
     // Queued again on a repeat too: a no-op once queued, and it finishes a first request that stopped between the two steps.
+    // A new message is queued now; a repeat answers how far the first one got.
+    const { status } = result.repeated ? await deps.statusOf(b.instance, result.messageId) : { status: 'queued' as const };
     await deps.enqueue(b.instance, result.job);
-    const { status } = await deps.statusOf(b.instance, result.messageId);
     res.status(202).json({ reference, conversationId: result.conversationId, messageId: result.messageId, status });
   });
 
