@@ -55,6 +55,7 @@ function crossChecks(env: Record<string, string>): string[] {
     ['WEBHOOK_SECRET', env.WEBHOOK_SECRET],
     ['ADMIN_TOKEN', env.ADMIN_TOKEN],
     ['STATUS_TOKEN', env.STATUS_TOKEN],
+    ['SEND_TOKEN', env.SEND_TOKEN],
   ];
   for (let i = 0; i < tokens.length; i++) {
     for (let j = i + 1; j < tokens.length; j++) {
@@ -87,6 +88,7 @@ const SECRET_PATHS: ReadonlyArray<readonly [keyof Config, string]> = [
   ['webhook', 'secret'],
   ['auth', 'statusToken'],
   ['auth', 'adminToken'],
+  ['auth', 'sendToken'],
   ['redis', 'password'],
 ];
 
