@@ -144,11 +144,11 @@ export class ControlPlane {
   }
 
   /** A control call to the worker that owns the instance. */
-  async call(instanceKey: string, op: WorkerOp, args?: unknown): Promise<unknown> {
+  async call(instanceKey: string, op: WorkerOp, args?: unknown, timeoutMs?: number): Promise<unknown> {
     await this.known(instanceKey);
     const slot = this.assignment.get(instanceKey);
     if (slot === undefined) throw new ControlError('not_running', `instance ${instanceKey} is stopped; start it first`);
-    return this.deps.supervisor.request(slot, op, instanceKey, args);
+    return this.deps.supervisor.request(slot, op, instanceKey, args, timeoutMs);
   }
 
   currentQr(instanceKey: string): string | undefined {

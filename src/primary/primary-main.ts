@@ -151,6 +151,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         enqueue: (key, job) => outbound.enqueue(key, job),
         statusOf: (key, messageId) => new SendReferences(redis, keys, key).statusOf(messageId),
         status: (key, reference) => new SendReferences(redis, keys, key).status(reference),
+        mediaTimeoutMs: config.outbound.mediaTimeoutMs,
         sendToken: config.auth.sendToken,
         adminToken: config.auth.adminToken,
         statusToken: config.auth.statusToken,

@@ -139,14 +139,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return true;
   }
 
-  request(slot: number, op: WorkerOp, instanceKey: string, args?: unknown): Promise<unknown> {
+  /** A control call to a worker; `timeoutMs` overrides the usual deadline for an operation known to take longer. */
+  request(slot: number, op: WorkerOp, instanceKey: string, args?: unknown, timeoutMs?: number): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (!this.slots[slot]?.ready) return reject(new ControlError('worker_unavailable', `the worker of ${instanceKey} is restarting; try again in a moment`));
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new ControlError('timeout', `worker ${slot} did not answer ${op}`));
-      }, this.options.requestTimeoutMs ?? 10_000);
+      }, timeoutMs ?? this.options.requestTimeoutMs ?? 10_000);
       this.pending.set(id, { resolve, reject, timer, slot });
       if (!this.send(slot, { type: 'request', id, op, instanceKey, args })) {
         this.pending.delete(id);

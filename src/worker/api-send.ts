@@ -12,7 +12,7 @@ import { AttachmentFetchError, type AttachmentFetcher, type FetchedAttachment } 
 import { decideInboxEvent, type OutboundJob } from '../outbound/inbox-events.js';
 import { SEND_REFERENCE, type SendRecord, SendReferences, type SendResult } from '../outbound/send-references.js';
 import type { RedisKeys } from '../redis/keys.js';
-import { withLocks } from '../redis/lock.js';
+import { LockTimeoutError, withLocks } from '../redis/lock.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 
 /** One send request as the primary validated it (checked again here, at the boundary). */
@@ -60,11 +60,13 @@ export interface ApiSenderDeps {
   /** The open socket, or `undefined` while the instance is not connected. */
   socket(): WaSocket | undefined;
   mayContact?: ProactiveCheck;
+  /** `OUTBOUND_MEDIA_TIMEOUT_MS`: the reference's lock outlives a send's attachment download. */
+  mediaTimeoutMs: number;
   log: Logger;
 }
 
 /** How long a concurrent request with the same reference waits for the first to finish. */
-const REFERENCE_LOCK = { ttlMs: 120_000, waitMs: 30_000 };
+const REFERENCE_WAIT_MS = 30_000;
 
 export class ApiSender {
   private readonly references: SendReferences;
@@ -79,20 +81,25 @@ export class ApiSender {
    * resolves the person's contact and open conversation as inbound does,
    * posts the message as outgoing and records it before answering.
    */
-  send(request: ApiSendRequest): Promise<SendResult> {
+  async send(request: ApiSendRequest): Promise<SendResult> {
     const { redis, keys, instanceKey } = this.deps;
-    return withLocks(
-      redis,
-      [keys.lock(`send:${instanceKey}:${request.reference}`)],
-      async () => {
-        const known = await this.references.get(request.reference);
-        if (known) return { ...known, reference: request.reference, repeated: true };
-        const record = await this.create(request);
-        await this.references.save(request.reference, record);
-        return { ...record, reference: request.reference, repeated: false };
-      },
-      REFERENCE_LOCK,
-    );
+    try {
+      return await withLocks(
+        redis,
+        [keys.lock(`send:${instanceKey}:${request.reference}`)],
+        async () => {
+          const known = await this.references.get(request.reference);
+          if (known) return { ...known, reference: request.reference, repeated: true };
+          const record = await this.create(request);
+          await this.references.save(request.reference, record);
+          return { ...record, reference: request.reference, repeated: false };
+        },
+        { ttlMs: this.deps.mediaTimeoutMs + 60_000, waitMs: REFERENCE_WAIT_MS },
+      );
+    } catch (err) {
+      if (err instanceof LockTimeoutError) throw new ControlError('timeout', `a request with reference ${request.reference} is still being sent; ask again in a moment`);
+      throw err;
+    }
   }
 
   private async create(request: ApiSendRequest): Promise<SendRecord> {

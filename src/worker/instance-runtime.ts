@@ -146,6 +146,7 @@ export class InstanceRuntime {
       resolver: this.pipeline.resolver,
       socket: () => (this.session.state === 'open' ? this.session.currentSocket : undefined),
       mayContact: mayContactProactively,
+      mediaTimeoutMs: deps.config.outbound.mediaTimeoutMs,
       log: log.child({ module: 'send-api' }),
     });
     this.session.on('socket', (socket) => this.bind(socket));

@@ -156,4 +156,22 @@ describe('send API, black box', () => {
     expect(sent.text).toContain('Não');
     await until('sent', async () => ((await status(reference)).json.status === 'sent' ? true : undefined));
   });
+
+  it('posts an attachment from Chatwoot with the message and sends it as a document with its caption', async () => {
+    // A file Chatwoot holds (an agent's attachment elsewhere): its host is Chatwoot's own, so Ponte may fetch it.
+    const host = double.conversations(accountId)[0]!.id;
+    const pdf = Buffer.from('%PDF-1.4 boleto 123');
+    const agent = double.createAgentMessage(accountId, host, { content: '', attachments: [{ fileName: 'boleto.pdf', contentType: 'application/pdf', data: pdf }] });
+    const url = double.messages(accountId, host).find((m) => m.id === agent.id)!.attachments[0]!.data_url;
+
+    const r = await send({ to: '+5511988887777', text: 'Seu boleto', attachmentUrl: url, reference: 'invoice-9' });
+    expect(r.status).toBe(202);
+    const posted = double.messages(accountId, r.json.conversationId as number).find((m) => m.id === r.json.messageId)!;
+    expect(posted.content).toBe('Seu boleto');
+    expect(posted.attachments).toHaveLength(1);
+    expect(Buffer.from(posted.attachments[0]!.data).equals(pdf)).toBe(true);
+    const sent = await until('the document in the outbox', async () => (await outbox()).find((e) => e.to === '5511988887777@s.whatsapp.net'));
+    expect(sent).toMatchObject({ type: 'document', caption: 'Seu boleto', mimetype: 'application/pdf' });
+    await until('sent', async () => ((await status('invoice-9')).json.status === 'sent' ? true : undefined));
+  });
 });

@@ -63,8 +63,8 @@ export interface ControlPlaneLike {
   /** Changes an instance's own settings (rejects with `not_found` for an unknown instance). */
   updateSettings(instanceKey: string, patch: InstanceSettingsPatch): Promise<InstanceRecord>;
   logout(instanceKey: string): Promise<void>;
-  /** A control call to the worker that runs the instance. */
-  call(instanceKey: string, op: WorkerOp, args?: unknown): Promise<unknown>;
+  /** A control call to the worker that runs the instance (`timeoutMs`: a longer deadline than the usual). */
+  call(instanceKey: string, op: WorkerOp, args?: unknown, timeoutMs?: number): Promise<unknown>;
   currentQr(instanceKey: string): string | undefined;
   /** Rejects with `bad_request` or `not_found` unless the instance exists. */
   known(instanceKey: string): Promise<void>;

@@ -13,6 +13,9 @@ import { bearerAuth } from './auth.js';
 /** Most options a question may carry (a WhatsApp poll holds 12; a numbered list stays readable). */
 export const MAX_SEND_OPTIONS = 12;
 
+/** The worker's deadline for a send without attachment: a few Chatwoot calls, and a wait behind a concurrent request with the same reference. */
+const SEND_CALL_MS = 45_000;
+
 const httpUrl = z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http(s) URL');
 const SendSchema = z
   .object({
@@ -36,6 +39,8 @@ export interface SendRoutesDeps {
   statusOf(instanceKey: string, messageId: number): Promise<{ status: SendStatus; reason?: string }>;
   /** What a reference of the instance created, with its status; `undefined` when unknown. */
   status(instanceKey: string, reference: string): Promise<{ status: SendStatus; reason?: string; conversationId: number; messageId: number } | undefined>;
+  /** `OUTBOUND_MEDIA_TIMEOUT_MS`: a send with an attachment waits for its download as well. */
+  mediaTimeoutMs: number;
   sendToken: string | undefined;
   adminToken: string | undefined;
   statusToken: string | undefined;
@@ -74,17 +79,18 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
     if (!parsed.success) throw new ControlError('bad_request', describeZodError(parsed.error));
     const b = parsed.data;
     const reference = b.reference ?? randomUUID();
-    const result = await deps.control.call(b.instance, 'send', {
+    const args = {
       to: normalizePhone(b.to),
       text: b.text,
       reference,
       ...(b.attachmentUrl ? { attachmentUrl: b.attachmentUrl } : {}),
       ...(b.options ? { options: b.options } : {}),
-    });
+    };
+    const result = await deps.control.call(b.instance, 'send', args, (b.attachmentUrl ? deps.mediaTimeoutMs : 0) + SEND_CALL_MS);
     if (!isSendResult(result)) throw new Error('the worker answered send without ids');
-    // Queued again on a repeat too: a no-op once queued, and it finishes a first request that stopped between the two steps.
     // A new message is queued now; a repeat answers how far the first one got.
     const { status } = result.repeated ? await deps.statusOf(b.instance, result.messageId) : { status: 'queued' as const };
+    // Queued again on a repeat too: a no-op once queued, and it finishes a first request that stopped between the two steps.
     await deps.enqueue(b.instance, result.job);
     res.status(202).json({ reference, conversationId: result.conversationId, messageId: result.messageId, status });
   });

@@ -24,6 +24,7 @@ function app(sendToken: string | undefined) {
       enqueue: () => Promise.resolve(),
       statusOf: () => Promise.resolve({ status: 'sent' }),
       status: () => Promise.resolve(undefined),
+      mediaTimeoutMs: 1000,
       sendToken,
       adminToken: ADMIN,
       statusToken: STATUS,
