@@ -407,7 +407,7 @@ export class OutboundConsumer {
   async reachoutLock(untilMs: number | undefined): Promise<void> {
     if (!(await this.safety.lock(untilMs))) return;
     const until = (await this.safety.store.lockedUntil()) ?? Date.now();
-    this.deps.alert?.(`⚠️ WhatsApp is restricting this number from starting new chats until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')} UTC. Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
+    this.deps.alert?.(`WhatsApp is restricting this number from starting new chats until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')} UTC. Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
   }
 
   /** WhatsApp lifted its reach-out lock. */
