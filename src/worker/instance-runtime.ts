@@ -24,7 +24,7 @@ import { InboundPipeline } from '../inbound/inbound-pipeline.js';
 import type { ChatJobData } from '../inbound/inbound-queue.js';
 import type { ConversationJobData } from '../outbound/outbound-queue.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
-import { SendSafetyStore } from '../redis/send-safety.js';
+import type { SendSafetyStore } from '../redis/send-safety.js';
 import { chatJids, OptOutHandler } from './opt-out.js';
 import { ownSendIds } from './own-sends.js';
 import { waContacts } from './session-contacts.js';
@@ -192,7 +192,8 @@ export class InstanceRuntime {
       for (const { key, update } of updates) {
         if (!key.fromMe || !key.id || typeof update.status !== 'number') continue;
         // An error ack for a limit (463: reach-out time lock, 479: new-chat cap): WhatsApp took the send, then refused it.
-        const code = update.status === 0 ? update.messageStubParameters?.find((p: string) => LIMIT_ERRORS.has(String(p))) : undefined;
+        const stub = (update as { messageStubParameters?: unknown }).messageStubParameters;
+        const code = Number(update.status) === 0 && Array.isArray(stub) ? stub.map(String).find((p) => LIMIT_ERRORS.has(p)) : undefined;
         if (code !== undefined) this.limitRefusal(key.id, String(code));
         else this.receipt(key.id, update.status);
       }
