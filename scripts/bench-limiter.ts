@@ -49,7 +49,7 @@ export async function benchLimiter(redisUrl: string, figures: Figures): Promise<
 
     const conversations: number[] = [];
     for (let c = 0; c < CHATS; c++) {
-      const jid = `55119${String(30_000_000 + c)}@s.whatsapp.net`;
+      const jid = `55119${String(40_000_000 + c)}@s.whatsapp.net`;
       const contact = await cw<{ payload: { contact: { id: number } } }>('contacts', { inbox_id: inbox.id, name: `Novo ${c}`, phone_number: `+${jid.split('@')[0]}`, source_id: jid });
       conversations.push((await cw<{ id: number }>('conversations', { source_id: jid, inbox_id: inbox.id, contact_id: contact.payload.contact.id })).id);
     }

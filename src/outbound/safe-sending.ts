@@ -29,7 +29,8 @@ const JID = /@(s\.whatsapp\.net|lid)$/;
 
 /**
  * A message is proactive when its customer has not written within 24 h
- * (agent-started conversations, the send API). Replies are never limited.
+ * (agent-started conversations, the send API). Replies are never limited,
+ * nor are messages to groups.
  * Order of the checks: an opted-out customer gets nothing (their writing
  * again lifts the opt-out); a proactive message during WhatsApp's reach-out
  * lock is refused at once; otherwise it takes a limiter slot or waits for
@@ -55,7 +56,8 @@ export class SafeSending {
 
   async decide(j: OutboundJob, jid: string, nowMs = Date.now()): Promise<SafetyDecision> {
     const { store } = this;
-    if (await store.passed(j.messageId)) return { action: 'go' };
+    // A group is no stranger reached: its members chose to be there.
+    if (jid.endsWith('@g.us') || (await store.passed(j.messageId))) return { action: 'go' };
     const jids = this.jids(j, jid);
     if (await this.optOuts.isOptedOut(this.deps.instanceKey, ...jids)) {
       await store.release(j.messageId);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { OptOuts, SendSafetyStore } from '../../src/redis/send-safety.js';
+import { OutboundRecords } from '../../src/outbound/outbound-records.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 
 describe('send limiter', () => {
@@ -79,5 +80,19 @@ describe('send limiter', () => {
     expect(await s.lastIncoming(['x@s.whatsapp.net'])).toBeUndefined();
     await s.noteIncoming(['x@s.whatsapp.net', 'y@lid'], 12345);
     expect(await s.lastIncoming(['y@lid'])).toBe(12345);
+  });
+
+  it('a sent message refused for a limit becomes failed for good: no later tick raises it', async () => {
+    const records = new OutboundRecords(redis, keys, '1-8');
+    await records.recordSent({ messageId: 70, conversationId: 7, part: 0, jid: 'a@s.whatsapp.net' }, 'WA70', undefined);
+    expect(await records.raise(70, 7, 'sent')).toBe(true);
+    // An ordinary failure never lowers a message WhatsApp accepted.
+    expect(await records.raise(70, 7, 'failed', 'nope')).toBe(false);
+    expect(await records.refuse(70, 7, 'restricted')).toBe(true);
+    expect(await records.refuse(70, 7, 'restricted')).toBe(false);
+    expect(await records.raise(70, 7, 'delivered')).toBe(false);
+    const state = await records.state(70);
+    expect(state).toMatchObject({ want: 'failed', failed: true, reason: 'restricted' });
+    expect(await records.unreported()).toContain(70);
   });
 });
