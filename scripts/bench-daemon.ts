@@ -105,6 +105,11 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
       SANDBOX_QR_INTERVAL_MS: '60000',
       SERVER_LOG_LEVEL: 'error',
       CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+      // Throughput figures measure Ponte, not the safe-sending limiter (bench-limiter.ts sets its own).
+      SENDS_PER_MINUTE: '10000',
+      NEW_CHAT_SENDS_PER_HOUR: '100000',
+      SEND_SPACING_MIN_MS: '0',
+      SEND_SPACING_MAX_MS: '0',
       ...o.env,
       SERVER_PORT: String(port),
       SERVER_HOST: '127.0.0.1',

@@ -22,7 +22,11 @@
  *   8. baileys: the whole daemon on the real driver (Baileys rc14) against
  *      the loopback WhatsApp server, with BENCH_BAILEYS_INSTANCES numbers
  *      linked by QR through the admin API: memory per idle logged-in
- *      instance, and restore time after a SIGTERM (`bench-baileys.ts`).
+ *      instance, and restore time after a SIGTERM (`bench-baileys.ts`);
+ *   9. limiter: a burst of BENCH_LIMITER_CHATS (100) agent-started
+ *      conversations under SENDS_PER_MINUTE=600: the proactive rate achieved
+ *      beside the configured one, and how long a reply in a customer-started
+ *      conversation takes during the burst (`bench-limiter.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
@@ -30,7 +34,7 @@
  * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_RESTORE_STAGGER_MS (0, instances and baileys),
  * BENCH_BAILEYS_INSTANCES (50), BENCH_BAILEYS_LOG_LEVEL (unset; e.g. debug: the baileys daemon's log, Baileys' too),
  * BENCH_STEADY_RATE (100), BENCH_STEADY_SECONDS (15), BENCH_CPU_PROF (a directory: V8 CPU profiles of the daemon),
- * BENCH_ONLY (inbound | media | outbound | instances | memory | baileys).
+ * BENCH_ONLY (inbound | media | outbound | limiter | instances | memory | baileys).
  * Ends with one table of every figure beside its target.
  */
 import os from 'node:os';
@@ -41,6 +45,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { resolveRedisUrl } from '../src/redis/connection.js';
 import { deleteKeys } from './bench-daemon.js';
 import { Figures } from './bench-figures.js';
+import { benchLimiter } from './bench-limiter.js';
 import { benchRelay } from './bench-relay.js';
 import { benchBaileys } from './bench-baileys.js';
 import { benchInstances } from './bench-instances.js';
@@ -100,6 +105,7 @@ async function main(): Promise<void> {
   }
   if (only === undefined || only === 'media') await benchMedia(redisUrl, figures);
   if (only === undefined || only === 'outbound') await benchOutbound(redisUrl, figures);
+  if (only === undefined || only === 'limiter') await benchLimiter(redisUrl, figures);
   if (only === undefined || only === 'instances') await benchInstances(redisUrl, figures);
   if (only === undefined || only === 'memory') await benchRedisMemory(redisUrl);
   if (only === undefined || only === 'baileys') await benchBaileys(redisUrl);

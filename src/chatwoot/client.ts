@@ -280,6 +280,23 @@ export class ChatwootClient implements ChatwootClientLike {
     }
   }
 
+  async contactLabels(accountId: number, contactId: number): Promise<string[]> {
+    const r = await this.call<{ payload?: string[] }>({ method: 'GET', route: `${ACCOUNT}/contacts/{id}/labels`, params: { account_id: accountId, id: contactId }, idempotent: true });
+    return r.payload ?? [];
+  }
+
+  /** Sets the contact's labels: Chatwoot replaces the whole list with this one. */
+  async setContactLabels(accountId: number, contactId: number, labels: readonly string[]): Promise<string[]> {
+    const r = await this.call<{ payload?: string[] }>({
+      method: 'POST',
+      route: `${ACCOUNT}/contacts/{id}/labels`,
+      params: { account_id: accountId, id: contactId },
+      body: { labels: [...labels] },
+      idempotent: true,
+    });
+    return r.payload ?? [];
+  }
+
   // ── conversations ──────────────────────────────────────────────────────────
 
   async listContactConversations(accountId: number, contactId: number): Promise<CwConversation[]> {

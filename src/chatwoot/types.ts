@@ -155,6 +155,9 @@ export interface ChatwootClientLike {
   /** The contact owning `sourceId` in `inboxId`, or `null` when none does. */
   findContactBySourceId(accountId: number, inboxId: number, sourceId: string): Promise<CwContact | null>;
 
+  contactLabels(accountId: number, contactId: number): Promise<string[]>;
+  /** Sets the contact's labels (Chatwoot replaces the whole list). */
+  setContactLabels(accountId: number, contactId: number, labels: readonly string[]): Promise<string[]>;
   listContactConversations(accountId: number, contactId: number): Promise<CwConversation[]>;
   getConversation(accountId: number, conversationId: number): Promise<CwConversation>;
   createConversation(accountId: number, body: CreateConversationBody): Promise<CwConversation>;

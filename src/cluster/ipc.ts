@@ -29,7 +29,8 @@ export type WorkerOp =
   | 'sandbox.receipt'
   | 'sandbox.disconnect'
   | 'sandbox.call'
-  | 'sandbox.group';
+  | 'sandbox.group'
+  | 'sandbox.limits';
 
 /** Something that happened to an instance (a QR shown, linked, an alert, a new state). */
 export type WorkerEvent = Extract<WorkerToPrimary, { type: 'event' }>;

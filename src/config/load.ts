@@ -51,6 +51,9 @@ function crossChecks(env: Record<string, string>): string[] {
   if (!env.ADMIN_TOKEN && !isLoopbackHost(host)) {
     problems.push(`ADMIN_TOKEN: is required when SERVER_HOST (${host}) is not a loopback address; set it (at least 16 characters, e.g. openssl rand -hex 24) or listen on SERVER_HOST=127.0.0.1`);
   }
+  const spacingMin = Number(env.SEND_SPACING_MIN_MS ?? 1000);
+  const spacingMax = Number(env.SEND_SPACING_MAX_MS ?? 5000);
+  if (spacingMax < spacingMin) problems.push(`SEND_SPACING_MAX_MS: must be at least SEND_SPACING_MIN_MS (${spacingMin})`);
   const tokens: Array<[string, string | undefined]> = [
     ['WEBHOOK_SECRET', env.WEBHOOK_SECRET],
     ['ADMIN_TOKEN', env.ADMIN_TOKEN],

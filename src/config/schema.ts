@@ -145,6 +145,22 @@ export const EnvSchema = z.object({
   // Chatwoot bot messages (issue 20): how a question's options go out.
   BOT_OPTIONS_STYLE: z.enum(BOT_OPTIONS_STYLES as [BotOptionsStyle, ...BotOptionsStyle[]]).default('text'),
 
+  // Sending that keeps a number safe (issue 20): limits on messages to people who have not written in 24 h.
+  NEW_CHAT_SENDS_PER_HOUR: int(1, 100_000).default(30),
+  SENDS_PER_MINUTE: int(1, 10_000).default(20),
+  SEND_SPACING_MIN_MS: int(0, 600_000).default(1000),
+  SEND_SPACING_MAX_MS: int(0, 600_000).default(5000),
+  REACHOUT_LOCK_DEFAULT_MS: int(60_000).default(3_600_000),
+  OPT_OUT_KEYWORDS: z
+    .string()
+    .default('SAIR,PARAR,STOP')
+    .transform((v) => v.split(',').map((k) => k.trim()).filter((k) => k !== '')),
+  OPT_OUT_REPLY: z
+    .string()
+    .default('Pronto, você não receberá mais mensagens nossas. Para voltar, é só escrever. / Done, you will get no more messages from us; write to us any time to undo.')
+    .transform((v) => v.trim()),
+  OUTBOUND_TYPING: bool.default(false),
+
   CHATWOOT_QUEUE_WORKER_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   CHATWOOT_QUEUE_CONCURRENCY: int(1, 1000).default(10),
   BULLMQ_JOB_ATTEMPTS: int(1, 100).default(5),
@@ -261,6 +277,22 @@ export interface Config {
     /** How long an agent message waits for a disconnected instance before it fails. */
     maxWaitMs: number;
   };
+  safety: {
+    /** Proactive messages (to a chat whose customer has not written in 24 h) that start a new chat, per hour and number. */
+    newChatsPerHour: number;
+    /** Proactive messages per minute and number. */
+    sendsPerMinute: number;
+    /** Random pause between two proactive sends of a number, at least `min`, at most `max`. */
+    spacingMs: { min: number; max: number };
+    /** How long proactive sends stop after WhatsApp refused one for a limit, when it does not say. */
+    lockDefaultMs: number;
+    /** Whole messages that opt a customer out, normalized (upper case, no accents). */
+    optOutKeywords: readonly string[];
+    /** Ponte's answer to an opt-out ('' : none). */
+    optOutReply: string;
+    /** Show "typing…" before each agent message. */
+    typing: boolean;
+  };
   bots: {
     /**
      * How a bot question's options go out on WhatsApp: `text`, a numbered
@@ -332,6 +364,15 @@ export function compileConfig(e: ParsedEnv): Config {
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED, historyImportDays: e.HISTORY_IMPORT_DAYS },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     bots: { optionsStyle: e.BOT_OPTIONS_STYLE },
+    safety: {
+      newChatsPerHour: e.NEW_CHAT_SENDS_PER_HOUR,
+      sendsPerMinute: e.SENDS_PER_MINUTE,
+      spacingMs: { min: e.SEND_SPACING_MIN_MS, max: e.SEND_SPACING_MAX_MS },
+      lockDefaultMs: e.REACHOUT_LOCK_DEFAULT_MS,
+      optOutKeywords: e.OPT_OUT_KEYWORDS.map(normalizeKeyword),
+      optOutReply: e.OPT_OUT_REPLY,
+      typing: e.OUTBOUND_TYPING,
+    },
     queue: {
       logLevel: e.CHATWOOT_QUEUE_WORKER_LOG_LEVEL,
       concurrency: e.CHATWOOT_QUEUE_CONCURRENCY,
@@ -344,4 +385,9 @@ export function compileConfig(e: ParsedEnv): Config {
       rateLimitDelayMs: e.RATE_LIMIT_BACKOFF_MS,
     },
   };
+}
+
+/** A message as opt-out keywords compare it: trimmed, upper case, without accents. */
+export function normalizeKeyword(text: string): string {
+  return text.normalize('NFD').replace(/\p{M}/gu, '').trim().toUpperCase();
 }

@@ -67,7 +67,8 @@ export interface InstanceStatus {
   qrCount: number;
   lastDisconnect?: string;
   inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
-  outbound: { sent: number; failed: number; pending: number };
+  /** `held`: messages waiting for the send limiter (proactive sends), part of `pending`. */
+  outbound: { sent: number; failed: number; pending: number; held?: number };
   lastMessageAtMs?: number;
   /** The latest history import, when there was one. */
   import?: HistoryImportStatus;

@@ -99,6 +99,16 @@ export function createMetrics(snapshot: () => Promise<GlobalStatus>): { registry
       }
     },
   });
+  new Gauge({
+    name: 'ponte_outbound_held',
+    help: 'Agent messages to customers who have not written in 24 h, waiting for the send limiter',
+    labelNames: ['instance'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const i of current?.instances ?? []) this.set({ instance: i.instance }, i.queues.held);
+    },
+  });
   return {
     registry,
     // One snapshot per scrape, read by every metric's collect.

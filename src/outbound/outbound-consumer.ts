@@ -25,12 +25,22 @@ import { markdownToWhatsApp } from './markdown.js';
 import { type ConversationJobData, outboundEvent, scheduleConversations } from './outbound-queue.js';
 import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
 import { type OutboundEvent, type OutboundHead, OutboundStore } from './outbound-store.js';
+import { lockReason, SafeSending } from './safe-sending.js';
 import { StatusReporter } from './status-reporter.js';
 import { UnreadMessages } from './unread.js';
 
 /** A send that cannot succeed by retrying: the Chatwoot message is marked failed with this reason (words for an agent). */
 export class OutboundRejected extends AppError {
   readonly code = 'OUTBOUND_REJECTED';
+}
+
+/** The limiter holds the message (or "typing…" shows): its conversation waits, the others go on. */
+class OutboundHeld extends AppError {
+  readonly code = 'OUTBOUND_HELD';
+
+  constructor(readonly waitMs: number) {
+    super(`held for ${waitMs} ms`);
+  }
 }
 
 /** The number is not connected right now: the conversation waits (no attempt is spent). */
@@ -54,6 +64,8 @@ export interface OutboundDeps {
   ownSend(waId: string): void;
   /** The instance's own `BOT_OPTIONS_STYLE`, read at each bot question; undefined: the global one. */
   botOptionsStyle?: () => Promise<BotOptionsStyle | undefined>;
+  /** Tells the notify conversation (WhatsApp's reach-out lock). */
+  alert?(text: string): void;
   log: Logger;
 }
 
@@ -116,6 +128,7 @@ export class OutboundConsumer {
   readonly unread: UnreadMessages;
   readonly reporter: StatusReporter;
   readonly questions: BotQuestions;
+  readonly safety: SafeSending;
   private readonly breaker: OutageBreaker;
   private unregister: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -128,6 +141,7 @@ export class OutboundConsumer {
     this.records = new OutboundRecords(deps.redis, deps.keys, deps.instanceKey);
     this.unread = new UnreadMessages(deps.redis, deps.keys, deps.instanceKey);
     this.questions = new BotQuestions(deps.redis, deps.keys, deps.instanceKey);
+    this.safety = new SafeSending(deps);
     this.reporter = new StatusReporter({ records: this.records, chatwoot: deps.chatwoot, accountId: deps.accountId, log: deps.log, retryDelayMs: { min: q.outageProbeMinDelayMs, max: q.outageProbeMaxDelayMs } });
     this.breaker = new OutageBreaker({ minDelayMs: q.outageProbeMinDelayMs, maxDelayMs: q.outageProbeMaxDelayMs, rateLimitDelayMs: q.rateLimitDelayMs });
   }
@@ -222,6 +236,10 @@ export class OutboundConsumer {
         await this.store.ack(conversationId, head);
         return;
       }
+      if (err instanceof OutboundHeld) {
+        await job.moveToDelayed(Date.now() + err.waitMs, token);
+        throw new DelayedError();
+      }
       if (err instanceof WhatsAppNotConnected) {
         if (Date.now() - j.receivedAtMs > this.deps.config.outbound.maxWaitMs) {
           await this.fail(j, 'WhatsApp was disconnected for too long; press Retry once the number is back');
@@ -296,6 +314,7 @@ export class OutboundConsumer {
   private async send(socket: WaSocket, j: OutboundJob): Promise<void> {
     const jid = await this.jidFor(socket, j);
     const done = await this.records.sentParts(j.messageId);
+    if (Object.keys(done).length === 0) await this.beforeFirstPart(socket, j, jid);
     let text = j.content ? markdownToWhatsApp(j.content) : '';
     if (text && this.deps.config.outbound.agentSignature && j.senderName) text = `*${j.senderName}:*\n${text}`;
 
@@ -350,6 +369,50 @@ export class OutboundConsumer {
     }
     if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
     if (this.deps.config.outbound.markRead) await this.markRead(socket, j.conversationId);
+  }
+
+  /** The limiter, opt-outs and the reach-out lock decide (a reply goes at once); then "typing…" shows for a moment when configured. */
+  private async beforeFirstPart(socket: WaSocket, j: OutboundJob, jid: string): Promise<void> {
+    const decision = await this.safety.decide(j, jid);
+    if (decision.action === 'refuse') throw new OutboundRejected(decision.reason);
+    if (decision.action === 'hold') throw new OutboundHeld(decision.waitMs);
+    const typing = await this.safety.typing(j);
+    if (typing.compose) await socket.sendPresenceUpdate('composing', jid).catch((err: unknown) => this.deps.log.debug({ err: coerceError(err) }, 'could not show typing'));
+    if (typing.waitMs > 0) throw new OutboundHeld(typing.waitMs);
+  }
+
+  /** Messages held by the limiter, over every conversation. */
+  held(): Promise<number> {
+    return this.safety.store.heldCount();
+  }
+
+  /**
+   * WhatsApp refused a sent part for a limit (an error ack with 463 or 479):
+   * the message is marked failed with words an agent understands, proactive
+   * sends stop until the lock ends, and the notify conversation hears of it once.
+   */
+  async onLimitRefusal(waId: string, code: string): Promise<void> {
+    const part = await this.records.partOf(waId);
+    if (!part) return;
+    await this.reachoutLock(undefined);
+    const until = (await this.safety.store.lockedUntil()) ?? Date.now() + this.deps.config.safety.lockDefaultMs;
+    this.deps.log.warn({ messageId: part.messageId, code }, 'WhatsApp refused a message for a limit');
+    if (await this.records.refuse(part.messageId, part.conversationId, lockReason(until))) {
+      await this.deps.redis.hincrby(this.deps.keys.stats(this.deps.instanceKey), 'failed', 1);
+      this.reporter.request(part.messageId);
+    }
+  }
+
+  /** WhatsApp's reach-out lock (`connection.update` `reachoutTimeLock`, or a refusal): proactive sends stop until `untilMs` (unknown: REACHOUT_LOCK_DEFAULT_MS). */
+  async reachoutLock(untilMs: number | undefined): Promise<void> {
+    if (!(await this.safety.lock(untilMs))) return;
+    const until = (await this.safety.store.lockedUntil()) ?? Date.now();
+    this.deps.alert?.(`WhatsApp is restricting this number from starting new chats until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')} UTC. Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
+  }
+
+  /** WhatsApp lifted its reach-out lock. */
+  async reachoutUnlocked(): Promise<void> {
+    await this.safety.store.unlock();
   }
 
   /** The bot's question, so the customer's answer (a number, a title, a vote on its poll) comes back as the option it chose. */

@@ -10,7 +10,7 @@ import type { CwMessageStatus } from '../chatwoot/types.js';
 import { RETENTION_S, type RedisKeys } from '../redis/keys.js';
 import { LuaScript } from '../redis/scripts.js';
 
-/** Statuses in the order ticks go: a message never goes back to a lower one. `failed` only before WhatsApp accepted it. */
+/** Statuses in the order ticks go: a message never goes back to a lower one. `failed` only before WhatsApp accepted it, or when WhatsApp refuses it afterwards for a limit (`refuse`). */
 const RANK: Record<CwMessageStatus, number> = { failed: 0, sent: 1, delivered: 2, read: 3 };
 
 /** The durable state of one agent message. */
@@ -34,6 +34,7 @@ export interface MessageState {
  * KEYS: state hash, unreported set. ARGV: status, its rank, conversation id, message id, reason, ttl.
  */
 const RAISE = new LuaScript<number>('OutRaise', `
+if redis.call('HGET', KEYS[1], 'refused') == '1' then return 0 end
 local accepted = redis.call('HGET', KEYS[1], 'accepted') == '1'
 local want = redis.call('HGET', KEYS[1], 'want')
 local rank = tonumber(ARGV[2])
@@ -66,6 +67,19 @@ if ARGV[1] == 'failed' or (not reported) or reported == 'failed' or ranks[report
   redis.call('HSET', KEYS[1], 'reported', ARGV[1])
 end
 if redis.call('HGET', KEYS[1], 'want') == redis.call('HGET', KEYS[1], 'reported') then redis.call('SREM', KEYS[2], ARGV[3]) end
+return 1
+`);
+
+/**
+ * WhatsApp took a part, then refused it for a limit (an error ack, 463): the
+ * one case a sent message becomes failed. Final: no later tick raises it.
+ * KEYS: state hash, unreported set. ARGV: conversation id, message id, reason, ttl.
+ */
+const REFUSE = new LuaScript<number>('OutRefuse', `
+if redis.call('HGET', KEYS[1], 'refused') == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'want', 'failed', 'failed', '1', 'refused', '1', 'reason', ARGV[3], 'conv', ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('SADD', KEYS[2], ARGV[2])
 return 1
 `);
 
@@ -197,6 +211,11 @@ export class OutboundRecords {
   async raise(messageId: number, conversationId: number, status: CwMessageStatus, reason = ''): Promise<boolean> {
     const r = await RAISE.run(this.redis, [this.stateKey(messageId), this.unreportedKey], [status, String(RANK[status]), String(conversationId), String(messageId), reason, String(RETENTION_S)]);
     return r === 1;
+  }
+
+  /** WhatsApp refused the message after accepting it (an error ack for a limit): failed with `reason`, for good. True when it changed. */
+  async refuse(messageId: number, conversationId: number, reason: string): Promise<boolean> {
+    return (await REFUSE.run(this.redis, [this.stateKey(messageId), this.unreportedKey], [String(conversationId), String(messageId), reason, String(RETENTION_S)])) === 1;
   }
 
   /** Chatwoot took `status` for the message. */

@@ -18,7 +18,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       worker: i.slot ?? null,
       qrAttempts: s?.qrCount ?? 0,
       counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: s?.outbound.sent ?? 0, failed: s?.outbound.failed ?? 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
-      queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0 },
+      queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0, held: s?.outbound.held ?? 0 },
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
       lastError: s?.lastDisconnect ?? null,
       import: s?.import ? { ...s.import } : null,
@@ -49,6 +49,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       parked: sum((i) => i.counters.parked),
       inboundQueue: sum((i) => i.queues.inbound),
       outboundQueue: sum((i) => i.queues.outbound),
+      outboundHeld: sum((i) => i.queues.held),
     },
     instances,
   };

@@ -43,6 +43,8 @@ export function createSandboxDriver(deps: {
   const groups = new Map<string, string>();
   const lids = boundedCache<string, string>(100_000);
   const polls = new Map<string, SandboxPoll>();
+  /** Each instance's simulated reach-out lock: until when WhatsApp refuses sends to chats that did not write in 24 h. */
+  const reachout = new Map<string, number>();
   const recordFailed = (instanceKey: string, what: string) => (err: unknown) => deps.log.warn({ err: coerceError(err), instanceId: instanceKey }, `could not record a sandbox ${what}`);
 
   const factory = sandboxSocketFactory({
@@ -52,6 +54,7 @@ export function createSandboxDriver(deps: {
     groups,
     lids,
     onSocket: (socket, instanceKey) => sockets.set(instanceKey, socket),
+    reachoutLockedUntil: (instanceKey) => reachout.get(instanceKey),
     onSend: (entry, instanceKey) => void records.recordSend(instanceKey, entry).catch(recordFailed(instanceKey, 'send')),
     onRead: (ids, instanceKey) => void records.recordRead(instanceKey, ids).catch(recordFailed(instanceKey, 'read receipt')),
     // Ponte's own polls: a simulated customer can vote on them (`type: "vote"`, `targetId` from the outbox).
@@ -148,6 +151,13 @@ export function createSandboxDriver(deps: {
     'sandbox.group': (key, args) => {
       socketOf(key).renameGroup(String(args.jid), String(args.subject));
       return Promise.resolve({ ok: true });
+    },
+    'sandbox.limits': (key, args) => {
+      const ms = Number(args.reachoutLockMs);
+      if (!Number.isFinite(ms) || ms < 0) throw new ControlError('bad_request', 'reachoutLockMs: must be a number of ms, 0 or more');
+      if (ms === 0) reachout.delete(key);
+      else reachout.set(key, Date.now() + ms);
+      return Promise.resolve({ ok: true, ...(ms > 0 ? { until: new Date(Date.now() + ms).toISOString() } : {}) });
     },
     'sandbox.disconnect': (key, args) => {
       const reason = String(args.reason) as SandboxDisconnect;

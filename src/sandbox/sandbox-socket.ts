@@ -38,6 +38,8 @@ export interface SandboxOptions {
   lids?: Pick<Map<string, string>, 'get'>;
   /** Called with the ids of messages this socket marked read. */
   onRead?(ids: string[], instanceKey: string): void;
+  /** Until when (ms) the simulated WhatsApp refuses this instance's sends to chats that did not write in 24 h (error 463). */
+  reachoutLockedUntil?(instanceKey: string): number | undefined;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
   /** Called with each poll this socket sends: what the simulated voters encrypt their votes with. */
@@ -64,6 +66,8 @@ export class SandboxSocket implements WaSocket {
   private qrTimer: NodeJS.Timeout | undefined;
   private refs = 0;
   private readonly sentIndex = new Map<string, WAMessage>();
+  /** When each chat last wrote to this number (the simulated WhatsApp's view of who started a chat). */
+  private readonly lastIncoming = new Map<string, number>();
 
   constructor(
     /** What a simulated account reads of a socket's options (it connects nowhere and re-sends nothing). */
@@ -129,6 +133,10 @@ export class SandboxSocket implements WaSocket {
   /** Messages arriving from WhatsApp, as one `messages.upsert`. */
   receive(messages: WAMessage[], type: 'notify' | 'append' = 'notify'): void {
     if (!this.linked) throw new SandboxStateError('the instance is not connected');
+    for (const m of messages) {
+      if (m.key.fromMe) continue;
+      for (const jid of [m.key.remoteJid, m.key.remoteJidAlt]) if (jid) this.lastIncoming.set(jidNormalizedUser(jid), Date.now());
+    }
     this.ev.emit('messages.upsert', { messages, type });
   }
 
@@ -200,6 +208,9 @@ export class SandboxSocket implements WaSocket {
     if (!this.linked) throw closeError(428, 'Connection Closed');
     const id = options?.messageId ?? newWaMessageId();
     const user = jid.split('@')[0] ?? jid;
+    const lockedUntil = this.sandbox.reachoutLockedUntil?.(this.options.instanceKey);
+    const wrote = this.lastIncoming.get(jidNormalizedUser(jid));
+    if (lockedUntil !== undefined && lockedUntil > Date.now() && (wrote === undefined || Date.now() - wrote > 24 * 3600_000)) return this.refuseForLimit(jid, id, lockedUntil);
     const entry = await outboxEntry(id, jid, content, options?.quoted?.key.id ?? undefined);
     let message: proto.IMessage = 'text' in content && typeof content.text === 'string' ? { conversation: content.text } : { conversation: entry.caption ?? `[${entry.type}]` };
     if ('poll' in content && content.poll) {
@@ -224,6 +235,29 @@ export class SandboxSocket implements WaSocket {
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
     return msg;
   };
+
+  /**
+   * As a live socket answers a send during the reach-out lock: the send
+   * resolves, then the lock arrives (`connection.update` `reachoutTimeLock`)
+   * and the error ack (`messages.update` status ERROR, stub ['463']). The
+   * message reaches no one (not in the outbox).
+   */
+  private refuseForLimit(jid: string, id: string, untilMs: number): Promise<WAMessage> {
+    const msg = buildMessage({ fromMe: true, id, ...(jid.endsWith('@lid') ? { fromLid: jid.split('@')[0]! } : { fromPn: jid.split('@')[0]! }) }, { conversation: '' });
+    msg.status = proto.WebMessageInfo.Status.PENDING;
+    setTimeout(() => {
+      if (this.closed) return;
+      this.ev.emit('connection.update', { reachoutTimeLock: { isActive: true, timeEnforcementEnds: new Date(untilMs) } });
+      this.ev.emit('messages.update', [{ key: { remoteJid: jid, id, fromMe: true }, update: { status: proto.WebMessageInfo.Status.ERROR, messageStubParameters: ['463'] } }]);
+    }, 20).unref();
+    return Promise.resolve(msg);
+  }
+
+  /** Presence Ponte showed (`composing` before an agent message): the sandbox records it in the outbox as type `typing`. */
+  sendPresenceUpdate(type: 'composing' | 'paused', jid: string): Promise<void> {
+    if (type === 'composing') this.sandbox.onSend?.({ id: `typing-${newWaMessageId()}`, to: jid, type: 'typing', atMs: Date.now() }, this.options.instanceKey);
+    return Promise.resolve();
+  }
 
   downloadMedia(msg: WAMessage): Promise<Readable> {
     const content = msg.message ?? {};

@@ -103,6 +103,7 @@ export const baileysSocketFactory: SocketFactory = (o) => {
     readMessages: (keys) => sock.readMessages(keys),
     groupSubject: async (jid) => (await sock.groupMetadata(jid)).subject || undefined,
     rejectCall: (callId, from) => sock.rejectCall(callId, from),
+    sendPresenceUpdate: (type, jid) => sock.sendPresenceUpdate(type, jid),
     // rc14 keeps the LID ⇄ number pairs it learnt (from messages, usync, history) in the auth state.
     pnForLid: async (lid) => {
       const pn = await sock.signalRepository.lidMapping.getPNForLID(lid);

@@ -33,6 +33,8 @@ export interface WaSocket {
   readMessages(keys: WAMessageKey[]): Promise<void>;
   /** A group's subject (its name on WhatsApp). */
   groupSubject(jid: string): Promise<string | undefined>;
+  /** Shows "typing…" (`composing`) or stops it (`paused`) in a chat. */
+  sendPresenceUpdate(type: 'composing' | 'paused', jid: string): Promise<void>;
   /** Declines an incoming call. */
   rejectCall(callId: string, from: string): Promise<void>;
   /** The phone-number JID WhatsApp has told this number for a LID (device suffix dropped), when it knows one. */

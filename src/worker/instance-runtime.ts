@@ -25,11 +25,16 @@ import type { ChatJobData } from '../inbound/inbound-queue.js';
 import type { ConversationJobData } from '../outbound/outbound-queue.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
 import { ApiSender } from './api-send.js';
-import { mayContactProactively } from './proactive.js';
+import { proactiveCheck } from './proactive.js';
+import { OptOuts, type SendSafetyStore } from '../redis/send-safety.js';
+import { chatJids, OptOutHandler } from './opt-out.js';
 import { ownSendIds } from './own-sends.js';
 import { waContacts } from './session-contacts.js';
 import { SessionHistory } from './session-history.js';
 import { SessionInbound } from './session-inbound.js';
+
+/** WhatsApp's error acks for a limit: 463 (reach-out time lock, the number may not start new chats) and 479 (new-chat cap). */
+const LIMIT_ERRORS: ReadonlySet<string> = new Set(['463', '479']);
 
 export interface InstanceRuntimeDeps {
   config: Readonly<Config>;
@@ -70,6 +75,8 @@ export class InstanceRuntime {
   /** Ids of messages Ponte sent, so their echoes are not relayed back (bounded: an echo comes within seconds). */
   private readonly ownSends = ownSendIds();
   private readonly log: Logger;
+  private readonly optOut: OptOutHandler;
+  private readonly safety: SendSafetyStore;
 
   constructor(
     readonly instanceKey: string,
@@ -134,6 +141,7 @@ export class InstanceRuntime {
       session: this.session,
       ownSend: (waId) => this.ownSends.set(waId, true),
       botOptionsStyle: async () => (await readInstanceSettings(deps.redis, deps.keys, instanceKey)).botOptionsStyle,
+      alert: (text) => deps.send({ type: 'event', instanceKey, event: 'alert', data: { text } }),
       log: log.child({ module: 'outbound' }),
     });
     this.apiSend = new ApiSender({
@@ -145,9 +153,20 @@ export class InstanceRuntime {
       attachments: deps.attachments,
       resolver: this.pipeline.resolver,
       socket: () => (this.session.state === 'open' ? this.session.currentSocket : undefined),
-      mayContact: mayContactProactively,
+      mayContact: proactiveCheck(new OptOuts(deps.redis, deps.keys), instanceKey),
       mediaTimeoutMs: deps.config.outbound.mediaTimeoutMs,
       log: log.child({ module: 'send-api' }),
+    });
+    this.safety = this.outbound.safety.store;
+    this.optOut = new OptOutHandler({
+      config: deps.config,
+      redis: deps.redis,
+      keys: deps.keys,
+      instanceKey,
+      accountId: parseInstanceKey(instanceKey)!.accountId,
+      chatwoot: deps.chatwoot,
+      socket: () => (this.session.state === 'open' ? this.session.currentSocket : undefined),
+      log: log.child({ module: 'opt-out' }),
     });
     this.session.on('socket', (socket) => this.bind(socket));
     this.session.on('qr', (qr, n) => {
@@ -169,6 +188,11 @@ export class InstanceRuntime {
   }
 
   private handOver(message: InboundMessage, receivedAtMs = Date.now()): Promise<unknown> {
+    // The customer wrote: agents' messages to this chat are replies for 24 h (never limited). Never holds the hand-over up.
+    if (!message.fromMe && message.chatKind === 'direct' && message.content.kind !== 'call') {
+      const atMs = Math.min(receivedAtMs, message.timestampS * 1000 || receivedAtMs);
+      void this.safety.noteIncoming(chatJids(message), atMs).catch((err: unknown) => this.log.warn({ err: coerceError(err) }, 'could not record when the customer wrote'));
+    }
     return this.deps.handOver({ instanceKey: this.instanceKey, receivedAtMs, message });
   }
 
@@ -182,7 +206,21 @@ export class InstanceRuntime {
       }
     });
     socket.ev.on('messages.update', (updates) => {
-      for (const { key, update } of updates) if (key.fromMe && key.id && typeof update.status === 'number') this.receipt(key.id, update.status);
+      for (const { key, update } of updates) {
+        if (!key.fromMe || !key.id || typeof update.status !== 'number') continue;
+        // An error ack for a limit (463: reach-out time lock, 479: new-chat cap): WhatsApp took the send, then refused it.
+        const stub = (update as { messageStubParameters?: unknown }).messageStubParameters;
+        const code = Number(update.status) === 0 && Array.isArray(stub) ? stub.map(String).find((p) => LIMIT_ERRORS.has(p)) : undefined;
+        if (code !== undefined) this.limitRefusal(key.id, String(code));
+        else this.receipt(key.id, update.status);
+      }
+    });
+    socket.ev.on('connection.update', (u) => {
+      const lock = u.reachoutTimeLock;
+      if (!lock) return;
+      const until = lock.timeEnforcementEnds ? new Date(lock.timeEnforcementEnds).getTime() : undefined;
+      const p = lock.isActive ? this.outbound.reachoutLock(until !== undefined && Number.isFinite(until) ? until : undefined) : this.outbound.reachoutUnlocked();
+      void p.catch((err: unknown) => log.warn({ err: coerceError(err) }, 'could not record the reach-out lock'));
     });
     socket.ev.on('groups.update', (updates) => {
       for (const u of updates) {
@@ -226,6 +264,10 @@ export class InstanceRuntime {
     return ignored.includes('all') || ignored.includes(this.instanceKey);
   }
 
+  private limitRefusal(waId: string, code: string): void {
+    void this.outbound.onLimitRefusal(waId, code).catch((err: unknown) => this.log.warn({ err: coerceError(err), waId }, 'could not record a refused send'));
+  }
+
   private receipt(waId: string, status: number): void {
     void this.outbound.onReceipt(waId, status).catch((err: unknown) => this.log.warn({ err: coerceError(err), waId }, 'could not report a receipt'));
   }
@@ -233,6 +275,7 @@ export class InstanceRuntime {
   /** A customer's message reached a conversation: it waits there to be marked read when an agent answers. */
   private onDelivered(message: InboundMessage, conversationId: number): void {
     this.lastMessageAtMs = Date.now();
+    void this.optOut.onDelivered(message, conversationId).catch((err: unknown) => this.log.warn({ err: coerceError(err), waId: message.waId }, 'could not handle an opt-out'));
     if (message.fromMe || message.chatKind !== 'direct' || !message.remoteJid || message.content.kind === 'call') return;
     void this.outbound.unread
       .add(conversationId, { remoteJid: message.remoteJid, id: message.waId, fromMe: false })
@@ -278,13 +321,14 @@ export class InstanceRuntime {
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending, outPending, outStats, historyImport, contactsRun] = await Promise.all([
+    const [stats, pending, outPending, outStats, historyImport, contactsRun, held] = await Promise.all([
       this.pipeline.store.stats(),
       this.pipeline.store.depth(),
       this.outbound.pending(),
       this.deps.redis.hmget(this.deps.keys.stats(this.instanceKey), 'sent', 'failed'),
       this.pipeline.history.status(),
       this.pipeline.names.status(),
+      this.outbound.held(),
     ]);
     const s = this.session;
     return {
@@ -295,7 +339,7 @@ export class InstanceRuntime {
       qrCount: s.qrCount,
       ...(s.lastDisconnect ? { lastDisconnect: s.lastDisconnect } : {}),
       inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
-      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending },
+      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending, held },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
       ...(historyImport ? { import: historyImport } : {}),
       ...(contactsRun ? { contacts: contactsRun } : {}),

@@ -46,6 +46,11 @@ export function daemonEnv(world: DaemonWorld, overrides: Record<string, string |
     SANDBOX_QR_INTERVAL_MS: '60000',
     SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'error',
     CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'error',
+    // Tests send to new chats freely; test/e2e/safe-sending.test.ts sets its own limits.
+    SENDS_PER_MINUTE: '10000',
+    NEW_CHAT_SENDS_PER_HOUR: '100000',
+    SEND_SPACING_MIN_MS: '0',
+    SEND_SPACING_MAX_MS: '0',
     ...overrides,
   };
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));

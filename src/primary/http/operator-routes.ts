@@ -27,6 +27,7 @@ const CreateSchema = z
   })
   .refine((b) => (b.inbox === undefined) !== (b.name === undefined), { message: 'give either inbox (an existing API inbox to link) or name (a new API inbox to create), not both', path: ['inbox'] });
 const PhoneSchema = z.object({ phone: z.string().regex(/^\+?[\d\s()-]{8,20}$/, 'must be a phone number with country code') });
+const LimitsSchema = z.object({ reachoutLockMs: z.number().int().min(0, 'must be 0 (no lock) or more').max(7 * 24 * 3600_000, 'must be at most 7 days') });
 const ReceiptSchema = z.object({ id: z.string().min(1, 'is required'), status: z.enum(['delivered', 'read']) });
 const CallSchema = z.object({
   from: z.string().regex(/^\+?[\d\s()-]{8,20}$|@(s\.whatsapp\.net|lid)$/, 'must be a phone number or a JID'),
@@ -216,6 +217,10 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
     });
     router.post('/sandbox/instances/:instance/disconnect', admin, json, async (req, res) => {
       res.json(await deps.control.call(param(req, 'instance'), 'sandbox.disconnect', parse(DisconnectSchema, req.body)));
+    });
+    // WhatsApp's reach-out lock: for `reachoutLockMs`, sends to chats that did not write in 24 h are refused with 463 (0 lifts it).
+    router.post('/sandbox/instances/:instance/limits', admin, json, async (req, res) => {
+      res.json(await deps.control.call(param(req, 'instance'), 'sandbox.limits', parse(LimitsSchema, req.body)));
     });
     router.post('/sandbox/instances/:instance/calls', admin, json, async (req, res) => {
       res.status(201).json(await deps.control.call(param(req, 'instance'), 'sandbox.call', parse(CallSchema, req.body)));

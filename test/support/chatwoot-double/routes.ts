@@ -307,6 +307,13 @@ export function buildRoutes(deps: RouteDeps): RouteDef[] {
       }
       return { body: { payload: store.contactJson(account, contact) } };
     }),
+    route('GET', `${A}/contacts/{id}/labels`, ({ account, params }) => ({ body: { payload: store.contact(account, num(params.id)).labels ?? [] } })),
+    // Chatwoot replaces the contact's whole list with the one posted.
+    route('POST', `${A}/contacts/{id}/labels`, ({ account, params, body }) => {
+      const contact = store.contact(account, num(params.id));
+      contact.labels = [...new Set((body.labels as unknown[]).map(String))];
+      return { body: { payload: contact.labels } };
+    }),
     route('POST', `${A}/actions/contact_merge`, ({ account, body }) => ({
       body: store.contactJson(account, store.merge(account, Number(body.base_contact_id), Number(body.mergee_contact_id))),
     })),

@@ -39,6 +39,8 @@ export interface CwContactRecord {
   custom_attributes: Record<string, unknown>;
   created_at: number;
   last_activity_at: number | null;
+  /** The contact's labels (`/contacts/{id}/labels`). */
+  labels?: string[];
 }
 
 export interface ContactInboxRecord {

@@ -1,0 +1,163 @@
+/**
+ * Sending that keeps a number safe, through the daemon: the limiter holds
+ * agent-started conversations (shown held in /global-status) while replies
+ * go at once; a simulated reach-out lock (463) fails proactive messages with
+ * a reason and alerts once; an opted-out customer gets one answer, the
+ * label, and no proactive message; "typing…" precedes each agent message.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, api, type Daemon, startDaemon, until } from '../support/daemon.js';
+import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
+import { daemonEnv, scanSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { randomPrefix } from '../support/redis.js';
+import type { OutboxEntry } from '../../src/sandbox/schemas.js';
+
+const OPT_OUT_REPLY = 'Ok, sem mais mensagens. / No more messages.';
+
+describe('safe sending, black box', () => {
+  let double: ChatwootDouble;
+  let daemon: Daemon;
+  let sessions: string;
+  const prefix = randomPrefix();
+  let accountId: number;
+  let site: number;
+  let notifyConv: number;
+
+  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
+      method,
+      headers: { api_access_token: double.token, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  /** A conversation an agent starts in `inbox` with a customer who never wrote. */
+  async function agentStarted(inbox: number, phone: string): Promise<number> {
+    const sourceId = inbox === site ? `src-${phone}` : `${phone}@s.whatsapp.net`;
+    const c = (await cw('POST', '/contacts', { inbox_id: inbox, name: `Cliente ${phone}`, phone_number: `+${phone}`, source_id: sourceId })) as { payload: { contact: { id: number } } };
+    const conv = (await cw('POST', '/conversations', { source_id: sourceId, inbox_id: inbox, contact_id: c.payload.contact.id })) as { id: number };
+    return conv.id;
+  }
+
+  async function link(phone: string): Promise<string> {
+    const inbox = double.addInbox({ accountId, name: `WhatsApp ${phone}`, webhookUrl: `${daemon.base}/webhook/chatwoot/${accountId}-PENDING?token=${SECRET}` }).id;
+    const key = `${accountId}-${inbox}`;
+    double.setInboxWebhook(inbox, `${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`);
+    expect((await api(daemon, 'POST', '/admin/instances', { inbox, account: accountId, notify: { account: accountId, conversation: notifyConv } })).status).toBe(201);
+    await scanSandbox(daemon, key, phone);
+    return key;
+  }
+
+  const outbox = async (key: string) => ((await api(daemon, 'GET', `/sandbox/instances/${key}/outbox`)).json.messages as OutboxEntry[]) ?? [];
+  const held = async (key: string) => {
+    const { json } = await api(daemon, 'GET', '/global-status');
+    return (json.instances as Array<{ instance: string; queues: { held: number } }>).find((i) => i.instance === key)?.queues.held ?? 0;
+  };
+  const message = (conv: number, id: number) => double.messages(accountId, conv).find((m) => m.id === id);
+
+  async function customerWrites(key: string, from: string, text: string, id: string): Promise<number> {
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from, pushName: 'Cliente', text, id })).status).toBe(201);
+    return until('the relayed message', () =>
+      Promise.resolve(double.conversations(accountId).find((c) => double.messages(accountId, c.id).some((m) => m.source_id === `WAID:${id}`))?.id),
+    );
+  }
+
+  beforeAll(async () => {
+    double = await startChatwootDouble();
+    accountId = double.addAccount().id;
+    site = double.addInbox({ accountId, name: 'Site' }).id;
+    sessions = await tempDir('ponte-e2e-safe-');
+    daemon = await startDaemon(
+      daemonEnv(
+        { double, sessions, prefix },
+        {
+          MAX_WORKERS: '1',
+          SENDS_PER_MINUTE: '2',
+          NEW_CHAT_SENDS_PER_HOUR: '100',
+          SEND_SPACING_MIN_MS: '0',
+          SEND_SPACING_MAX_MS: '0',
+          OUTBOUND_TYPING: 'true',
+          OPT_OUT_REPLY,
+        },
+      ),
+    );
+    notifyConv = await agentStarted(site, '5521911110000');
+  }, 60_000);
+
+  afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
+
+  it('holds agent-started conversations to SENDS_PER_MINUTE while a reply in a customer-started one goes at once, typing first', async () => {
+    const key = await link('5511933330001');
+    const inbox = Number(key.split('-')[1]);
+    const started: Array<{ conv: number; id: number }> = [];
+    for (let i = 1; i <= 5; i++) {
+      const conv = await agentStarted(inbox, `551197000000${i}`);
+      started.push({ conv, id: double.createAgentMessage(accountId, conv, { content: `Oferta ${i}` }).id });
+    }
+    await until('two proactive sends and three held', async () => (await held(key)) === 3 && (await outbox(key)).filter((e) => e.text?.startsWith('Oferta')).length === 2, daemon);
+
+    const conv = await customerWrites(key, '5511960000001', 'Oi, tudo bem?', 'SAFEIN1');
+    const reply = double.createAgentMessage(accountId, conv, { content: 'Tudo ótimo, como posso ajudar?' });
+    const sent = await until('the reply in the outbox', async () => (await outbox(key)).find((e) => e.text === 'Tudo ótimo, como posso ajudar?'), daemon);
+    await until('the reply sent', () => Promise.resolve(message(conv, reply.id)?.status === 'sent'), daemon);
+    const box = await outbox(key);
+    // Still only the limiter's two proactive messages: the reply did not wait behind the held ones.
+    expect(box.filter((e) => e.text?.startsWith('Oferta')).length).toBe(2);
+    expect(await held(key)).toBe(3);
+    // "typing…" showed in that chat before the reply.
+    const typing = box.findIndex((e) => e.type === 'typing' && e.to === sent.to);
+    expect(typing).toBeGreaterThanOrEqual(0);
+    expect(typing).toBeLessThan(box.findIndex((e) => e.id === sent.id));
+    const metrics = await fetch(`${daemon.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.text());
+    expect(metrics).toMatch(new RegExp(`ponte_outbound_held\\{instance="${key}"\\} 3`));
+  }, 90_000);
+
+  it('a reach-out lock (463) fails proactive messages with a reason, alerts once, and lets replies go', async () => {
+    const key = await link('5511933330002');
+    const inbox = Number(key.split('-')[1]);
+    const customer = await customerWrites(key, '5511960000002', 'Bom dia', 'SAFEIN2');
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/limits`, { reachoutLockMs: 3_600_000 })).status).toBe(200);
+
+    const first = await agentStarted(inbox, '5511971000001');
+    const m1 = double.createAgentMessage(accountId, first, { content: 'Promoção 1' });
+    const failed1 = await until('the refused message failed', () => Promise.resolve(message(first, m1.id)?.status === 'failed' && message(first, m1.id)), daemon);
+    expect(String(failed1.content_attributes.external_error)).toMatch(/WhatsApp is temporarily restricting this number from starting new chats \(until \d\d:\d\d UTC\)/);
+
+    // During the lock a proactive message fails at once, unsent.
+    const second = await agentStarted(inbox, '5511971000002');
+    const m2 = double.createAgentMessage(accountId, second, { content: 'Promoção 2' });
+    const failed2 = await until('the second proactive message failed', () => Promise.resolve(message(second, m2.id)?.status === 'failed' && message(second, m2.id)), daemon);
+    expect(String(failed2.content_attributes.external_error)).toMatch(/temporarily restricting/);
+    expect((await outbox(key)).some((e) => e.text === 'Promoção 2')).toBe(false);
+
+    // A reply to the customer who wrote still goes.
+    const r = double.createAgentMessage(accountId, customer, { content: 'Bom dia! Em que posso ajudar?' });
+    await until('the reply sent', () => Promise.resolve(message(customer, r.id)?.status === 'sent'), daemon);
+    const alerts = double.messages(accountId, notifyConv).filter((m) => (m.content ?? '').includes(key) && (m.content ?? '').includes('restricting this number'));
+    expect(alerts).toHaveLength(1);
+  }, 90_000);
+
+  it('an opted-out customer gets one answer, the label, and no proactive message until they write again', async () => {
+    const key = await link('5511933330003');
+    const customer = '5511960000003';
+    const conv = await customerWrites(key, customer, '  Sáir ', 'SAFEOPT1');
+    const contactId = () => double.conversations(accountId).find((c) => c.id === conv)!.contact_id;
+    const labels = () => double.contacts(accountId).find((c) => c.id === contactId())?.labels ?? [];
+    await until('the opt-out label', () => Promise.resolve(labels().includes('whatsapp-opt-out')), daemon);
+    await until('the opt-out answer', async () => (await outbox(key)).some((e) => e.text === OPT_OUT_REPLY), daemon);
+    // The keyword again: relayed, not answered again.
+    await customerWrites(key, customer, 'STOP', 'SAFEOPT2');
+    const refused = double.createAgentMessage(accountId, conv, { content: 'Temos uma novidade!' });
+    const failed = await until('the agent message refused', () => Promise.resolve(message(conv, refused.id)?.status === 'failed' && message(conv, refused.id)), daemon);
+    expect(String(failed.content_attributes.external_error)).toMatch(/opted out/);
+    expect((await outbox(key)).filter((e) => e.text === OPT_OUT_REPLY)).toHaveLength(1);
+    expect((await outbox(key)).some((e) => e.text === 'Temos uma novidade!')).toBe(false);
+
+    // Writing again ends the opt-out: the label goes, and the answer to them goes too.
+    await customerWrites(key, customer, 'Na verdade quero saber do pedido', 'SAFEOPT3');
+    await until('the label removed', () => Promise.resolve(!labels().includes('whatsapp-opt-out')), daemon);
+    const answer = double.createAgentMessage(accountId, conv, { content: 'Seu pedido saiu hoje.' });
+    await until('the answer sent', () => Promise.resolve(message(conv, answer.id)?.status === 'sent'), daemon);
+  }, 90_000);
+});
