@@ -157,6 +157,23 @@ describe('send API, black box', () => {
     await until('sent', async () => ((await status(reference)).json.status === 'sent' ? true : undefined));
   });
 
+  it('answers 409 for a customer who opted out, and sends again once they write', async () => {
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511944443333', pushName: 'Ana', text: 'PARAR', id: 'INOPT1' })).status).toBe(201);
+    const labelled = () => double.contacts(accountId).find((c) => c.phone_number === '+5511944443333')?.labels.includes('whatsapp-opt-out') ?? false;
+    await until('the opt-out label', () => Promise.resolve(labelled() || undefined), daemon);
+    const opted = await send({ to: '+5511944443333', text: 'Promoção de hoje', reference: 'promo-1' });
+    expect(opted.status).toBe(409);
+    expect(String(opted.json.message)).toMatch(/opted out/);
+    expect((await status('promo-1')).status).toBe(404);
+    expect((await outbox()).some((e) => e.text === 'Promoção de hoje')).toBe(false);
+
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511944443333', pushName: 'Ana', text: 'Quero sim', id: 'INOPT2' })).status).toBe(201);
+    await until('the opt-out lifted', () => Promise.resolve(!labelled() || undefined), daemon);
+    const accepted = await send({ to: '+5511944443333', text: 'Promoção de hoje', reference: 'promo-2' });
+    expect(accepted).toMatchObject({ status: 202, json: { status: 'queued' } });
+    await until('the message in the outbox', async () => (await outbox()).find((e) => e.text === 'Promoção de hoje'));
+  });
+
   it('posts an attachment from Chatwoot with the message and sends it as a document with its caption', async () => {
     // A file Chatwoot holds (an agent's attachment elsewhere): its host is Chatwoot's own, so Ponte may fetch it.
     const host = double.conversations(accountId)[0]!.id;
