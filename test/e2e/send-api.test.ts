@@ -159,7 +159,7 @@ describe('send API, black box', () => {
 
   it('answers 409 for a customer who opted out, and sends again once they write', async () => {
     expect((await api(daemon, 'POST', `/sandbox/instances/${key}/messages`, { from: '5511944443333', pushName: 'Ana', text: 'PARAR', id: 'INOPT1' })).status).toBe(201);
-    const labelled = () => double.contacts(accountId).find((c) => c.phone_number === '+5511944443333')?.labels.includes('whatsapp-opt-out') ?? false;
+    const labelled = () => double.contacts(accountId).find((c) => c.phone_number === '+5511944443333')?.labels?.includes('whatsapp-opt-out') ?? false;
     await until('the opt-out label', () => Promise.resolve(labelled() || undefined), daemon);
     const opted = await send({ to: '+5511944443333', text: 'Promoção de hoje', reference: 'promo-1' });
     expect(opted.status).toBe(409);
