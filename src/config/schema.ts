@@ -1,4 +1,5 @@
 /** Every environment variable Ponte reads, its default and unit, and the configuration compiled from them. */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseSealKey } from '../lib/seal.js';
 import { BOT_OPTIONS_STYLES, type BotOptionsStyle } from '../model/bot-question.js';
@@ -77,6 +78,8 @@ export const EnvSchema = z.object({
   PUBLIC_URL: httpUrl.optional(),
   MAX_WORKERS: int(0, 256).default(0),
   SHUTDOWN_TIMEOUT_MS: int(1000).default(25_000),
+  HOST_ID: optionalString.pipe(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores').optional()),
+  HOST_REBALANCE_SPACING_MS: int(0).default(5000),
 
   WHATSAPP_DRIVER: z.enum(['baileys', 'sandbox']).default('baileys'),
   WHATSAPP_WS_URL: z
@@ -194,6 +197,10 @@ export interface Config {
     shutdownTimeoutMs: number;
     /** Set in workers only: which worker slot this process is. */
     workerSlot: number | undefined;
+    /** This host among the hosts sharing one Redis prefix (`HOST_ID`, default the host name). */
+    hostId: string;
+    /** Least time between two numbers this host hands to a host below its share. */
+    rebalanceSpacingMs: number;
   };
   whatsapp: {
     driver: 'baileys' | 'sandbox';
@@ -327,6 +334,8 @@ export function compileConfig(e: ParsedEnv): Config {
       maxWorkers: e.MAX_WORKERS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
       workerSlot: e.PONTE_WORKER_SLOT,
+      hostId: e.HOST_ID ?? defaultHostId(),
+      rebalanceSpacingMs: e.HOST_REBALANCE_SPACING_MS,
     },
     whatsapp: {
       driver: e.WHATSAPP_DRIVER,
@@ -390,4 +399,9 @@ export function compileConfig(e: ParsedEnv): Config {
 /** A message as opt-out keywords compare it: trimmed, upper case, without accents. */
 export function normalizeKeyword(text: string): string {
   return text.normalize('NFD').replace(/\p{M}/gu, '').trim().toUpperCase();
+}
+
+/** The host name, reduced to the characters a host id may hold (it names queues and Redis keys). */
+export function defaultHostId(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'host';
 }

@@ -4,7 +4,28 @@ import type { ContactsRunStatus, HistoryImportStatus } from './instance.js';
 /** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
 export interface GlobalStatus {
   /** `cpuS`: CPU time the process has used, user and system, in seconds. */
-  primary: { pid: number; uptimeS: number; version: string; cpuS: number };
+  /** This host's primary (`host`: its HOST_ID). */
+  primary: { host: string; pid: number; uptimeS: number; version: string; cpuS: number };
+  /**
+   * Every host on the Redis prefix seen in the last day: `alive` while its
+   * heartbeat is fresh, `draining` while it hands its numbers over before
+   * stopping; `instances` and `open` count the numbers it runs.
+   */
+  hosts: Array<{
+    id: string;
+    self: boolean;
+    alive: boolean;
+    draining: boolean;
+    pid: number | null;
+    version: string | null;
+    uptimeS: number | null;
+    lastSeenAt: string;
+    authStore: 'file' | 'redis' | null;
+    workers: { total: number; ready: number } | null;
+    instances: number;
+    open: number;
+  }>;
+  /** This host's workers. */
   workers: Array<{ id: number; pid: number | null; ready: boolean; uptimeS: number | null; restarts: number; instances: number; memory: { rssBytes: number; heapUsedBytes: number } | null; cpuS: number | null }>;
   totals: { instances: number; open: number; received: number; relayed: number; sent: number; failed: number; retried: number; parked: number; inboundQueue: number; outboundQueue: number; outboundHeld: number };
   instances: Array<{
@@ -14,6 +35,9 @@ export interface GlobalStatus {
     desired: 'running' | 'stopped';
     state: string;
     phone: string | null;
+    /** The HOST_ID of the host running it (null while it moves). */
+    host: string | null;
+    /** Its worker slot on that host. */
     worker: number | null;
     qrAttempts: number;
     counters: { received: number; relayed: number; sent: number; failed: number; retried: number; parked: number };

@@ -76,5 +76,5 @@ export interface InstanceStatus {
   contacts?: ContactsRunStatus;
 }
 
-/** A registry record with the worker slot that runs it and its latest status, as the primary lists instances. */
-export type InstanceView = InstanceRecord & { slot?: number; status?: InstanceStatus };
+/** A registry record with the host and worker slot that run it and its latest status, as the primary lists instances. */
+export type InstanceView = InstanceRecord & { host?: string; slot?: number; status?: InstanceStatus };

@@ -100,6 +100,26 @@ export function createMetrics(snapshot: () => Promise<GlobalStatus>): { registry
     },
   });
   new Gauge({
+    name: 'ponte_host_up',
+    help: 'Hosts on this Redis prefix: 1 while its heartbeat is fresh, 0 for one seen in the last day that stopped',
+    labelNames: ['host'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const h of current?.hosts ?? []) this.set({ host: h.id }, h.alive ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ponte_host_instances',
+    help: 'Instances each host runs',
+    labelNames: ['host'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const h of current?.hosts ?? []) this.set({ host: h.id }, h.instances);
+    },
+  });
+  new Gauge({
     name: 'ponte_outbound_held',
     help: 'Agent messages to customers who have not written in 24 h, waiting for the send limiter',
     labelNames: ['instance'],

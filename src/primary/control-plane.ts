@@ -4,16 +4,41 @@ import type { InstanceRecord, InstanceSettingsPatch, InstanceStatus, InstanceVie
 import { parseInstanceKey } from '../model/instance-key.js';
 import type { Logger } from '../observability/logger.js';
 import type { InstanceRegistry } from './registry.js';
+import type { HostBeat } from './hosts.js';
+import { Placement, type PlacementDeps } from './placement.js';
 import type { Supervisor } from './supervisor.js';
+
+/** Host-level operations a host asks of an instance's owner, besides the worker's own. */
+export type HostOp = 'qr' | 'restart' | 'logout' | 'release';
+
+const HOST_OPS = new Set<string>(['qr', 'restart', 'logout', 'release']);
+
+export interface ControlPlaneDeps {
+  registry: InstanceRegistry;
+  supervisor: Supervisor;
+  log: Logger;
+  staggerMs: number;
+  hostId: string;
+  /** The live hosts, each with what it runs (heartbeats). */
+  hosts: { live(): Promise<HostBeat[]> };
+  /** Calls to the owner of an instance on another host. */
+  rpc: { call(hostId: string, op: string, instanceKey: string, args: unknown, timeoutMs: number): Promise<unknown> };
+  /** Placement among hosts: claims in Redis. */
+  placement: Omit<PlacementDeps, 'local' | 'running' | 'liveHosts' | 'staggerMs' | 'log'>;
+  /** Deadline of a control call when the caller names none. */
+  callTimeoutMs?: number;
+}
 
 /**
  * The primary's view of instances: the registry (desired state, in Redis),
- * the assignment of each running instance to one worker slot, and what the
- * workers last reported.
+ * the placement of each running instance on one host (claims in Redis, see
+ * `Placement`), its assignment to one worker slot of this host, and what the
+ * workers last reported. A call for an instance another host runs goes to
+ * that host (`HostRpc`), so every route works through any host.
  *
- * Assignment is sticky and balanced: a new instance goes to the slot with
- * the fewest instances, and nothing else moves; a worker that dies is forked
- * again for the same slot and gets the same instances back.
+ * Assignment to slots is sticky and balanced: a new instance goes to the
+ * slot with the fewest instances, and nothing else moves; a worker that dies
+ * is forked again for the same slot and gets the same instances back.
  */
 export class ControlPlane {
   private readonly assignment = new Map<string, number>();
@@ -21,10 +46,9 @@ export class ControlPlane {
   private readonly qrs = new Map<string, string>();
   /** State and number from worker events: fresher than the once-a-second status snapshots. */
   private readonly live = new Map<string, { state: InstanceStatus['state']; phone?: string; qrCount?: number }>();
+  readonly placement: Placement;
 
-  constructor(
-    private readonly deps: { registry: InstanceRegistry; supervisor: Supervisor; log: Logger; staggerMs: number },
-  ) {
+  constructor(private readonly deps: ControlPlaneDeps) {
     deps.supervisor.on('ready', (slot) => this.onWorkerReady(slot));
     deps.supervisor.on('exit', (slot) => {
       for (const [key, s] of this.assignment) if (s === slot) this.live.delete(key);
@@ -37,25 +61,45 @@ export class ControlPlane {
       // Linked: no QR is shown any more, whatever the last snapshot counted.
       if (e.event === 'open') this.live.set(e.instanceKey, { state: 'open', qrCount: 0, ...(typeof e.data.phone === 'string' ? { phone: e.data.phone } : {}) });
     });
+    this.placement = new Placement({
+      ...deps.placement,
+      staggerMs: deps.staggerMs,
+      log: deps.log.child({ module: 'placement' }),
+      running: async () => (await deps.registry.list()).filter((r) => r.desired === 'running').map((r) => r.instanceKey),
+      liveHosts: () => deps.hosts.live(),
+      local: {
+        localKeys: () => [...this.assignment.keys()],
+        pickSlot: () => this.pickSlot(),
+        slotOf: (key) => this.assignment.get(key),
+        assignLocal: (key, slot, delayMs) => this.assignLocal(key, slot, delayMs),
+        unassignLocal: (key) => this.unassignLocal(key),
+      },
+    });
   }
 
-  /** Assigns every instance whose desired state is running (start-up restore). */
-  async restore(): Promise<number> {
-    const running = (await this.deps.registry.list()).filter((r) => r.desired === 'running');
-    for (const r of running) this.place(r.instanceKey);
-    this.deps.log.info({ instances: running.length }, 'instances restored from the registry');
-    return running.length;
+  private get hostId(): string {
+    return this.deps.hostId;
   }
 
-  private place(instanceKey: string): number {
-    const existing = this.assignment.get(instanceKey);
-    if (existing !== undefined) return existing;
+  /** The slot with the fewest instances. */
+  private pickSlot(): number {
     const load = new Array<number>(this.deps.supervisor.count).fill(0);
     for (const slot of this.assignment.values()) load[slot]! += 1;
-    const slot = load.indexOf(Math.min(...load));
+    return load.indexOf(Math.min(...load));
+  }
+
+  private assignLocal(instanceKey: string, slot: number, delayMs: number): void {
+    if (this.assignment.has(instanceKey)) return;
     this.assignment.set(instanceKey, slot);
-    this.deps.supervisor.send(slot, { type: 'assign', instanceKey });
-    return slot;
+    this.deps.supervisor.send(slot, { type: 'assign', instanceKey, delayMs });
+  }
+
+  private unassignLocal(instanceKey: string): void {
+    const slot = this.assignment.get(instanceKey);
+    this.assignment.delete(instanceKey);
+    this.qrs.delete(instanceKey);
+    this.live.delete(instanceKey);
+    if (slot !== undefined) this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
   }
 
   private onWorkerReady(slot: number): void {
@@ -69,20 +113,52 @@ export class ControlPlane {
     }
   }
 
+  /** The slot running the instance on this host. */
   slotOf(instanceKey: string): number | undefined {
     return this.assignment.get(instanceKey);
   }
 
+  /** The host and slot running the instance: this host's assignment, or the claim of another. */
+  async ownerOf(instanceKey: string): Promise<{ hostId: string; slot: number } | undefined> {
+    const slot = this.assignment.get(instanceKey);
+    if (slot !== undefined) return { hostId: this.hostId, slot };
+    const owner = await this.placement.ownerOf(instanceKey);
+    return owner?.hostId === this.hostId ? undefined : owner;
+  }
+
+  /** This host's instances as views (slot and latest status), for its heartbeat and its own listing. */
+  localViews(): Array<{ instanceKey: string; slot: number; status?: InstanceStatus }> {
+    return [...this.assignment].map(([instanceKey, slot]) => {
+      const status = this.localStatus(instanceKey, slot);
+      return { instanceKey, slot, ...(status ? { status } : {}) };
+    });
+  }
+
+  private localStatus(instanceKey: string, slot: number): InstanceStatus | undefined {
+    const snapshot = this.deps.supervisor.state(slot).instances.find((i) => i.instanceKey === instanceKey);
+    const live = this.live.get(instanceKey);
+    return live
+      ? { ...(snapshot ?? { instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 }, outbound: { sent: 0, failed: 0, pending: 0 } }), ...live }
+      : snapshot;
+  }
+
   async list(): Promise<InstanceView[]> {
     const records = await this.deps.registry.list();
+    const remote = new Map<string, { hostId: string; slot: number; status?: InstanceStatus }>();
+    if (records.some((r) => !this.assignment.has(r.instanceKey))) {
+      for (const h of await this.deps.hosts.live()) {
+        if (h.hostId === this.hostId) continue;
+        for (const i of h.instances) remote.set(i.instanceKey, { hostId: h.hostId, slot: i.slot, ...(i.status ? { status: i.status } : {}) });
+      }
+    }
     return records.map((r) => {
       const slot = this.assignment.get(r.instanceKey);
-      const snapshot = slot === undefined ? undefined : this.deps.supervisor.state(slot).instances.find((i) => i.instanceKey === r.instanceKey);
-      const live = slot === undefined ? undefined : this.live.get(r.instanceKey);
-      const status: InstanceStatus | undefined = live
-        ? { ...(snapshot ?? { instanceKey: r.instanceKey, qrCount: 0, inbound: { received: 0, relayed: 0, parked: 0, retried: 0, pending: 0 }, outbound: { sent: 0, failed: 0, pending: 0 } }), ...live }
-        : snapshot;
-      return { ...r, ...(slot !== undefined ? { slot } : {}), ...(status ? { status } : {}) };
+      if (slot !== undefined) {
+        const status = this.localStatus(r.instanceKey, slot);
+        return { ...r, host: this.hostId, slot, ...(status ? { status } : {}) };
+      }
+      const other = remote.get(r.instanceKey);
+      return other ? { ...r, host: other.hostId, slot: other.slot, ...(other.status ? { status: other.status } : {}) } : r;
     });
   }
 
@@ -91,10 +167,13 @@ export class ControlPlane {
     return this.deps.registry.get(instanceKey);
   }
 
-  async create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }> {
+  /** Creates (or starts) the instance; the least-loaded host takes it, this one if it may. */
+  async create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; host?: string; slot?: number }> {
     const { record, created } = await this.deps.registry.upsert(request);
-    const slot = this.place(record.instanceKey);
-    return { record, created, slot };
+    await this.placement.tick();
+    this.deps.placement.nudge();
+    const owner = await this.ownerOf(record.instanceKey);
+    return { record, created, ...(owner ? { host: owner.hostId, slot: owner.slot } : {}) };
   }
 
   /** Checks the instance exists, from the registry's memory: a control call never waits on Redis to know. */
@@ -115,12 +194,12 @@ export class ControlPlane {
   async start(instanceKey: string): Promise<InstanceRecord> {
     await this.known(instanceKey);
     const record = (await this.deps.registry.setDesired(instanceKey, 'running'))!;
-    const slot = this.assignment.get(instanceKey);
-    if (slot === undefined) this.place(instanceKey);
+    // Already placed: restart its session (after a QR expiry or a halt), wherever it runs.
+    const owner = await this.ownerOf(instanceKey);
+    if (owner) await this.onOwner(owner.hostId, 'restart', instanceKey, undefined);
     else {
-      // Already placed: restart its session (after a QR expiry or a halt).
-      this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
-      this.deps.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: 100 });
+      await this.placement.tick();
+      this.deps.placement.nudge();
     }
     return record;
   }
@@ -128,30 +207,63 @@ export class ControlPlane {
   async stop(instanceKey: string): Promise<InstanceRecord> {
     await this.known(instanceKey);
     const record = (await this.deps.registry.setDesired(instanceKey, 'stopped'))!;
-    const slot = this.assignment.get(instanceKey);
-    this.assignment.delete(instanceKey);
-    this.qrs.delete(instanceKey);
-    this.live.delete(instanceKey);
-    if (slot !== undefined) this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
+    const owner = await this.ownerOf(instanceKey);
+    // Its owner also sees it stopped at its next placement pass; asking saves the wait.
+    if (owner) await this.onOwner(owner.hostId, 'release', instanceKey, undefined).catch(() => undefined);
     return record;
   }
 
   async logout(instanceKey: string): Promise<void> {
     await this.known(instanceKey);
-    const slot = this.assignment.get(instanceKey);
-    if (slot !== undefined) await this.deps.supervisor.request(slot, 'logout', instanceKey);
+    const owner = await this.ownerOf(instanceKey);
+    if (owner) await this.onOwner(owner.hostId, 'logout', instanceKey, undefined);
     await this.stop(instanceKey);
   }
 
-  /** A control call to the worker that owns the instance. */
+  /** A control call to the worker that runs the instance, on this host or another. */
   async call(instanceKey: string, op: WorkerOp, args?: unknown, timeoutMs?: number): Promise<unknown> {
     await this.known(instanceKey);
-    const slot = this.assignment.get(instanceKey);
-    if (slot === undefined) throw new ControlError('not_running', `instance ${instanceKey} is stopped; start it first`);
-    return this.deps.supervisor.request(slot, op, instanceKey, args, timeoutMs);
+    const owner = await this.ownerOf(instanceKey);
+    if (!owner) {
+      const record = await this.deps.registry.get(instanceKey);
+      if (record?.desired === 'stopped') throw new ControlError('not_running', `instance ${instanceKey} is stopped; start it first`);
+      throw new ControlError('worker_unavailable', `instance ${instanceKey} is moving to another host; try again in a moment`);
+    }
+    return this.onOwner(owner.hostId, op, instanceKey, args, timeoutMs);
   }
 
-  currentQr(instanceKey: string): string | undefined {
-    return this.qrs.get(instanceKey);
+  /** Runs `op` where the instance runs: here, or through the owner host. */
+  private onOwner(hostId: string, op: WorkerOp | HostOp, instanceKey: string, args: unknown, timeoutMs?: number): Promise<unknown> {
+    const deadline = timeoutMs ?? this.deps.callTimeoutMs ?? 10_000;
+    if (hostId === this.hostId) return this.handleHere(op, instanceKey, args, deadline);
+    return this.deps.rpc.call(hostId, op, instanceKey, args, deadline);
+  }
+
+  /** A call this host runs for an instance it owns (from itself, or from another host). */
+  async handleHere(op: string, instanceKey: string, args: unknown, timeoutMs: number): Promise<unknown> {
+    const slot = this.assignment.get(instanceKey);
+    if (slot === undefined) throw new ControlError('worker_unavailable', `instance ${instanceKey} is moving to another host; try again in a moment`);
+    if (!HOST_OPS.has(op)) return this.deps.supervisor.request(slot, op as WorkerOp, instanceKey, args, timeoutMs);
+    switch (op as HostOp) {
+      case 'qr':
+        return { qr: this.qrs.get(instanceKey) ?? null };
+      case 'restart':
+        this.deps.supervisor.send(slot, { type: 'unassign', instanceKey });
+        this.deps.supervisor.send(slot, { type: 'assign', instanceKey, delayMs: 100 });
+        return { ok: true };
+      case 'logout':
+        return this.deps.supervisor.request(slot, 'logout', instanceKey, args, timeoutMs);
+      case 'release':
+        await this.placement.tick();
+        return { ok: true };
+    }
+  }
+
+  /** The QR the instance shows now, wherever it runs. */
+  async currentQr(instanceKey: string): Promise<string | undefined> {
+    const owner = await this.ownerOf(instanceKey);
+    if (!owner) return undefined;
+    const { qr } = (await this.onOwner(owner.hostId, 'qr', instanceKey, undefined)) as { qr: string | null };
+    return qr ?? undefined;
   }
 }

@@ -15,14 +15,22 @@ interface InstanceOutbound {
 
 /**
  * Stores each agent message in its instance's conversation list and adds the
- * drain job to the outbound queue of the worker slot running the instance
- * (one queue per slot, made on first use and closed at shutdown).
+ * drain job to the outbound queue of the worker running the instance, on
+ * this host or another (one queue per host and slot, made on first use and
+ * closed at shutdown).
  */
 export class OutboundGateway {
   private readonly instances = new Map<string, InstanceOutbound>();
-  private readonly queues = new Map<number, Queue<ConversationJobData>>();
+  private readonly queues = new Map<string, Queue<ConversationJobData>>();
 
-  constructor(private readonly deps: { redis: Redis; keys: RedisKeys; slotOf(instanceKey: string): number | undefined }) {}
+  constructor(
+    private readonly deps: {
+      redis: Redis;
+      keys: RedisKeys;
+      /** The host and worker slot running the instance, this host's or another's (none while it moves between hosts). */
+      ownerOf(instanceKey: string): Promise<{ hostId: string; slot: number } | undefined>;
+    },
+  ) {}
 
   private of(instanceKey: string): InstanceOutbound {
     let i = this.instances.get(instanceKey);
@@ -33,13 +41,15 @@ export class OutboundGateway {
     return i;
   }
 
-  private queueOf(instanceKey: string): Queue<ConversationJobData> | undefined {
-    const slot = this.deps.slotOf(instanceKey);
-    if (slot === undefined) return undefined;
-    let q = this.queues.get(slot);
+  /** The queue of the worker running the instance; none while nobody runs it (its next owner's start finds the message in its list). */
+  private async queueOf(instanceKey: string): Promise<Queue<ConversationJobData> | undefined> {
+    const owner = await this.deps.ownerOf(instanceKey);
+    if (!owner) return undefined;
+    const name = outboundQueueName(owner.hostId, owner.slot);
+    let q = this.queues.get(name);
     if (!q) {
-      q = instanceJobsQueue<ConversationJobData>(this.deps.redis, this.deps.keys.bullPrefix, outboundQueueName(slot));
-      this.queues.set(slot, q);
+      q = instanceJobsQueue<ConversationJobData>(this.deps.redis, this.deps.keys.bullPrefix, name);
+      this.queues.set(name, q);
     }
     return q;
   }
@@ -52,7 +62,7 @@ export class OutboundGateway {
   async enqueue(instanceKey: string, job: OutboundJob): Promise<void> {
     const i = this.of(instanceKey);
     if (job.kind === 'update' && (await i.records.accepted(job.messageId))) return;
-    await enqueueOutbound(i.store, this.queueOf(instanceKey), job);
+    await enqueueOutbound(i.store, await this.queueOf(instanceKey), job);
   }
 
   async close(): Promise<void> {

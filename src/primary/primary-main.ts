@@ -35,6 +35,9 @@ import { OutboundGateway } from './outbound-gateway.js';
 import { ChatwootStartupCheck } from './chatwoot-startup-check.js';
 import { buildGlobalStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
+import { HostBus } from './host-bus.js';
+import { HostRpc } from './host-rpc.js';
+import { HostDirectory, MixedAuthStoresError } from './hosts.js';
 
 /** How long a webhook waits for Redis before its event goes to the local journal (Chatwoot allows 5 s in all). */
 const WEBHOOK_REDIS_BUDGET_MS = 1500;
@@ -60,7 +63,39 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const count = config.server.maxWorkers > 0 ? config.server.maxWorkers : availableParallelism();
   cluster.setupPrimary({ silent: false });
   const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
-  const control = new ControlPlane({ registry, supervisor, log, staggerMs: config.whatsapp.restoreStaggerMs });
+  const hostId = config.server.hostId;
+  const bus = new HostBus({ redis, keys, hostId, log });
+  const startedAtMs = Date.now();
+  let draining = false;
+  const hosts: HostDirectory = new HostDirectory({
+    redis,
+    keys,
+    hostId,
+    ttlMs: config.whatsapp.leaseTtlMs,
+    log,
+    report: () => ({
+      pid: process.pid,
+      version: VERSION,
+      startedAtMs,
+      authStore: config.whatsapp.authStore,
+      listen: `${config.server.host}:${config.server.port}`,
+      workers: { total: supervisor.count, ready: supervisor.all().filter((w) => w.ready).length },
+      draining,
+      instances: control.localViews(),
+    }),
+  });
+  const rpc: HostRpc = new HostRpc({ redis, keys, hostId, log, handle: (op, key, args, timeoutMs) => control.handleHere(op, key, args, timeoutMs) });
+  const control: ControlPlane = new ControlPlane({
+    registry,
+    supervisor,
+    log,
+    staggerMs: config.whatsapp.restoreStaggerMs,
+    hostId,
+    hosts,
+    rpc,
+    placement: { redis, keys, hostId, ttlMs: config.whatsapp.leaseTtlMs, spacingMs: config.server.rebalanceSpacingMs, nudge: () => bus.nudge() },
+  });
+  bus.on('nudge', () => void control.placement.tick());
   const chatwoot = createChatwootClient(config);
   // In the background: a wrong URL or token keeps /readyz false and says why, and never stops the daemon.
   const chatwootCheck = new ChatwootStartupCheck({
@@ -71,11 +106,13 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     defaultAccountId: config.chatwoot.defaultAccountId,
   });
   chatwootCheck.start();
-  const outbound = new OutboundGateway({ redis: intakeRedis, keys, slotOf: (key) => control.slotOf(key) });
+  const outbound = new OutboundGateway({ redis: intakeRedis, keys, ownerOf: (key) => control.ownerOf(key) });
   const secrets = new InboxSecrets({ chatwoot, redis, keys, log: log.child({ module: 'inbox-secrets' }) });
+  // A number linked anywhere: every host learns its inbox's signing secret.
   supervisor.on('event', (e) => {
-    if (e.event === 'open') secrets.learn(e.instanceKey);
+    if (e.event === 'open') bus.opened(e.instanceKey);
   });
+  bus.on('opened', (key) => secrets.learn(key));
   const inboxes = new InboxProvisioner({
     chatwoot,
     redis,
@@ -137,7 +174,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       webhookRoutes({ config, isInstance: (key) => registry.has(key), inboxSecrets: secrets, accept: (event) => journal.submit(event, WEBHOOK_REDIS_BUDGET_MS), log }),
       operatorRoutes({
         control,
-        snapshot: () => buildGlobalStatus(control, supervisor, VERSION),
+        snapshot: () => buildGlobalStatus(control, supervisor, hosts, VERSION),
         sandbox: config.whatsapp.driver === 'sandbox' ? new SandboxRecords(redis, keys) : undefined,
         inboxes,
         adminToken: config.auth.adminToken,
@@ -160,8 +197,12 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     errorHandlers: [controlErrorHandler],
   });
 
+  await bus.start();
+  await hosts.join();
+  await refuseMixedAuthStores(hosts, config, log);
+  rpc.start();
   supervisor.start();
-  await control.restore();
+  await control.placement.start();
   await secrets.load((await registry.list()).map((r) => r.instanceKey));
   await journal.open();
   await intake.resume();
@@ -188,7 +229,14 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     // keeps accepting; then the listener, the journal, then Redis.
     const budget = config.server.shutdownTimeoutMs;
     if (!(await intake.drain(Math.floor(budget / 4)))) log.warn({ commands: intake.running }, 'commands still running at shutdown: they run again at the next start');
-    await supervisor.stop(Math.max(1000, Math.floor(budget / 2)));
+    // Hand the numbers over: take no more, stop the sessions (their leases
+    // freed), then free the placements so the other hosts open them at once.
+    draining = true;
+    await hosts.beat().catch(() => undefined);
+    await control.placement.drain(() => supervisor.stop(Math.max(1000, Math.floor(budget / 2)))).catch((err: unknown) => log.warn({ err }, 'could not hand the numbers over: the other hosts take them when their placements expire'));
+    await hosts.leave().catch(() => undefined);
+    await rpc.close();
+    await bus.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
@@ -230,6 +278,21 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       supervisor.on('ready', onReady);
     }
   }
+}
+
+/**
+ * Several hosts on one prefix move numbers between them, which only auth
+ * state in Redis allows: a file store on any of them would need a new QR
+ * after each move. Refuses to start rather than mix them.
+ */
+async function refuseMixedAuthStores(hosts: HostDirectory, config: Readonly<Config>, log: ReturnType<typeof createLogger>): Promise<void> {
+  const others = (await hosts.live()).filter((h) => h.hostId !== hosts.hostId);
+  if (others.length === 0) return;
+  const file = [...others.filter((h) => h.authStore === 'file').map((h) => h.hostId), ...(config.whatsapp.authStore === 'file' ? [hosts.hostId] : [])];
+  if (file.length === 0) return;
+  log.fatal({ hosts: others.map((h) => h.hostId), fileStore: file }, 'several hosts share this Redis prefix but some keep auth state in files');
+  await hosts.leave();
+  throw new MixedAuthStoresError(`hosts ${[hosts.hostId, ...others.map((h) => h.hostId)].join(', ')} share REDIS_PREFIX=${config.redis.prefix}; numbers move between them, so every host needs AUTH_STORE=redis (now file on ${file.join(', ')}). Migrate with "npm run instance -- migrate-auth redis", or give each host its own REDIS_PREFIX`);
 }
 
 /** Says at start-up who can give commands (DESIGN.md, Decisions 8), and what keeps anyone from doing so. */

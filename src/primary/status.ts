@@ -1,11 +1,17 @@
 /** Builds `GET /global-status` from the registry and the workers' snapshots, never by touching a socket. */
 import type { GlobalStatus } from '../model/global-status.js';
 import type { ControlPlane } from './control-plane.js';
+import type { HostDirectory } from './hosts.js';
 import type { Supervisor } from './supervisor.js';
 
-export async function buildGlobalStatus(control: ControlPlane, supervisor: Supervisor, version: string): Promise<GlobalStatus> {
+/**
+ * Every instance of the prefix, whichever host runs it (its status from its
+ * host's heartbeat when another host runs it), every host with its health,
+ * and this host's own workers.
+ */
+export async function buildGlobalStatus(control: ControlPlane, supervisor: Supervisor, hosts: HostDirectory, version: string): Promise<GlobalStatus> {
   const now = Date.now();
-  const list = await control.list();
+  const [list, entries] = await Promise.all([control.list(), hosts.all()]);
   const instances = list.map((i) => {
     const s = i.status;
     return {
@@ -15,6 +21,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       desired: i.desired,
       state: i.desired === 'stopped' ? 'stopped' : (s?.state ?? 'starting'),
       phone: s?.phone ?? null,
+      host: i.host ?? null,
       worker: i.slot ?? null,
       qrAttempts: s?.qrCount ?? 0,
       counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: s?.outbound.sent ?? 0, failed: s?.outbound.failed ?? 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
@@ -26,8 +33,27 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
     };
   });
   const sum = (f: (i: (typeof instances)[number]) => number) => instances.reduce((a, i) => a + f(i), 0);
+  const hostList = entries.map((h) => {
+    const b = h.beat;
+    const mine = instances.filter((i) => i.host === h.hostId);
+    return {
+      id: h.hostId,
+      self: h.hostId === hosts.hostId,
+      alive: h.alive,
+      draining: b?.draining ?? false,
+      pid: b?.pid ?? null,
+      version: b?.version ?? null,
+      uptimeS: b ? Math.round((now - b.startedAtMs) / 1000) : null,
+      lastSeenAt: new Date(h.lastSeenAtMs).toISOString(),
+      authStore: b?.authStore ?? null,
+      workers: b ? { ...b.workers } : null,
+      instances: mine.length,
+      open: mine.filter((i) => i.state === 'open').length,
+    };
+  });
   return {
-    primary: { pid: process.pid, uptimeS: Math.round(process.uptime()), version, cpuS: cpuSeconds() },
+    primary: { host: hosts.hostId, pid: process.pid, uptimeS: Math.round(process.uptime()), version, cpuS: cpuSeconds() },
+    hosts: hostList,
     workers: supervisor.all().map((w) => ({
       id: w.slot,
       pid: w.pid ?? null,

@@ -58,6 +58,41 @@ export class RedisKeys {
     return `${this.prefix}lease:${instanceKey}`;
   }
 
+  /** The instance's lease epoch: incremented at every acquisition, so a later holder always carries a larger one. */
+  leaseEpoch(instanceKey: string): string {
+    return `${this.prefix}lease-epoch:${instanceKey}`;
+  }
+
+  /** Which host runs the instance (`<hostId>/<slot>`), with a TTL its host renews: the placement of the instance among hosts. */
+  placement(instanceKey: string): string {
+    return `${this.prefix}placement:${instanceKey}`;
+  }
+
+  /** One host's heartbeat (its snapshot as JSON), expiring when the host stops renewing it. */
+  host(hostId: string): string {
+    return `${this.prefix}host:${hostId}`;
+  }
+
+  /** Every host ever seen on this prefix → when it was last seen (ms): a down host stays listed as down. */
+  get hosts(): string {
+    return `${this.prefix}hosts`;
+  }
+
+  /** Control calls waiting for one host (a list of JSON requests). */
+  hostCalls(hostId: string): string {
+    return `${this.prefix}rpc:${hostId}`;
+  }
+
+  /** Answers to one host's control calls. */
+  hostAnswers(hostId: string): string {
+    return `${this.prefix}rpc-answers:${hostId}`;
+  }
+
+  /** The pub/sub channel of instance events (QR, open, alert, state) and placement nudges, shared by every host. */
+  get hostEvents(): string {
+    return `${this.prefix}events`;
+  }
+
   /** An instance's WhatsApp credentials (`AUTH_STORE=redis`): BufferJSON text, sealed when `AUTH_STORE_KEY` is set. */
   authCreds(instanceKey: string): string {
     return `${this.prefix}auth:${instanceKey}:creds`;
@@ -193,15 +228,16 @@ export class RedisKeys {
 
 /**
  * The queue of one worker process's inbound chats, for all its instances
- * (`slot`: the worker's slot). BullMQ queue names may not contain ':'.
+ * (`hostId` and `slot`: the worker's host and slot, so several hosts on one
+ * prefix never share a queue). BullMQ queue names may not contain ':'.
  */
-export function inboundQueueName(slot: number): string {
-  return `inbound.w${slot}`;
+export function inboundQueueName(hostId: string, slot: number): string {
+  return `inbound.${hostId}.w${slot}`;
 }
 
 /** The queue of one worker process's outbound conversations (agent replies to send), for all its instances. */
-export function outboundQueueName(slot: number): string {
-  return `outbound.w${slot}`;
+export function outboundQueueName(hostId: string, slot: number): string {
+  return `outbound.${hostId}.w${slot}`;
 }
 
 /** The outbound queue one instance had before queues were per worker process (read once, for jobs that carried a message). */

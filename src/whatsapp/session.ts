@@ -86,6 +86,12 @@ export interface LeaseLike {
   verify(): Promise<boolean>;
   release(): Promise<void>;
   readonly isHeld: boolean;
+  /**
+   * False once Redis has not confirmed the lease for long enough that it may
+   * have expired (this process was paused): the socket is not used until a
+   * renewal answers (absent: always trusted).
+   */
+  readonly trusted?: boolean;
   /** What an auth store that can check the lease atomically with a write checks (absent: writes are checked with `verify` only). */
   readonly fence?: AuthFence;
 }
@@ -128,8 +134,9 @@ export class WhatsAppSession extends EventEmitter<SessionEvents> {
     return this._phone;
   }
 
+  /** The socket to use, while the lease is surely this session's: a process that was paused past its lease sends nothing before it knows. */
   get currentSocket(): WaSocket | undefined {
-    return this.socket;
+    return this.options.lease.trusted === false ? undefined : this.socket;
   }
 
   get lastDisconnect(): string | undefined {

@@ -99,6 +99,8 @@ export class InstanceRuntime {
       getMessage: (key) => this.outbound.sentMessage(key),
       reconnectDelayMs: deps.config.whatsapp.reconnectDelayMs,
       maxQrs: deps.config.whatsapp.maxQrSendAttempts,
+      // A lease another process holds (a host that died, or the one handing this number over) is looked at again often: it opens here as soon as it is free.
+      leaseRetryMs: Math.max(200, Math.min(1000, Math.floor(deps.config.whatsapp.leaseTtlMs / 5))),
     });
     this.pipeline = new InboundPipeline({
       config: deps.config,

@@ -1,5 +1,4 @@
 /** A cluster worker wired: the instances the primary assigns, their control calls and status reports. */
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ILogger } from '@whiskeysockets/baileys/lib/Utils/logger.js';
 import { createChatwootClient } from '../chatwoot/client.js';
@@ -65,12 +64,12 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   // One lease owner per worker slot of this primary (each session adds its
   // own token): a respawned worker takes its dead predecessor's leases back
   // at once, any other process waits.
-  const leaseOwner = `${hostname()}:${primaryPid}:${slot}:`;
+  const leaseOwner = `${config.server.hostId}:${primaryPid}:${slot}:`;
   // One queue and one BullMQ worker per process for each direction, serving every instance it runs.
   const q = config.queue;
   const jobsOptions = { connection: redis, prefix: keys.bullPrefix, concurrency: q.concurrency, lockDurationMs: q.lockDurationMs, stalledIntervalMs: q.stalledIntervalMs, log };
-  const inboundJobs = new InstanceJobs<ChatJobData>({ ...jobsOptions, name: inboundQueueName(slot) });
-  const outboundJobs = new InstanceJobs<ConversationJobData>({ ...jobsOptions, name: outboundQueueName(slot) });
+  const inboundJobs = new InstanceJobs<ChatJobData>({ ...jobsOptions, name: inboundQueueName(config.server.hostId, slot) });
+  const outboundJobs = new InstanceJobs<ConversationJobData>({ ...jobsOptions, name: outboundQueueName(config.server.hostId, slot) });
   const ingest = new InboundIngest(redis, keys, inboundJobs.queue);
   const journal = new WorkerJournal({ dir: join(config.whatsapp.sessionsDir, 'journal'), slot, log, apply: (event) => ingest.ingest(event) });
   await journal.open();

@@ -11,7 +11,7 @@ export function controlPlane(answers: Partial<ControlPlaneLike> = {}, failure: E
     updateSettings: refused,
     logout: refused,
     call: refused,
-    currentQr: () => undefined,
+    currentQr: () => Promise.resolve(undefined),
     known: () => Promise.resolve(),
     ...answers,
   };

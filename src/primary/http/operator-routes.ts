@@ -58,7 +58,7 @@ function param(req: Request, name: string): string {
 /** The instances as the operator routes act on them (the primary's control plane). */
 export interface ControlPlaneLike {
   list(): Promise<InstanceView[]>;
-  create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; slot: number }>;
+  create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; host?: string; slot?: number }>;
   start(instanceKey: string): Promise<InstanceRecord>;
   stop(instanceKey: string): Promise<InstanceRecord>;
   /** Changes an instance's own settings (rejects with `not_found` for an unknown instance). */
@@ -66,7 +66,8 @@ export interface ControlPlaneLike {
   logout(instanceKey: string): Promise<void>;
   /** A control call to the worker that runs the instance (`timeoutMs`: a longer deadline than the usual). */
   call(instanceKey: string, op: WorkerOp, args?: unknown, timeoutMs?: number): Promise<unknown>;
-  currentQr(instanceKey: string): string | undefined;
+  /** The QR the instance shows now, wherever it runs. */
+  currentQr(instanceKey: string): Promise<string | undefined>;
   /** Rejects with `bad_request` or `not_found` unless the instance exists. */
   known(instanceKey: string): Promise<void>;
 }
@@ -131,14 +132,15 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
   router.post('/admin/instances', admin, json, async (req, res) => {
     const b = parse(CreateSchema, req.body);
     const made = b.name !== undefined ? await newInbox(deps, { accountId: b.account, name: b.name }) : undefined;
-    const { record, created, slot } = await deps.control.create({
+    const { record, created, host, slot } = await deps.control.create({
       accountId: b.account,
       inboxId: made?.inboxId ?? b.inbox!,
       ...(b.notify ? { notify: { accountId: b.notify.account, conversationId: b.notify.conversation } } : {}),
     });
     res.status(created ? 201 : 200).json({
       instance: record.instanceKey,
-      worker: slot,
+      host: host ?? null,
+      worker: slot ?? null,
       webhookUrl: `${deps.publicUrl ?? ''}/webhook/chatwoot/${record.instanceKey}`,
       qr: `/admin/instances/${record.instanceKey}/qr`,
       ...(made ? { inbox: { id: made.inboxId, name: made.name, webhookSet: true, secretKnown: made.secretKnown, member: made.memberUserId } } : {}),
@@ -186,7 +188,7 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
   router.get('/admin/instances/:instance/qr', admin, async (req, res) => {
     const key = param(req, 'instance');
     await deps.control.call(key, 'status');
-    const qr = deps.control.currentQr(key);
+    const qr = await deps.control.currentQr(key);
     if (!qr) throw new ControlError('no_qr', `instance ${key} is not showing a QR (linked, stopped, or not connected yet)`);
     if (req.query.format === 'text') {
       res.json({ qr });

@@ -22,7 +22,8 @@ function app(tokens: { adminToken?: string; statusToken?: string }) {
   });
   const snapshot = (): Promise<GlobalStatus> =>
     Promise.resolve({
-      primary: { pid: process.pid, uptimeS: 0, version: 'test', cpuS: 0 },
+      primary: { host: 'test-host', pid: process.pid, uptimeS: 0, version: 'test', cpuS: 0 },
+      hosts: [],
       workers: [],
       totals: { instances: 0, open: 0, received: 0, relayed: 0, sent: 0, failed: 0, retried: 0, parked: 0, inboundQueue: 0, outboundQueue: 0, outboundHeld: 0 },
       instances: [],

@@ -1,0 +1,138 @@
+/** Control calls between hosts through Redis: a host asks the owner of an instance, the owner answers. */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { ControlError, isControlCode } from '../cluster/ipc.js';
+import { coerceError } from '../lib/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { RedisKeys } from '../redis/keys.js';
+
+/** One call from a host to another. */
+export interface HostCall {
+  id: string;
+  /** The calling host, where the answer goes. */
+  from: string;
+  op: string;
+  instanceKey: string;
+  args?: unknown;
+  /** Past this (ms since the epoch) the caller gave up: the call is dropped unanswered. */
+  deadlineMs: number;
+}
+
+type HostAnswer = { id: string; ok: true; result: unknown } | { id: string; ok: false; error: { code: string; message: string } };
+
+export type HostCallHandler = (op: string, instanceKey: string, args: unknown, timeoutMs: number) => Promise<unknown>;
+
+/** How long one blocking read waits, so closing never waits longer. */
+const BLOCK_S = 1;
+
+/**
+ * Calls travel on Redis lists: each host reads its own (`rpc:<host>`) and
+ * its answers (`rpc-answers:<host>`) on two blocking connections of its own.
+ * A call carries its deadline; one that waits past it (its host was down) is
+ * dropped, and the caller has answered `timeout` by then. The owner runs
+ * each call as it would a local one, so every operation (QR, pairing code,
+ * sandbox control, the send API) works through any host.
+ */
+export class HostRpc {
+  private readonly pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  private readonly calls: Redis;
+  private readonly answers: Redis;
+  private closed = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly deps: { redis: Redis; keys: RedisKeys; hostId: string; handle: HostCallHandler; log: Logger },
+  ) {
+    this.calls = deps.redis.duplicate({ maxRetriesPerRequest: null, connectionName: `ponte-rpc:${deps.hostId}` });
+    this.answers = deps.redis.duplicate({ maxRetriesPerRequest: null, connectionName: `ponte-rpc-answers:${deps.hostId}` });
+    for (const c of [this.calls, this.answers]) c.on('error', (err) => deps.log.debug({ err }, 'redis connection error (host calls)'));
+  }
+
+  start(): void {
+    this.loops = [this.serve(), this.collect()];
+  }
+
+  /** Calls `op` on `hostId`; rejects with the owner's ControlError, or `timeout`. */
+  call(hostId: string, op: string, instanceKey: string, args: unknown, timeoutMs: number): Promise<unknown> {
+    const id = randomBytes(8).toString('hex');
+    const call: HostCall = { id, from: this.deps.hostId, op, instanceKey, args, deadlineMs: Date.now() + timeoutMs };
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ControlError('timeout', `host ${hostId}, which runs ${instanceKey}, did not answer ${op}`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      const key = this.deps.keys.hostCalls(hostId);
+      this.deps.redis
+        .multi()
+        .rpush(key, JSON.stringify(call))
+        .pexpire(key, Math.max(timeoutMs, 60_000))
+        .exec()
+        .catch((err: unknown) => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          reject(coerceError(err));
+        });
+    });
+  }
+
+  private async serve(): Promise<void> {
+    const key = this.deps.keys.hostCalls(this.deps.hostId);
+    while (!this.closed) {
+      const got = await this.calls.blpop(key, BLOCK_S).catch(() => null);
+      if (!got) continue;
+      const call = JSON.parse(got[1]) as HostCall;
+      const left = call.deadlineMs - Date.now();
+      if (left <= 0) continue;
+      void this.run(call, left);
+    }
+  }
+
+  private async run(call: HostCall, timeoutMs: number): Promise<void> {
+    let answer: HostAnswer;
+    try {
+      answer = { id: call.id, ok: true, result: (await this.deps.handle(call.op, call.instanceKey, call.args, timeoutMs)) ?? null };
+    } catch (err) {
+      const e = coerceError(err);
+      const code = (e as { code?: unknown }).code;
+      if (isControlCode(code)) answer = { id: call.id, ok: false, error: { code, message: e.message } };
+      else {
+        this.deps.log.error({ err: e, op: call.op, instanceId: call.instanceKey, from: call.from }, 'host call failed');
+        answer = { id: call.id, ok: false, error: { code: 'internal', message: `${call.op} failed; see the log of host ${this.deps.hostId}` } };
+      }
+    }
+    const key = this.deps.keys.hostAnswers(call.from);
+    await this.deps.redis
+      .multi()
+      .rpush(key, JSON.stringify(answer))
+      .pexpire(key, 60_000)
+      .exec()
+      .catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), from: call.from }, 'could not answer a host call'));
+  }
+
+  private async collect(): Promise<void> {
+    const key = this.deps.keys.hostAnswers(this.deps.hostId);
+    while (!this.closed) {
+      const got = await this.answers.blpop(key, BLOCK_S).catch(() => null);
+      if (!got) continue;
+      const answer = JSON.parse(got[1]) as HostAnswer;
+      const p = this.pending.get(answer.id);
+      if (!p) continue;
+      this.pending.delete(answer.id);
+      clearTimeout(p.timer);
+      if (answer.ok) p.resolve(answer.result);
+      else p.reject(new ControlError(isControlCode(answer.error.code) ? answer.error.code : 'internal', answer.error.message));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled(this.loops);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new ControlError('worker_unavailable', 'this host is stopping'));
+    }
+    this.pending.clear();
+    await Promise.allSettled([this.calls.quit(), this.answers.quit()]);
+  }
+}
