@@ -85,13 +85,13 @@ export class HostDirectory {
   async join(): Promise<void> {
     const { redis, keys, hostId, ttlMs } = this.deps;
     const until = Date.now() + ttlMs + 2000;
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       const raw = await redis.get(keys.host(hostId));
       const other = raw ? (JSON.parse(raw) as HostBeat) : undefined;
       if (!other || other.nonce === this.nonce) break;
       if (Date.now() > until) throw new HostIdInUseError(`another Ponte process (pid ${other.pid}) is running as HOST_ID=${hostId} on this Redis prefix; give each host its own HOST_ID`);
-      this.deps.log.warn({ hostId, pid: other.pid }, 'a heartbeat with this HOST_ID is still alive: waiting for it to expire');
-      await new Promise((r) => setTimeout(r, 500));
+      if (!waited) this.deps.log.warn({ hostId, pid: other.pid }, 'a heartbeat with this HOST_ID is still alive (a predecessor that just died, or a second process): waiting for it to expire');
+      await new Promise((r) => setTimeout(r, 250));
     }
     await this.beat();
     this.timer = setInterval(() => void this.beat().catch((err: unknown) => this.deps.log.debug({ err }, 'heartbeat failed')), this.beatEveryMs);

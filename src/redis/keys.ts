@@ -133,6 +133,11 @@ export class RedisKeys {
     return `${this.prefix}sandbox:${instanceKey}:outbox`;
   }
 
+  /** The sandbox's connection log of one instance: every socket's open, sends and close, with its host and process. */
+  sandboxSockets(instanceKey: string): string {
+    return `${this.prefix}sandbox:${instanceKey}:sockets`;
+  }
+
   /** Per-instance outbound keys; the scripts append `conv:<id>`, `sched:<id>`, `seen:<event id>`, `pending`, `attempts`. */
   outbound(instanceKey: string): string {
     return `${this.prefix}out:${instanceKey}:`;

@@ -32,6 +32,8 @@ export function createSandboxDriver(deps: {
   redis: Redis;
   keys: RedisKeys;
   log: Logger;
+  /** This host (`HOST_ID`), written in the connection log. */
+  hostId: string;
   /** Resolves once the instance has stored every message it received (Redis, or the journal). */
   inboundIdle(instanceKey: string): Promise<void>;
   /** Resolves once the instance has kept every history set it received. */
@@ -56,6 +58,8 @@ export function createSandboxDriver(deps: {
     onSocket: (socket, instanceKey) => sockets.set(instanceKey, socket),
     reachoutLockedUntil: (instanceKey) => reachout.get(instanceKey),
     onSend: (entry, instanceKey) => void records.recordSend(instanceKey, entry).catch(recordFailed(instanceKey, 'send')),
+    onConnection: (event, socket, instanceKey, id) =>
+      void records.recordSocket(instanceKey, { event, host: deps.hostId, pid: process.pid, socket, ...(id ? { id } : {}), atMs: Date.now() }).catch(recordFailed(instanceKey, 'connection')),
     onRead: (ids, instanceKey) => void records.recordRead(instanceKey, ids).catch(recordFailed(instanceKey, 'read receipt')),
     // Ponte's own polls: a simulated customer can vote on them (`type: "vote"`, `targetId` from the outbox).
     onPoll: (pollWaId, poll) => polls.set(pollWaId, poll),

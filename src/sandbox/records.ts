@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import { LIST_CAP, type RedisKeys } from '../redis/keys.js';
 import { LuaScript } from '../redis/scripts.js';
-import type { OutboxEntry } from './schemas.js';
+import type { OutboxEntry, SocketLogEntry } from './schemas.js';
 
 /** Appends to the outbox unless the id was sent before; both capped. KEYS: outbox list, id set. ARGV: id, entry, cap. */
 const OUTBOX_APPEND = new LuaScript('SandboxOutboxAppend', `
@@ -40,6 +40,20 @@ export class SandboxRecords {
   async recordRead(instanceKey: string, ids: string[]): Promise<void> {
     const key = this.keys.sandboxRead(instanceKey);
     if (ids.length > 0) await APPEND_CAPPED.run(this.redis, [key], [String(LIST_CAP), ...ids]);
+  }
+
+  /**
+   * Appends to the instance's connection log. The command goes out at once,
+   * on the connection the worker's lease uses too: a close recorded before a
+   * lease is released reaches Redis before it.
+   */
+  recordSocket(instanceKey: string, entry: SocketLogEntry): Promise<unknown> {
+    return APPEND_CAPPED.run(this.redis, [this.keys.sandboxSockets(instanceKey)], [String(LIST_CAP), JSON.stringify(entry)]);
+  }
+
+  /** The instance's connection log, oldest first. */
+  async sockets(instanceKey: string): Promise<SocketLogEntry[]> {
+    return (await this.redis.lrange(this.keys.sandboxSockets(instanceKey), 0, -1)).map((r) => JSON.parse(r) as SocketLogEntry);
   }
 
   /** The ids of the messages Ponte marked read, oldest first. */

@@ -42,6 +42,8 @@ export interface SandboxOptions {
   reachoutLockedUntil?(instanceKey: string): number | undefined;
   /** Called with each message this socket sends. */
   onSend?(entry: OutboxEntry, instanceKey: string): void;
+  /** Called when this socket opens as the linked number, sends, and closes (the connection log). */
+  onConnection?(event: 'open' | 'send' | 'close', socket: number, instanceKey: string, id?: string): void;
   /** Called with each poll this socket sends: what the simulated voters encrypt their votes with. */
   onPoll?(pollWaId: string, poll: { secret: Buffer; creatorJid: string }, instanceKey: string): void;
 }
@@ -59,9 +61,14 @@ export interface SandboxOptions {
  * - `receive` delivers `messages.upsert`, `receipt` a `messages.update`,
  *   `disconnect` closes with a chosen `DisconnectReason`.
  */
+let sockets = 0;
+
 export class SandboxSocket implements WaSocket {
   readonly ev;
   private closed = false;
+  /** This socket among the process's (the connection log's `socket`). */
+  private readonly serial = ++sockets;
+  private opened = false;
   private readonly creds: AuthenticationCreds;
   private qrTimer: NodeJS.Timeout | undefined;
   private refs = 0;
@@ -81,8 +88,11 @@ export class SandboxSocket implements WaSocket {
     queueMicrotask(() => {
       if (this.closed) return;
       this.ev.emit('connection.update', { connection: 'connecting' });
-      if (this.creds.me?.id) this.ev.emit('connection.update', { connection: 'open', isNewLogin: false });
-      else this.nextQr();
+      if (this.creds.me?.id) {
+        this.opened = true;
+        this.sandbox.onConnection?.('open', this.serial, options.instanceKey);
+        this.ev.emit('connection.update', { connection: 'open', isNewLogin: false });
+      } else this.nextQr();
     });
   }
 
@@ -230,6 +240,7 @@ export class SandboxSocket implements WaSocket {
       const target = this.sentIndex.get(entry.targetId);
       if (target && entry.type === 'revoke') target.message = null;
     }
+    this.sandbox.onConnection?.('send', this.serial, this.options.instanceKey, entry.id);
     this.sandbox.onSend?.(entry, this.options.instanceKey);
     // The echo of an own send, as a live socket delivers it.
     queueMicrotask(() => !this.closed && this.ev.emit('messages.upsert', { messages: [msg], type: 'append' }));
@@ -343,6 +354,7 @@ export class SandboxSocket implements WaSocket {
     if (this.closed) return;
     this.closed = true;
     if (this.qrTimer) clearTimeout(this.qrTimer);
+    if (this.opened) this.sandbox.onConnection?.('close', this.serial, this.options.instanceKey);
     this.ev.emit('connection.update', { connection: 'close', lastDisconnect: { error, date: new Date() } });
     this.ev.removeAllListeners('connection.update');
   }

@@ -116,6 +116,22 @@ export interface OutboxEntry {
   atMs: number;
 }
 
+/**
+ * One line of the sandbox's connection log: a socket of `host` (process
+ * `pid`) opened as the linked number, sent message `id`, or closed. The
+ * simulated WhatsApp sees every socket of an instance, as the real one does:
+ * two open at once is what makes WhatsApp close one with 440.
+ */
+export interface SocketLogEntry {
+  event: 'open' | 'send' | 'close';
+  host: string;
+  pid: number;
+  /** The socket, unique per process. */
+  socket: number;
+  id?: string;
+  atMs: number;
+}
+
 /** Disconnect reasons the control API can simulate, with their status codes. */
 export const SANDBOX_DISCONNECTS = {
   restartRequired: 515,

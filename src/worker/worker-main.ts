@@ -57,6 +57,7 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
           redis,
           keys,
           log,
+          hostId: config.server.hostId,
           inboundIdle: async (instanceKey) => host.get(instanceKey)?.inboundIdle(),
           historyIdle: async (instanceKey) => host.get(instanceKey)?.historyIdle(),
         })

@@ -5,7 +5,7 @@
  * owning worker, relay more, start a second daemon against the same Redis
  * (it must not open a second socket), then SIGTERM.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
@@ -113,12 +113,16 @@ describe('the daemon, black box', () => {
     expect(await cpuOf()).toBeGreaterThan(0);
     expect((after.primary as { cpuS: number }).cpuS).toBeGreaterThan(0);
 
-    // A second daemon on the same Redis restores the instance but cannot take its lease.
-    const b = await startDaemon(env);
-    daemons.push(b);
-    await until('the second daemon waits for the lease', async () => (await instanceStatus(b, key))?.state === 'waiting_lease', b);
+    // A second daemon on the same Redis prefix opens nothing: started twice on this host (one HOST_ID), it
+    // waits for the first one's heartbeat to expire, then refuses; as another host with auth state in files,
+    // it refuses at once (numbers move between hosts, only AUTH_STORE=redis moves with them).
+    const twice = await runToExit({ ...env, INSTANCE_LEASE_TTL_MS: '1000', SERVER_PORT: '0' });
+    expect(twice.code).not.toBe(0);
+    expect(twice.output).toContain('HOST_ID');
+    const other = await runToExit({ ...env, HOST_ID: 'another-host', SERVER_PORT: '0' });
+    expect(other.code).not.toBe(0);
+    expect(other.output).toContain('AUTH_STORE=redis');
     expect((await instanceStatus(a, key))?.state).toBe('open');
-    expect(await stopDaemon(b)).toBe(0);
 
     // SIGTERM: a clean exit (the primary exits 1 when its deadline passes).
     expect(await stopDaemon(a)).toBe(0);
@@ -152,7 +156,8 @@ describe('the daemon, black box', () => {
 
     // /global-status: primary, workers, totals, instances; no tokens, no QR strings.
     const { json: gs } = await api(d, 'GET', '/global-status');
-    expect(Object.keys(gs).sort()).toEqual(['instances', 'primary', 'totals', 'workers']);
+    expect(Object.keys(gs).sort()).toEqual(['hosts', 'instances', 'primary', 'totals', 'workers']);
+    expect(gs.hosts).toEqual([expect.objectContaining({ self: true, alive: true, draining: false, instances: 1, open: 1, authStore: 'file', workers: { total: 2, ready: 2 } })]);
     expect(gs.primary).toMatchObject({ pid: expect.any(Number) as unknown, version: expect.any(String) as unknown });
     expect(gs.workers).toHaveLength(2);
     expect((gs.workers as Array<Record<string, unknown>>)[0]).toMatchObject({ id: 0, ready: true, restarts: 0 });
@@ -190,3 +195,14 @@ describe('the daemon, black box', () => {
     expect(await stopDaemon(d)).toBe(0);
   }, 120_000);
 });
+
+/** Runs the daemon until it exits on its own (a start it refuses), with what it printed. */
+function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: process.cwd(), env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, SERVER_HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    proc.once('exit', (code) => resolve({ code, output }));
+  });
+}

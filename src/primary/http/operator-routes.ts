@@ -13,7 +13,7 @@ import { MAX_IMPORT_DAYS } from '../../model/history-import.js';
 import { BOT_OPTIONS_STYLES, type BotOptionsStyle } from '../../model/bot-question.js';
 import type { InstanceRecord, InstanceSettingsPatch, InstanceView } from '../../model/instance.js';
 import { createMetrics } from '../../observability/metrics.js';
-import { SANDBOX_DISCONNECTS, type OutboxEntry } from '../../sandbox/schemas.js';
+import { SANDBOX_DISCONNECTS, type OutboxEntry, type SocketLogEntry } from '../../sandbox/schemas.js';
 import { bearerAuth } from './auth.js';
 
 const id = z.coerce.number().int().min(1).max(9_999_999_999);
@@ -76,6 +76,7 @@ export interface ControlPlaneLike {
 export interface SandboxRecordsLike {
   readReceipts(instanceKey: string): Promise<string[]>;
   outbox(instanceKey: string): Promise<OutboxEntry[]>;
+  sockets(instanceKey: string): Promise<SocketLogEntry[]>;
 }
 
 export interface OperatorRoutesDeps {
@@ -237,6 +238,11 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
     router.get('/sandbox/instances/:instance/outbox', admin, async (req, res) => {
       await deps.control.known(param(req, 'instance'));
       res.json({ messages: await sandbox.outbox(param(req, 'instance')) });
+    });
+    // Every socket the simulated WhatsApp saw for the instance, on any host: opens, sends, closes.
+    router.get('/sandbox/instances/:instance/sockets', admin, async (req, res) => {
+      await deps.control.known(param(req, 'instance'));
+      res.json({ events: await sandbox.sockets(param(req, 'instance')) });
     });
   }
 

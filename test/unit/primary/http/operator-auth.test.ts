@@ -28,7 +28,7 @@ function app(tokens: { adminToken?: string; statusToken?: string }) {
       totals: { instances: 0, open: 0, received: 0, relayed: 0, sent: 0, failed: 0, retried: 0, parked: 0, inboundQueue: 0, outboundQueue: 0, outboundHeld: 0 },
       instances: [],
     });
-  const sandbox = { readReceipts: () => Promise.resolve([]), outbox: () => Promise.resolve([]) };
+  const sandbox = { readReceipts: () => Promise.resolve([]), outbox: () => Promise.resolve([]), sockets: () => Promise.resolve([]) };
   const a = express();
   a.use(operatorRoutes({ control, snapshot, sandbox, inboxes: unused, adminToken: tokens.adminToken, statusToken: tokens.statusToken, publicUrl: undefined, importDays: 7 }));
   return { app: a, created };
