@@ -94,6 +94,8 @@ export class Placement {
   private draining = false;
   private lastHandOverMs = 0;
   private readonly releasing = new Set<string>();
+  /** Passes have been failing since (Redis away): logged once per streak. */
+  private failingSince: number | undefined;
 
   constructor(private readonly deps: PlacementDeps) {}
 
@@ -125,7 +127,16 @@ export class Placement {
     this.running = (async () => {
       do {
         this.again = false;
-        await this.pass().catch((err: unknown) => this.deps.log.warn({ err }, 'placement pass failed'));
+        await this.pass().then(
+          () => {
+            if (this.failingSince !== undefined) this.deps.log.info({ failedForMs: Date.now() - this.failingSince }, 'placement passes work again');
+            this.failingSince = undefined;
+          },
+          (err: unknown) => {
+            if (this.failingSince === undefined) this.deps.log.warn({ err }, 'placement pass failed: the numbers keep running here, claims are renewed once Redis answers');
+            this.failingSince ??= Date.now();
+          },
+        );
       } while (this.again && !this.draining);
     })().finally(() => {
       this.running = undefined;

@@ -1,7 +1,7 @@
 /**
  * Auth state in Redis (`AUTH_STORE=redis`, sealed with `AUTH_STORE_KEY`) on
  * the production driver against the loopback WhatsApp server: a number
- * linked on one daemon is opened by another daemon (its own port and
+ * linked on one host is opened by another host (its own HOST_ID, port and
  * session folder, the same Redis prefix) after the first is SIGKILLed,
  * without a QR, and both directions work there with the Signal sessions
  * read from Redis. Nothing of the auth state is on disk or readable in Redis.
@@ -32,13 +32,14 @@ describe('auth state in Redis, one number moving between two daemons', () => {
   let key: string;
   let loudLibsignal: (() => void) | undefined;
 
-  const envFor = (sessions: string) =>
+  const envFor = (sessions: string, hostId: string) =>
     daemonEnv(
       { double, sessions, prefix },
       {
         WHATSAPP_DRIVER: undefined,
         SANDBOX_QR_INTERVAL_MS: undefined,
         MAX_WORKERS: '1',
+        HOST_ID: hostId,
         AUTH_STORE: 'redis',
         AUTH_STORE_KEY: sealKey,
         // The dead daemon's lease runs out soon, so the other one takes the number within seconds.
@@ -49,17 +50,17 @@ describe('auth state in Redis, one number moving between two daemons', () => {
         NODE_ENV: 'test',
       },
     );
-  const start = async (): Promise<Daemon> => {
+  const start = async (hostId: string): Promise<Daemon> => {
     const sessions = await tempDir('ponte-e2e-authredis-');
     dirs.push(sessions);
-    const d = await startRealDriverDaemon(server, envFor(sessions), { detached: true });
+    const d = await startRealDriverDaemon(server, envFor(sessions, hostId), { detached: true });
     daemons.push(d);
     double.setInboxWebhook(inboxId, `${d.base}/webhook/chatwoot/${key}?token=${SECRET}`);
     return d;
   };
-  const stateOf = async (d: Daemon): Promise<{ state?: string; qrAttempts?: number } | undefined> => {
+  const stateOf = async (d: Daemon): Promise<{ state?: string; qrAttempts?: number; host?: string | null } | undefined> => {
     const { json } = await api(d, 'GET', '/global-status');
-    return (json.instances as Array<{ instance: string; state: string; qrAttempts: number }>).find((i) => i.instance === key);
+    return (json.instances as Array<{ instance: string; state: string; qrAttempts: number; host: string | null }>).find((i) => i.instance === key);
   };
   const allMessages = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));
 
@@ -84,7 +85,7 @@ describe('auth state in Redis, one number moving between two daemons', () => {
   });
 
   it('links on the first daemon, relays both ways; the second daemon opens it from Redis after a SIGKILL, no QR, both ways again', async () => {
-    const first = await start();
+    const first = await start('host-a');
     expect((await api(first, 'POST', '/admin/instances', { inbox: inboxId, account: accountId })).status).toBe(201);
     await linkByQr(first, server, key, PHONE);
     await until('open on the first daemon', async () => (await stateOf(first))?.state === 'open', first);
@@ -112,9 +113,9 @@ describe('auth state in Redis, one number moving between two daemons', () => {
     const registrations = server.connections.filter((c) => c.isRegistration).length;
     const logins = loginsOf(server, PHONE).length;
     await killDaemon(first);
-    const second = await start();
+    const second = await start('host-b');
     await until('open on the second daemon', async () => (await stateOf(second))?.state === 'open', second);
-    expect(await stateOf(second)).toMatchObject({ state: 'open', qrAttempts: 0 });
+    expect(await stateOf(second)).toMatchObject({ state: 'open', qrAttempts: 0, host: 'host-b' });
     expect(server.connections.filter((c) => c.isRegistration).length).toBe(registrations);
     expect(loginsOf(server, PHONE).length).toBeGreaterThan(logins);
 
@@ -129,7 +130,7 @@ describe('auth state in Redis, one number moving between two daemons', () => {
     for (const d of daemons) await killDaemon(d);
     const sessions = await tempDir('ponte-e2e-authredis-');
     dirs.push(sessions);
-    const wrong = await startRealDriverDaemon(server, { ...envFor(sessions), AUTH_STORE_KEY: randomBytes(32).toString('hex') }, { detached: true });
+    const wrong = await startRealDriverDaemon(server, { ...envFor(sessions, 'host-c'), AUTH_STORE_KEY: randomBytes(32).toString('hex') }, { detached: true });
     daemons.push(wrong);
     const halted = await until('halted', async () => {
       const { json } = await api(wrong, 'GET', '/global-status');

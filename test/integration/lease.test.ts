@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InstanceLease } from '../../src/worker/lease.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { epochOf, InstanceLease } from '../../src/worker/lease.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { deleteKeys, randomPrefix, testRedis } from '../support/redis.js';
 
@@ -94,5 +94,69 @@ describe('InstanceLease', () => {
     }
     expect(await a.verify()).toBe(true);
     await a.release();
+  });
+
+  it('each acquisition carries a larger epoch, and the fence follows the value in Redis', async () => {
+    const a = new InstanceLease(redis, keys, '2-1', 'host-a', () => undefined);
+    const b = new InstanceLease(redis, keys, '2-1', 'host-b', () => undefined);
+    expect(await a.acquire()).toBe(true);
+    const first = a.epoch;
+    expect(first).toBeGreaterThan(0);
+    // Acquiring again while holding it keeps the epoch.
+    expect(await a.acquire()).toBe(true);
+    expect(a.epoch).toBe(first);
+    const fence = a.fence;
+    expect(await redis.get(fence.leaseKey)).toBe(fence.holder);
+    await a.release();
+    expect(await b.acquire()).toBe(true);
+    expect(b.epoch).toBeGreaterThan(first);
+    await b.release();
+    expect(await a.acquire()).toBe(true);
+    expect(a.epoch).toBeGreaterThan(b.epoch);
+    // The fence read earlier names the current value: the auth store checks what Redis holds now.
+    expect(fence.holder).toBe(`host-a#${a.epoch}`);
+    expect(epochOf(fence.holder)).toBe(a.epoch);
+    await a.release();
+  });
+
+  it('a holder paused past its TTL does not take back a lease someone acquired meanwhile, even if it is free again', async () => {
+    let lost = false;
+    // Its renewals wait on a clock this test moves: nothing renews while it "sleeps".
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const a = new InstanceLease(redis, keys, '2-2', 'host-a', () => (lost = true), { ttlMs: 3000, renewEveryMs: 1000 });
+      expect(await a.acquire()).toBe(true);
+      // While a sleeps its lease expires; b runs the number and stops.
+      await redis.del(keys.lease('2-2'));
+      const b = new InstanceLease(redis, keys, '2-2', 'host-b', () => undefined);
+      expect(await b.acquire()).toBe(true);
+      await b.release();
+      // a wakes: its renewal finds the lease free, but acquired since, so a gives up.
+      vi.advanceTimersByTime(1000);
+      while (!lost) await new Promise((r) => setTimeout(r, 10));
+      expect(a.isHeld).toBe(false);
+      expect(await InstanceLease.holderOf(redis, keys, '2-2')).toBeNull();
+      await a.release();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('is trusted only while Redis confirmed it within two thirds of the TTL', async () => {
+    const a = new InstanceLease(redis, keys, '2-3', 'host-a', () => undefined, { ttlMs: 3000, renewEveryMs: 60_000 });
+    expect(a.trusted).toBe(false);
+    expect(await a.acquire()).toBe(true);
+    expect(a.trusted).toBe(true);
+    // The process was frozen for 2.1 s: the lease may be gone, nothing is sent on it until a renewal answers.
+    const now = performance.now();
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(now + 2100);
+    try {
+      expect(a.trusted).toBe(false);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(a.trusted).toBe(true);
+    await a.release();
+    expect(a.trusted).toBe(false);
   });
 });

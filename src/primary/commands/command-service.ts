@@ -231,7 +231,7 @@ export class CommandService {
     const lines = list.map((i) => {
       const s = i.status;
       const last = s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString().slice(0, 16).replace('T', ' ') : '—';
-      return `• ${i.instanceKey}: inbox ${i.inboxId}, account ${i.accountId}, ${i.desired === 'stopped' ? 'stopped' : (s?.state ?? 'starting')}${s?.phone ? `, +${s.phone}` : ''}, worker ${i.slot ?? '—'}, last message ${last}`;
+      return `• ${i.instanceKey}: inbox ${i.inboxId}, account ${i.accountId}, ${i.desired === 'stopped' ? 'stopped' : (s?.state ?? 'starting')}${s?.phone ? `, +${s.phone}` : ''}, ${i.host ? `host ${i.host}, ` : ''}worker ${i.slot ?? '—'}, last message ${last}`;
     });
     return [`Ponte: ${list.length} instance(s)`, ...lines].join('\n');
   }
