@@ -32,12 +32,34 @@ end
 return out
 `);
 
+/** Rewrites a claim of this host (another slot, a fresh TTL). KEYS: claim. ARGV: `<hostId>/`, new value, ttl. */
+const ADOPT = new LuaScript<number>('PlacementAdopt', `
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`);
+
 /** Deletes a claim when it names this host. KEYS: claim. ARGV: `<hostId>/`. */
 const RELEASE = new LuaScript<number>('PlacementRelease', `
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `);
+
+/**
+ * How many numbers each live host should run: `floor(total / hosts)` each,
+ * one more for the `total % hosts` hosts that run the most now (the fewest
+ * moves), ties by host id. Every host computes the same from the same loads.
+ */
+export function quotasFor(loads: ReadonlyMap<string, number>, total: number): Map<string, number> {
+  const hosts = [...loads.keys()].sort((a, b) => loads.get(b)! - loads.get(a)! || a.localeCompare(b));
+  const base = Math.floor(total / hosts.length);
+  const extra = total % hosts.length;
+  return new Map(hosts.map((h, i) => [h, base + (i < extra ? 1 : 0)]));
+}
 
 /** The instances this host runs, as the control plane keeps them. */
 export interface LocalInstances {
@@ -79,12 +101,12 @@ export interface PlacementDeps {
  * its host every tick; the worker's own lease still guards the socket. Each
  * tick a host:
  * - renews its claims, and stops an instance whose claim another host holds;
- * - takes free instances (new ones, a dead host's once their claims expired)
- *   while it is below its share (`ceil(instances / live hosts)`) or the
- *   least loaded;
- * - above its share while another host is below it, hands one number over
- *   (its session stops and frees the lease, then the claim goes), at most
- *   one every `spacingMs`: a host that joins takes its share slowly.
+ * - takes free instances (new ones, a dead host's once their claims
+ *   expired) up to its quota (`quotasFor`: the numbers spread evenly over
+ *   the live hosts), all in one pass: a dead host's numbers open at once;
+ * - above its quota while another host is below its own, hands one number
+ *   over (its session stops and frees the lease, then the claim goes), at
+ *   most one every `spacingMs`: a host that joins takes its share slowly.
  * A draining host (SIGTERM) takes nothing and gives everything back.
  */
 export class Placement {
@@ -190,8 +212,12 @@ export class Placement {
       const owner = owners.get(key);
       if (owner?.hostId !== hostId || here.has(key) || this.releasing.has(key)) continue;
       const slot = local.pickSlot();
-      await redis.set(keys.placement(key), this.value(slot), 'PX', this.deps.ttlMs);
+      if ((await ADOPT.run(redis, [keys.placement(key)], [`${hostId}/`, this.value(slot), String(this.deps.ttlMs)])) !== 1) {
+        owners.set(key, undefined);
+        continue;
+      }
       local.assignLocal(key, slot, started++ * this.deps.staggerMs);
+      owners.set(key, { hostId, slot });
       here.add(key);
     }
 
@@ -199,25 +225,33 @@ export class Placement {
     if (!live.includes(hostId)) live.push(hostId);
     const loads = new Map(live.map((h) => [h, 0]));
     for (const o of owners.values()) if (o && loads.has(o.hostId)) loads.set(o.hostId, loads.get(o.hostId)! + 1);
-    const share = Math.ceil(running.length / live.length);
-    const minLoad = (except?: string) => Math.min(...[...loads].filter(([h]) => h !== except).map(([, n]) => n));
+    const quotas = quotasFor(loads, running.length);
 
-    // Free numbers: take them while below the share, or the least loaded.
-    // Hosts start at different points of the list so they seldom race.
+    // Free numbers, allotted the same way by every host that sees the same
+    // loads: hosts in id order, each its quota's deficit, the list in order.
+    // What no host's deficit covers (views a moment apart) goes to the least loaded.
     const free = running.filter((k) => !owners.get(k));
-    const offset = free.length === 0 ? 0 : (live.sort().indexOf(hostId) * Math.ceil(free.length / live.length)) % free.length;
-    for (const key of [...free.slice(offset), ...free.slice(0, offset)]) {
+    let cursor = 0;
+    let mineFree: string[] = [];
+    for (const h of [...live].sort()) {
+      const deficit = Math.max(0, quotas.get(h)! - loads.get(h)!);
+      if (h === hostId) mineFree = free.slice(cursor, cursor + deficit);
+      cursor += deficit;
+    }
+    const minLoad = () => Math.min(...loads.values());
+    for (const key of [...mineFree, ...free.slice(cursor)]) {
       const load = loads.get(hostId)!;
-      if (!(load < share || load <= minLoad())) break;
+      if (!mineFree.includes(key) && load > minLoad()) break;
       const slot = local.pickSlot();
       if (!(await this.claim(key, slot))) continue;
       local.assignLocal(key, slot, started++ * this.deps.staggerMs);
       loads.set(hostId, load + 1);
     }
 
-    // Above the share while another host is below it: hand one number over.
+    // Above its quota while another host is below its own: hand one number over.
     const load = loads.get(hostId)!;
-    if (live.length > 1 && load > share && minLoad(hostId) < share && Date.now() - this.lastHandOverMs >= this.deps.spacingMs) {
+    const below = [...loads].some(([h, n]) => h !== hostId && n < quotas.get(h)!);
+    if (live.length > 1 && load > quotas.get(hostId)! && below && Date.now() - this.lastHandOverMs >= this.deps.spacingMs) {
       const key = [...here].filter((k) => !this.releasing.has(k)).sort().pop();
       if (key) {
         this.lastHandOverMs = Date.now();
