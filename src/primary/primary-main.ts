@@ -127,6 +127,8 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const intake = new CommandIntake({
     redis: intakeRedis,
     keys,
+    hostId,
+    hostAlive: async (id) => (await hosts.live()).some((h) => h.hostId === id),
     log: log.child({ module: 'commands' }),
     authorize: (payload, signed) =>
       authorizeCommand(payload, {

@@ -14,6 +14,8 @@ export interface AcceptedCommand {
   payload: CommandEvent;
   signed: boolean;
   acceptedAtMs: number;
+  /** The host that accepted it and runs it (several hosts on one prefix). */
+  host?: string;
 }
 
 export interface CommandIntakeDeps {
@@ -27,6 +29,9 @@ export interface CommandIntakeDeps {
   retryDelayMs?: number;
   /** Commands older than this are dropped on resume instead of run (an operator no longer waits for them). */
   maxAgeMs?: number;
+  /** This host, and whether another host is alive: at start-up only this host's commands and those of dead hosts are resumed. */
+  hostId?: string;
+  hostAlive?(hostId: string): Promise<boolean>;
 }
 
 // Newly accepted unless it is done or already pending: one run per delivery, whatever Chatwoot duplicates.
@@ -69,7 +74,8 @@ export class CommandIntake {
 
   /** Records the delivery and starts it; false for a repeat. Rejects while Redis is unreachable (the caller journals it). */
   async accept(command: AcceptedCommand): Promise<boolean> {
-    const fresh = (await this.deps.redis.eval(ACCEPT, 2, this.pendingKey, this.doneKey(command.id), command.id, JSON.stringify(command))) === 1;
+    const record: AcceptedCommand = this.deps.hostId ? { ...command, host: this.deps.hostId } : command;
+    const fresh = (await this.deps.redis.eval(ACCEPT, 2, this.pendingKey, this.doneKey(command.id), command.id, JSON.stringify(record))) === 1;
     // During shutdown a command is only recorded: the next start runs it.
     if (fresh && !this.closed) this.start(command);
     else if (fresh) this.deps.log.info({ commandId: command.id }, 'command accepted during shutdown: it runs at the next start');
@@ -83,6 +89,7 @@ export class CommandIntake {
     let n = 0;
     for (const raw of Object.values(pending)) {
       const command = JSON.parse(raw) as AcceptedCommand;
+      if (!(await this.mayResume(command))) continue;
       if (Date.now() - command.acceptedAtMs > maxAgeMs) {
         this.deps.log.warn({ commandId: command.id }, 'pending command too old to run: dropped');
         await this.finish(command);
@@ -93,6 +100,18 @@ export class CommandIntake {
     }
     if (n > 0) this.deps.log.info({ commands: n }, 'resuming commands an earlier run did not finish');
     return n;
+  }
+
+  /**
+   * Ours, or a dead host's that no other host took first (one resumption
+   * claim per command); another live host runs its own.
+   */
+  private async mayResume(command: AcceptedCommand): Promise<boolean> {
+    const me = this.deps.hostId;
+    if (!me || !command.host || command.host === me) return true;
+    if (await this.deps.hostAlive?.(command.host)) return false;
+    const claimed = await this.deps.redis.set(`${this.deps.keys.prefix}cmd:resumed:${command.id}`, me, 'PX', 3_600_000, 'NX');
+    return claimed === 'OK';
   }
 
   /** Waits for the commands in flight, at most `timeoutMs`; true when none is left. */
