@@ -46,7 +46,8 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       uptimeS: b ? Math.round((now - b.startedAtMs) / 1000) : null,
       lastSeenAt: new Date(h.lastSeenAtMs).toISOString(),
       authStore: b?.authStore ?? null,
-      workers: b ? { ...b.workers } : null,
+      // This host's own figures are read now, not from its last heartbeat.
+      workers: h.hostId === hosts.hostId ? { total: supervisor.count, ready: supervisor.all().filter((w) => w.ready).length } : b ? { ...b.workers } : null,
       instances: mine.length,
       open: mine.filter((i) => i.state === 'open').length,
     };
