@@ -1,7 +1,7 @@
 /**
  * The whole daemon as a child process for the benchmarks: start (sandbox
  * driver by default, or Baileys against a test server), call, link a sandbox
- * number, stop, and clean up or keep its state for a restart.
+ * number, stop or kill, and clean up or keep its state for a restart.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -59,8 +59,13 @@ export interface BenchDaemon {
   call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
   /** Creates the instance of `<account>-<inbox>`, scans its QR as `phone` and waits until it is open; returns its key. */
   linkSandbox(accountId: number, inboxId: number, phone: string): Promise<string>;
-  /** SIGTERM, then its keys and session folder are removed (kept with `{ keep: true }`, for a restart on them). */
+  /**
+   * SIGTERM, then its keys and session folder are removed (kept with `{ keep: true }`, for a restart on them).
+   * A daemon on a `sharedPrefix` leaves the prefix's keys to the caller and removes only its session folder.
+   */
   stop(o?: { keep?: boolean }): Promise<void>;
+  /** Sends `signal` (default SIGKILL) to the daemon, to its whole process group when `detached`, as a crash would; resolves once the primary is gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface BenchDaemonOptions {
@@ -78,12 +83,16 @@ export interface BenchDaemonOptions {
   reuse?: { sessions: string; prefix: string };
   /** Where the daemon's stdout (its log) goes; default nowhere. Its stderr is always shown. */
   stdout?: 'ignore' | 'inherit';
+  /** A Redis prefix several daemons share (hosts of one service, each with its own HOST_ID); its keys are the caller's to delete. */
+  sharedPrefix?: string;
+  /** Its own process group, so `kill` ends the primary and its workers at once. */
+  detached?: boolean;
 }
 
 /** Starts the daemon against `double` on `redisUrl`, under a prefix of its own (or `reuse`'s), and waits until it is ready. */
 export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaemon> {
   const sessions = o.reuse?.sessions ?? (await mkdtemp(join(tmpdir(), `ponte-bench-${o.label}-`)));
-  const prefix = o.reuse?.prefix ?? `ponte-bench:${process.pid}:${o.label}:`;
+  const prefix = o.reuse?.prefix ?? o.sharedPrefix ?? `ponte-bench:${process.pid}:${o.label}:`;
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const startedAtMs = performance.now();
@@ -115,7 +124,10 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
       SERVER_HOST: '127.0.0.1',
     },
     stdio: ['ignore', o.stdout ?? 'ignore', 'inherit'],
+    detached: o.detached ?? false,
   });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const gone = () => proc.exitCode !== null || proc.signalCode !== null;
   const call: BenchDaemon['call'] = async (method, path, body) => {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -125,19 +137,31 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
     return { status: res.status, json: (await res.json().catch(() => ({}))) as Record<string, unknown> };
   };
   const stop: BenchDaemon['stop'] = async (so) => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r));
+    if (!gone()) {
       proc.kill('SIGTERM');
       await exited;
     }
     if (so?.keep) return;
-    const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-    await deleteKeys(redis, prefix);
-    await redis.quit();
+    if (o.sharedPrefix === undefined) {
+      const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+    }
     await rm(sessions, { recursive: true, force: true });
   };
+  const kill: BenchDaemon['kill'] = async (signal = 'SIGKILL') => {
+    if (gone() || proc.pid === undefined) return;
+    try {
+      if (o.detached) process.kill(-proc.pid, signal);
+      else proc.kill(signal);
+    } catch (err) {
+      // Already gone between the check and the signal.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+    await exited;
+  };
   while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
+    if (gone()) {
       // What it left is the caller's to clean when it reused a stopped daemon's state.
       if (!o.reuse) await stop();
       throw new Error(`the daemon exited with ${proc.exitCode ?? proc.signalCode} before it was ready`);
@@ -161,5 +185,6 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
       return key;
     },
     stop,
+    kill,
   };
 }

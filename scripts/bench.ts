@@ -26,7 +26,13 @@
  *   9. limiter: a burst of BENCH_LIMITER_CHATS (100) agent-started
  *      conversations under SENDS_PER_MINUTE=600: the proactive rate achieved
  *      beside the configured one, and how long a reply in a customer-started
- *      conversation takes during the burst (`bench-limiter.ts`).
+ *      conversation takes during the burst (`bench-limiter.ts`);
+ *  10. failover: BENCH_FAILOVER_HOSTS (3) hosts on one Redis prefix with
+ *      BENCH_FAILOVER_NUMBERS (100) sandbox numbers; the busiest host is
+ *      SIGKILLed: how long until its numbers are open on the others and a
+ *      message sent to each at the kill is in Chatwoot, once per
+ *      INSTANCE_LEASE_TTL_MS in BENCH_FAILOVER_TTLS (15000,3000)
+ *      (`bench-failover.ts`).
  *
  * Options (environment): BENCH_MESSAGES (5000), BENCH_CHATS (50),
  * BENCH_CONCURRENCY (CHATWOOT_QUEUE_CONCURRENCY or 10), BENCH_LATENCY_MS (25),
@@ -34,7 +40,8 @@
  * BENCH_MEMORY_MESSAGES (10000), BENCH_MEMORY_CHATS (200), BENCH_RESTORE_STAGGER_MS (0, instances and baileys),
  * BENCH_BAILEYS_INSTANCES (50), BENCH_BAILEYS_LOG_LEVEL (unset; e.g. debug: the baileys daemon's log, Baileys' too),
  * BENCH_STEADY_RATE (100), BENCH_STEADY_SECONDS (15), BENCH_CPU_PROF (a directory: V8 CPU profiles of the daemon),
- * BENCH_ONLY (inbound | media | outbound | limiter | instances | memory | baileys).
+ * BENCH_FAILOVER_HOSTS (3), BENCH_FAILOVER_NUMBERS (100), BENCH_FAILOVER_TTLS (15000,3000),
+ * BENCH_ONLY (inbound | media | outbound | limiter | instances | memory | baileys | failover).
  * Ends with one table of every figure beside its target.
  */
 import os from 'node:os';
@@ -48,6 +55,7 @@ import { Figures } from './bench-figures.js';
 import { benchLimiter } from './bench-limiter.js';
 import { benchRelay } from './bench-relay.js';
 import { benchBaileys } from './bench-baileys.js';
+import { benchFailover } from './bench-failover.js';
 import { benchInstances } from './bench-instances.js';
 import { benchMedia } from './bench-media.js';
 import { benchOutbound } from './bench-outbound.js';
@@ -109,6 +117,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'instances') await benchInstances(redisUrl, figures);
   if (only === undefined || only === 'memory') await benchRedisMemory(redisUrl);
   if (only === undefined || only === 'baileys') await benchBaileys(redisUrl);
+  if (only === undefined || only === 'failover') await benchFailover(redisUrl, figures);
   console.log(`\n${machine()}`);
   figures.print();
 }

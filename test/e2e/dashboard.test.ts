@@ -1,7 +1,8 @@
 /**
  * dashboard.sh under tmux against a running daemon: the pane shows the
- * workers and the instance with its state and number; an unreachable daemon
- * gives a clear line; Ctrl-C ends it cleanly.
+ * workers, the hosts (this one's row, above the instances) and the instance
+ * with its state, number and host; an unreachable daemon gives a clear line;
+ * Ctrl-C ends it cleanly.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { randomPrefix } from '../support/redis.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const STATUS = 'dash-status-token-0123';
+const HOST = 'dash-host-1';
 
 function tmux(...args: string[]): string {
   return execFileSync('tmux', args, { encoding: 'utf8' });
@@ -44,7 +46,7 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
 
   const pane = (name: string) => tmux('capture-pane', '-p', '-t', name);
 
-  it('shows workers and instances live, and exits on Ctrl-C', async () => {
+  it('shows workers, hosts and instances live, and exits on Ctrl-C', async () => {
     double = await startChatwootDouble({ webhooksEnabled: false });
     const account = double.addAccount();
     const inbox = double.addInbox({ accountId: account.id });
@@ -52,7 +54,7 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
     daemon = await startDaemon(
       daemonEnv(
         { double, sessions: dir, prefix },
-        { WEBHOOK_SECRET: 'dash-webhook-secret-0123456789', STATUS_TOKEN: STATUS, MAX_WORKERS: '2', SERVER_LOG_LEVEL: 'error', CHATWOOT_QUEUE_WORKER_LOG_LEVEL: undefined },
+        { WEBHOOK_SECRET: 'dash-webhook-secret-0123456789', STATUS_TOKEN: STATUS, HOST_ID: HOST, MAX_WORKERS: '2', SERVER_LOG_LEVEL: 'error', CHATWOOT_QUEUE_WORKER_LOG_LEVEL: undefined },
       ),
     );
     const key = `${account.id}-${inbox.id}`;
@@ -64,10 +66,16 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
       const p = pane(name);
       return Promise.resolve(p.includes('+5511944443333') ? p : undefined);
     });
-    expect(screen).toMatch(/^Ponte \d+\.\d+\.\d+/m);
+    expect(screen).toMatch(new RegExp(`^Ponte \\d+\\.\\d+\\.\\d+  host ${HOST},`, 'm'));
     expect(screen).toMatch(/workers: 0:ready .*\|\s+1:ready/);
     expect(screen).toMatch(/instances 1 \(1 open\)/);
-    expect(screen).toMatch(new RegExp(`^${key}\\s+open\\s+\\+5511944443333\\s+\\d`, 'm'));
+    // The hosts table above the instances: this host (marked *), alive, its one number open, both workers ready.
+    const hostsHead = screen.search(/^host\s+status\s+numbers\s+open\s+workers\s+uptime$/m);
+    const instancesHead = screen.search(/^instance\s+state\s+number\s+host\s+wk\b/m);
+    expect(hostsHead).toBeGreaterThan(-1);
+    expect(instancesHead).toBeGreaterThan(hostsHead);
+    expect(screen).toMatch(new RegExp(`^${HOST} \\*\\s+alive\\s+1\\s+1\\s+2/2\\s+\\d+[smhd]`, 'm'));
+    expect(screen).toMatch(new RegExp(`^${key}\\s+open\\s+\\+5511944443333\\s+${HOST}\\s+[01]\\s+\\d`, 'm'));
 
     tmux('send-keys', '-t', name, 'C-c');
     await until('the dashboard to exit', () => Promise.resolve(!alive(name)));
