@@ -19,8 +19,8 @@ export interface ControlPlaneDeps {
   log: Logger;
   staggerMs: number;
   hostId: string;
-  /** The live hosts, each with what it runs (heartbeats). */
-  hosts: { live(): Promise<HostBeat[]> };
+  /** The live hosts, each with what it runs (heartbeats), and whether one still beats. */
+  hosts: { live(): Promise<HostBeat[]>; answering(hostId: string): Promise<boolean> };
   /** Calls to the owner of an instance on another host. */
   rpc: { call(hostId: string, op: string, instanceKey: string, args: unknown, timeoutMs: number): Promise<unknown> };
   /** Placement among hosts: claims in Redis. */
@@ -233,9 +233,11 @@ export class ControlPlane {
   }
 
   /** Runs `op` where the instance runs: here, or through the owner host. */
-  private onOwner(hostId: string, op: WorkerOp | HostOp, instanceKey: string, args: unknown, timeoutMs?: number): Promise<unknown> {
+  private async onOwner(hostId: string, op: WorkerOp | HostOp, instanceKey: string, args: unknown, timeoutMs?: number): Promise<unknown> {
     const deadline = timeoutMs ?? this.deps.callTimeoutMs ?? 10_000;
     if (hostId === this.hostId) return this.handleHere(op, instanceKey, args, deadline);
+    // A host that stopped beating would only let the call time out: say so at once.
+    if (!(await this.deps.hosts.answering(hostId))) throw new ControlError('worker_unavailable', `host ${hostId}, which runs ${instanceKey}, stopped answering; the number moves to another host once its placement expires (INSTANCE_LEASE_TTL_MS)`);
     return this.deps.rpc.call(hostId, op, instanceKey, args, deadline);
   }
 

@@ -116,6 +116,17 @@ export class HostDirectory {
     return this.beating;
   }
 
+  /**
+   * Whether the host beat within the last few beats, from its heartbeat's
+   * remaining TTL in Redis (no clock of another host involved): a host that
+   * stopped answering is known within seconds, long before its numbers move.
+   */
+  async answering(hostId: string): Promise<boolean> {
+    const left = await this.deps.redis.pttl(this.deps.keys.host(hostId));
+    if (left < 0) return false;
+    return this.deps.ttlMs - left <= Math.max(3 * this.beatEveryMs, 2000);
+  }
+
   /** The live hosts' heartbeats, this one's included. */
   async live(): Promise<HostBeat[]> {
     const entries = await this.all();
