@@ -94,41 +94,34 @@ async function checkSentinelTarget(target: Extract<RedisTarget, { kind: 'sentine
 }
 
 /** The master's address as `sentinel` knows it, or why it gave none. */
-async function askSentinelForMaster(sentinel: SentinelAddress, name: string, password: string | undefined): Promise<SentinelAddress | string> {
-  const client = probeClient(sentinel, password === undefined ? {} : { password });
-  try {
-    await client.connect();
+function askSentinelForMaster(sentinel: SentinelAddress, name: string, password: string | undefined): Promise<SentinelAddress | string> {
+  return probe(sentinel, password === undefined ? {} : { password }, async (client) => {
     const reply = await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name);
     if (!Array.isArray(reply) || reply.length < 2) return `knows no master named "${name}"`;
     return { host: String(reply[0]), port: Number(reply[1]) };
-  } catch (err) {
-    // Redis' and the socket's error texts name no password.
-    return `did not answer (${coerceError(err).message})`;
-  } finally {
-    client.disconnect();
-  }
+  });
 }
 
-/** `'master'`, or what the server at `address` is instead ("answers as a replica", "does not answer (…)"). */
-async function roleOf(address: SentinelAddress, config: Readonly<Config>): Promise<string> {
+/** `'master'`, or what the server at `address` is instead ("answers as a replica", "did not answer (…)"). */
+function roleOf(address: SentinelAddress, config: Readonly<Config>): Promise<string> {
   const credentials: RedisOptions = {};
   if (config.redis.username) credentials.username = config.redis.username;
   if (config.redis.password) credentials.password = config.redis.password;
-  const client = probeClient(address, credentials);
-  try {
-    await client.connect();
+  return probe(address, credentials, async (client) => {
     const reply = await client.call('ROLE');
     const role = Array.isArray(reply) ? String(reply[0]) : '';
     return role === 'master' ? role : `answers as a ${role === 'slave' ? 'replica' : role || 'server of unknown role'}`;
-  } catch (err) {
-    return `does not answer (${coerceError(err).message})`;
-  } finally {
-    client.disconnect();
-  }
+  });
 }
 
-/** A one-off client that fails fast: no retries, no offline queue, every command bounded. */
-function probeClient(address: SentinelAddress, options: RedisOptions): Redis {
+/**
+ * Runs `ask` on a one-off client that fails fast (no retries, no offline
+ * queue, every command bounded) and answers what went wrong instead of
+ * throwing: "refused (WRONGPASS …)" when Redis answered with an error,
+ * "did not answer (…)" otherwise. Redis' and the socket's texts name no
+ * password.
+ */
+async function probe<T>(address: SentinelAddress, options: RedisOptions, ask: (client: Redis) => Promise<T>): Promise<T | string> {
   const client = new Redis({
     host: address.host,
     port: address.port,
@@ -141,9 +134,21 @@ function probeClient(address: SentinelAddress, options: RedisOptions): Redis {
     retryStrategy: () => null,
     ...options,
   });
-  // Failures surface through the awaited calls.
-  client.on('error', () => undefined);
-  return client;
+  // The first error ioredis emitted names the cause; what connect() rejects with may only say the connection closed.
+  let first: Error | undefined;
+  client.on('error', (err: Error) => {
+    first ??= err;
+  });
+  try {
+    await client.connect();
+    return await ask(client);
+  } catch (err) {
+    const thrown = coerceError(err);
+    const cause = thrown.name === 'ReplyError' ? thrown : (first ?? thrown);
+    return cause.name === 'ReplyError' ? `refused (${cause.message})` : `did not answer (${cause.message})`;
+  } finally {
+    client.disconnect();
+  }
 }
 
 function formatAddress(a: SentinelAddress): string {
