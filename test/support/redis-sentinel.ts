@@ -16,6 +16,8 @@ import { until } from './daemon.js';
 export interface RedisProcess {
   port: number;
   proc: ChildProcess;
+  /** What it was started with, to start it again after a crash. */
+  args: readonly string[];
 }
 
 export interface SentinelGroup {
@@ -38,6 +40,13 @@ export interface SentinelGroup {
    * with the old and the new master's ports.
    */
   switchMaster(o: { resumeWhen(from: number): Promise<boolean> }): Promise<{ from: number; to: number }>;
+  /**
+   * Kills the data node on `port` (SIGKILL, a crash) and resolves once it
+   * has exited; it comes back with `restart`, empty (no persistence).
+   */
+  crash(port: number): Promise<void>;
+  /** Starts the data node on `port` again, as it was first started. */
+  restart(port: number): Promise<void>;
   /** What the data node on `port` says it is: `master` or `slave`. */
   roleOf(port: number): Promise<string>;
   /** Until Sentinel has made the old master a replica of the new one and it has synced. */
@@ -72,6 +81,7 @@ export async function startSentinelGroup(o: SentinelGroupOptions): Promise<Senti
   try {
     const master = await startServer(join(o.dir, 'master'), [], started);
     const replica = await startServer(join(o.dir, 'replica'), ['--replicaof', '127.0.0.1', String(master.port)], started);
+    const nodes = [master, replica];
     await until('the replica in sync', async () => /slave0:.*state=online/.test(await info(master.port, 'replication')));
     const sentinelDir = join(o.dir, 'sentinel');
     await mkdir(sentinelDir, { recursive: true });
@@ -105,7 +115,7 @@ export async function startSentinelGroup(o: SentinelGroupOptions): Promise<Senti
     return {
       name: o.name,
       sentinelPort,
-      nodes: [master, replica],
+      nodes,
       env: { REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_NAME: o.name, ...(o.sentinelPassword !== undefined ? { REDIS_SENTINEL_PASSWORD: o.sentinelPassword } : {}) },
       masterPort,
       async switchMaster(so) {
@@ -136,6 +146,16 @@ export async function startSentinelGroup(o: SentinelGroupOptions): Promise<Senti
         const port = await masterPort();
         await until('the old master made a replica and in sync', async () => /slave0:.*state=online/.test(await info(port, 'replication')), undefined, 60_000);
       },
+      async crash(port) {
+        const node = nodes.find((n) => n.port === port)!;
+        const exited = once(node.proc, 'exit');
+        node.proc.kill('SIGKILL');
+        await exited;
+      },
+      async restart(port) {
+        const node = nodes.find((n) => n.port === port)!;
+        node.proc = (await spawnServer(node.args, port, started)).proc;
+      },
       async roleOf(port) {
         return String(((await command(port, 'ROLE')) as unknown[])[0]);
       },
@@ -160,9 +180,9 @@ async function startServer(dir: string, extra: string[], started: RedisProcess[]
   return spawnServer(['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extra], port, started);
 }
 
-async function spawnServer(args: string[], port: number, started: RedisProcess[], password?: string): Promise<RedisProcess> {
+async function spawnServer(args: readonly string[], port: number, started: RedisProcess[], password?: string): Promise<RedisProcess> {
   const proc = spawn('redis-server', args, { stdio: 'ignore' });
-  const p = { port, proc };
+  const p = { port, proc, args };
   started.push(p);
   await until(`redis-server on ${port}`, async () => {
     if (proc.exitCode !== null) throw new Error(`redis-server on ${port} exited with code ${proc.exitCode}`);
