@@ -49,7 +49,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/observability/logger.js';
-import { resolveRedisUrl } from '../src/redis/connection.js';
+import { resolveRedisTarget } from '../src/redis/connection.js';
 import { deleteKeys } from './bench-daemon.js';
 import { Figures } from './bench-figures.js';
 import { benchLimiter } from './bench-limiter.js';
@@ -101,7 +101,10 @@ async function main(): Promise<void> {
     SERVER_HOST: '127.0.0.1',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
   });
-  const redisUrl = await resolveRedisUrl(config, log);
+  // The benches take REDIS_URL only (or the local Redis): always a URL.
+  const target = await resolveRedisTarget(config, log);
+  if (target.kind !== 'url') throw new Error('the benches need a Redis URL');
+  const redisUrl = target.url;
 
   const only = process.env.BENCH_ONLY;
   const figures = new Figures();

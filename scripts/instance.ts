@@ -13,12 +13,12 @@
  *
  * The daemon's address and token come from .env (SERVER_PORT, ADMIN_TOKEN or
  * STATUS_TOKEN); PONTE_URL overrides the address. `migrate-auth` works on
- * the stores themselves (BAILEYS_AUTH_SESSIONS_PARENT_DIR, REDIS_URL,
- * REDIS_PREFIX, AUTH_STORE_KEY), not through the daemon.
+ * the stores themselves (BAILEYS_AUTH_SESSIONS_PARENT_DIR, REDIS_URL or
+ * REDIS_SENTINELS, REDIS_PREFIX, AUTH_STORE_KEY), not through the daemon.
  */
 import QRCode from 'qrcode';
 import { ConfigError, loadConfig, loadDotenv } from '../src/config/load.js';
-import { createRedis, DEFAULT_REDIS_URL } from '../src/redis/connection.js';
+import { configuredRedisTarget, createRedis, DEFAULT_REDIS_URL } from '../src/redis/connection.js';
 import { RedisKeys } from '../src/redis/keys.js';
 import { createAuthStore } from '../src/whatsapp/auth-stores.js';
 import { migrateAuth } from '../src/whatsapp/migrate-auth.js';
@@ -151,7 +151,7 @@ switch (command) {
       process.stderr.write(`${err.message}\n`);
       process.exit(2);
     }
-    const redis = createRedis(config.redis.url ?? DEFAULT_REDIS_URL, config, { lazyConnect: false, maxRetriesPerRequest: 3 });
+    const redis = createRedis(configuredRedisTarget(config) ?? { kind: 'url', url: DEFAULT_REDIS_URL }, config, { lazyConnect: false, maxRetriesPerRequest: 3 });
     try {
       const keys = new RedisKeys(config.redis.prefix);
       const from = to === 'redis' ? 'file' : 'redis';

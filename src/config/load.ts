@@ -51,6 +51,7 @@ function crossChecks(env: Record<string, string>): string[] {
   if (!env.ADMIN_TOKEN && !isLoopbackHost(host)) {
     problems.push(`ADMIN_TOKEN: is required when SERVER_HOST (${host}) is not a loopback address; set it (at least 16 characters, e.g. openssl rand -hex 24) or listen on SERVER_HOST=127.0.0.1`);
   }
+  problems.push(...redisTargetChecks(env));
   const spacingMin = Number(env.SEND_SPACING_MIN_MS ?? 1000);
   const spacingMax = Number(env.SEND_SPACING_MAX_MS ?? 5000);
   if (spacingMax < spacingMin) problems.push(`SEND_SPACING_MAX_MS: must be at least SEND_SPACING_MIN_MS (${spacingMin})`);
@@ -66,6 +67,19 @@ function crossChecks(env: Record<string, string>): string[] {
       const [b, vb] = tokens[j]!;
       if (va !== undefined && vb !== undefined && va.trim() === vb.trim()) problems.push(`${b}: must differ from ${a} (each token has one role)`);
     }
+  }
+  return problems;
+}
+
+/** One Redis target: REDIS_URL or REDIS_SENTINELS (with its master group name), never both. */
+function redisTargetChecks(env: Record<string, string>): string[] {
+  const set = (name: string) => (env[name]?.trim() ?? '') !== '';
+  const problems: string[] = [];
+  if (set('REDIS_SENTINELS')) {
+    if (set('REDIS_URL')) problems.push('REDIS_SENTINELS: cannot be combined with REDIS_URL; set REDIS_URL for one Redis server, or REDIS_SENTINELS and REDIS_SENTINEL_NAME for Redis behind Sentinel');
+    if (!set('REDIS_SENTINEL_NAME')) problems.push('REDIS_SENTINEL_NAME: is required when REDIS_SENTINELS is set (the master group name, as in `sentinel monitor <name> …`)');
+  } else {
+    for (const name of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD']) if (set(name)) problems.push(`${name}: applies only with REDIS_SENTINELS, which is not set`);
   }
   return problems;
 }
@@ -104,6 +118,8 @@ export function redactConfig(config: Readonly<Config>): Record<string, unknown> 
   }
   const redis = copy.redis;
   if (redis && typeof redis.url === 'string') redis.url = redactUrlCredentials(redis.url);
+  const sentinel = redis?.sentinel as Record<string, unknown> | null | undefined;
+  if (sentinel && sentinel.password !== undefined && sentinel.password !== null) sentinel.password = '[redacted]';
   return copy;
 }
 

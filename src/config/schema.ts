@@ -66,6 +66,38 @@ const hostList = z
   )
   .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/, 'must be host names (host, host:port or *.domain), comma-separated')));
 
+/** One Sentinel's address, `host:port`; an IPv6 address goes in brackets, `[::1]:26379`. */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+/** The Sentinels to ask for the Redis master, comma-separated `host:port` entries. */
+const sentinelList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(/[,\s]+/)
+      .map((a) => a.trim())
+      .filter((a) => a !== ''),
+  )
+  .pipe(
+    z.array(
+      z
+        .string()
+        .regex(HOST_PORT, 'must be host:port entries, comma-separated (IPv6 in brackets: [::1]:26379)')
+        .refine((a) => {
+          // Checked only on entries of the right shape, which the regex above already names.
+          const port = Number(a.slice(a.lastIndexOf(':') + 1));
+          return !HOST_PORT.test(a) || (port >= 1 && port <= 65535);
+        }, 'must have a port from 1 to 65535'),
+    ),
+  )
+  .transform((list): SentinelAddress[] =>
+    list.map((a) => {
+      const at = a.lastIndexOf(':');
+      return { host: a.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(a.slice(at + 1)) };
+    }),
+  );
+
 /** An operator token: one role each, long enough not to be guessed. */
 const token = optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional());
 
@@ -125,6 +157,10 @@ export const EnvSchema = z.object({
     .optional(),
   REDIS_USER: optionalString,
   REDIS_PASSWORD: optionalString,
+  // Redis behind Sentinel (issue 21): REDIS_URL or these, never both (checked in load.ts with the other rules between variables).
+  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINEL_NAME: optionalString.pipe(z.string().regex(/^\S+$/, 'must be one word (the master group name Sentinel monitors)').optional()),
+  REDIS_SENTINEL_PASSWORD: optionalString,
   REDIS_PREFIX: z
     .string()
     .default('ponte:')
@@ -178,6 +214,12 @@ export const EnvSchema = z.object({
   SEND_TOKEN: token,
   SANDBOX_NOT_ON_WHATSAPP: phoneList,
 });
+
+/** Where one Sentinel listens. */
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
 
 export type RawEnv = z.input<typeof EnvSchema>;
 export type ParsedEnv = z.output<typeof EnvSchema>;
@@ -250,7 +292,14 @@ export interface Config {
     sendToken: string | undefined;
   };
   redis: {
+    /** One Redis server; unset with `sentinel` unset too: the local one (see `resolveRedisTarget`). */
     url: string | undefined;
+    /**
+     * Redis behind Sentinel, instead of `url`: the Sentinels to ask, the
+     * master group's name, and the Sentinels' own password (`username` and
+     * `password` are the data nodes').
+     */
+    sentinel: { addresses: readonly SentinelAddress[]; name: string; password: string | undefined } | undefined;
     username: string | undefined;
     password: string | undefined;
     prefix: string;
@@ -369,7 +418,14 @@ export function compileConfig(e: ParsedEnv): Config {
       requireSignature: e.WEBHOOK_REQUIRE_SIGNATURE,
     },
     auth: { statusToken: e.STATUS_TOKEN, adminToken: e.ADMIN_TOKEN, sendToken: e.SEND_TOKEN },
-    redis: { url: e.REDIS_URL, username: e.REDIS_USER, password: e.REDIS_PASSWORD, prefix: e.REDIS_PREFIX },
+    redis: {
+      url: e.REDIS_URL,
+      // load.ts refuses REDIS_SENTINELS without REDIS_SENTINEL_NAME.
+      sentinel: e.REDIS_SENTINELS.length > 0 && e.REDIS_SENTINEL_NAME !== undefined ? { addresses: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD } : undefined,
+      username: e.REDIS_USER,
+      password: e.REDIS_PASSWORD,
+      prefix: e.REDIS_PREFIX,
+    },
     inbound: { mediaMaxBytes: e.INBOUND_MEDIA_MAX_BYTES, rejectCalls: e.CALLS_REJECT, groupsIgnored: e.GROUPS_IGNORED, historyImportDays: e.HISTORY_IMPORT_DAYS },
     outbound: { mediaMaxBytes: e.OUTBOUND_MEDIA_MAX_BYTES, mediaHosts: e.OUTBOUND_MEDIA_HOSTS, mediaTimeoutMs: e.OUTBOUND_MEDIA_TIMEOUT_MS, agentSignature: e.OUTBOUND_AGENT_SIGNATURE, markRead: e.OUTBOUND_MARK_READ, maxWaitMs: e.OUTBOUND_MAX_WAIT_MS },
     bots: { optionsStyle: e.BOT_OPTIONS_STYLE },

@@ -79,7 +79,11 @@ export class HostRpc {
   private async serve(): Promise<void> {
     const key = this.deps.keys.hostCalls(this.deps.hostId);
     while (!this.closed) {
-      const got = await this.calls.blpop(key, BLOCK_S).catch(() => null);
+      const got = await this.calls.blpop(key, BLOCK_S).catch(async () => {
+        // Redis away or switching master: try again shortly, without spinning.
+        await new Promise((r) => setTimeout(r, 200));
+        return null;
+      });
       if (!got) continue;
       const call = JSON.parse(got[1]) as HostCall;
       const left = call.deadlineMs - Date.now();
@@ -113,7 +117,11 @@ export class HostRpc {
   private async collect(): Promise<void> {
     const key = this.deps.keys.hostAnswers(this.deps.hostId);
     while (!this.closed) {
-      const got = await this.answers.blpop(key, BLOCK_S).catch(() => null);
+      const got = await this.answers.blpop(key, BLOCK_S).catch(async () => {
+        // Redis away or switching master: try again shortly, without spinning.
+        await new Promise((r) => setTimeout(r, 200));
+        return null;
+      });
       if (!got) continue;
       const answer = JSON.parse(got[1]) as HostAnswer;
       const p = this.pending.get(answer.id);

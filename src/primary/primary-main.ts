@@ -26,7 +26,7 @@ import { instanceKey } from '../model/instance-key.js';
 import { createLogger } from '../observability/logger.js';
 import { RedisKeys } from '../redis/keys.js';
 import { waitForRelayed } from '../inbound/relayed-lookup.js';
-import { createRedis, resolveRedisUrl } from '../redis/connection.js';
+import { createRedis, redisTargetEnv, resolveRedisTarget } from '../redis/connection.js';
 import { SandboxRecords } from '../sandbox/records.js';
 import { VERSION } from '../lib/version.js';
 import { ControlPlane } from './control-plane.js';
@@ -51,18 +51,18 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const log = createLogger({ level: config.server.logLevel, base: { module: 'primary' } });
   log.info({ version: VERSION, config: redactConfig(config) }, 'starting Ponte');
 
-  const redisUrl = await resolveRedisUrl(config, log);
-  const redis = createRedis(redisUrl, config, { maxRetriesPerRequest: 1 });
+  const redisTarget = await resolveRedisTarget(config, log);
+  const redis = createRedis(redisTarget, config, { maxRetriesPerRequest: 1 });
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
   // Webhook intake fails fast while Redis is away, so its events go to the journal within their budget.
-  const intakeRedis = createRedis(redisUrl, config, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  const intakeRedis = createRedis(redisTarget, config, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
   intakeRedis.on('error', (err) => log.debug({ err }, 'redis connection error (webhook intake)'));
   const keys = new RedisKeys(config.redis.prefix);
   const registry = new InstanceRegistry(redis, keys);
 
   const count = config.server.maxWorkers > 0 ? config.server.maxWorkers : availableParallelism();
   cluster.setupPrimary({ silent: false });
-  const supervisor = new Supervisor({ count, env: { REDIS_URL: redisUrl }, log });
+  const supervisor = new Supervisor({ count, env: redisTargetEnv(redisTarget), log });
   const hostId = config.server.hostId;
   const bus = new HostBus({ redis, keys, hostId, log });
   const startedAtMs = Date.now();

@@ -8,7 +8,7 @@ import { coerceError } from '../lib/errors.js';
 import { routeLibraryConsole } from '../observability/library-console.js';
 import { createLogger } from '../observability/logger.js';
 import { inboundQueueName, outboundQueueName, RedisKeys } from '../redis/keys.js';
-import { createRedis } from '../redis/connection.js';
+import { configuredRedisTarget, createRedis } from '../redis/connection.js';
 import { AttachmentFetcher } from '../outbound/attachment-fetch.js';
 import { createAuthStore } from '../whatsapp/auth-stores.js';
 import { baileysSocketFactory } from '../whatsapp/baileys-socket.js';
@@ -33,9 +33,9 @@ export async function runWorker(config: Readonly<Config>, primaryPid: number): P
   const send = (m: WorkerToPrimary): void => {
     if (process.connected) process.send?.(m);
   };
-  const redisUrl = config.redis.url;
-  if (!redisUrl) throw new Error('worker started without REDIS_URL from its primary');
-  const redis = createRedis(redisUrl, config);
+  const redisTarget = configuredRedisTarget(config);
+  if (!redisTarget) throw new Error('worker started without a Redis target (REDIS_URL or REDIS_SENTINELS) from its primary');
+  const redis = createRedis(redisTarget, config);
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
   const keys = new RedisKeys(config.redis.prefix);
   const chatwoot = createChatwootClient(config);

@@ -103,6 +103,43 @@ describe('loadConfig', () => {
   });
 });
 
+describe('Redis behind Sentinel', () => {
+  it('reads a list of Sentinels with the master group name', () => {
+    const config = loadConfig({ ...valid, REDIS_SENTINELS: 'sentinel-1.internal:26379, 10.0.0.7:26380,[::1]:26381', REDIS_SENTINEL_NAME: 'ponte-main', REDIS_SENTINEL_PASSWORD: 'sentinel-pass' });
+    expect(config.redis.sentinel).toEqual({
+      addresses: [
+        { host: 'sentinel-1.internal', port: 26379 },
+        { host: '10.0.0.7', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      name: 'ponte-main',
+      password: 'sentinel-pass',
+    });
+    expect(config.redis.url).toBeUndefined();
+    expect(loadConfig(valid).redis.sentinel).toBeUndefined();
+  });
+
+  it('needs the master group name', () => {
+    expect(problemsOf({ ...valid, REDIS_SENTINELS: '127.0.0.1:26379' })).toEqual([expect.stringMatching(/^REDIS_SENTINEL_NAME: is required when REDIS_SENTINELS is set/)]);
+  });
+
+  it('refuses REDIS_URL together with REDIS_SENTINELS', () => {
+    expect(problemsOf({ ...valid, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_NAME: 'mymaster' })).toEqual([expect.stringMatching(/^REDIS_SENTINELS: cannot be combined with REDIS_URL/)]);
+  });
+
+  it('names each bad entry, and Sentinel settings without Sentinels', () => {
+    expect(problemsOf({ ...valid, REDIS_SENTINELS: '127.0.0.1:26379,sentinel-2,host:70000', REDIS_SENTINEL_NAME: 'mymaster' })).toEqual([
+      'REDIS_SENTINELS: must be host:port entries, comma-separated (IPv6 in brackets: [::1]:26379) (entry 2)',
+      'REDIS_SENTINELS: must have a port from 1 to 65535 (entry 3)',
+    ]);
+    expect(problemsOf({ ...valid, REDIS_SENTINEL_NAME: 'mymaster', REDIS_SENTINEL_PASSWORD: 'x' })).toEqual([
+      'REDIS_SENTINEL_NAME: applies only with REDIS_SENTINELS, which is not set',
+      'REDIS_SENTINEL_PASSWORD: applies only with REDIS_SENTINELS, which is not set',
+    ]);
+    expect(problemsOf({ ...valid, REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_NAME: 'two words' })).toEqual([expect.stringMatching(/^REDIS_SENTINEL_NAME: must be one word/)]);
+  });
+});
+
 describe('redactConfig', () => {
   it('hides every secret and the Redis password', () => {
     const config = loadConfig({
@@ -118,5 +155,13 @@ describe('redactConfig', () => {
       expect(text).not.toContain(secret);
     }
     expect(text).toContain('redis.internal');
+  });
+
+  it('hides the Sentinel password', () => {
+    const config = loadConfig({ ...valid, REDIS_SENTINELS: 'sentinel.internal:26379', REDIS_SENTINEL_NAME: 'mymaster', REDIS_SENTINEL_PASSWORD: 'sentinel-hunter4', REDIS_PASSWORD: 'hunter5' });
+    const text = JSON.stringify(redactConfig(config));
+    expect(text).not.toContain('sentinel-hunter4');
+    expect(text).not.toContain('hunter5');
+    expect(text).toContain('sentinel.internal');
   });
 });
