@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { api, type Daemon, killDaemon, startDaemon, until } from '../support/daemon.js';
+import { api, type Daemon, killDaemon, startDaemon, stopDaemon, until } from '../support/daemon.js';
 import { daemonEnv, scanSandbox, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
 import { randomPrefix } from '../support/redis.js';
 import type { OutboxEntry, SocketLogEntry } from '../../src/sandbox/schemas.js';
@@ -128,10 +128,12 @@ describe('many hosts, one Redis', () => {
    * the number is open. The sockets of a process killed at log position
    * `at` count as closed from there.
    */
-  function neverTwoOpen(log: SocketLogEntry[], deaths: Array<{ at: number; pids: ReadonlySet<number> }> = []): void {
-    const open = new Map<string, SocketLogEntry>();
+  function neverTwoOpen(log: SocketLogEntry[], deaths: Array<{ at: number; pids: ReadonlySet<number> }> = [], from = 0): void {
     const id = (e: SocketLogEntry) => `${e.host}/${e.pid}/${e.socket}`;
+    // Checked from `from` on: the sockets open there, those of dead processes left out, are the start.
+    const open = new Map(openAt(log.slice(0, from)).filter((e) => !deaths.some((d) => d.at <= from && d.pids.has(e.pid))).map((e) => [id(e), e]));
     log.forEach((e, n) => {
+      if (n < from) return;
       for (const d of deaths) if (n >= d.at) for (const [k, o] of open) if (d.pids.has(o.pid)) open.delete(k);
       if (e.event === 'open') {
         expect([...open.keys()], `${id(e)} opened while another socket of the number was open`).toEqual([]);
@@ -290,5 +292,24 @@ describe('many hosts, one Redis', () => {
       expect((await outbox(host('h3'), r.key)).filter((e) => e.text === r.text)).toHaveLength(1);
       expect(double.messages(accountId, r.conv).find((m) => m.id === r.id)?.status).not.toBe('failed');
     }
+  }, 300_000);
+
+  it('SIGTERM: a host hands its numbers over before it exits, its sockets closed, nothing lost', async () => {
+    const before = await settledOn(['h1', 'h2', 'h3'], host('h1'));
+    const leaving = keys.filter((k) => before.get(k) === 'h3');
+    expect(leaving.length).toBeGreaterThan(0);
+    const from = new Map<string, number>();
+    for (const k of keys) from.set(k, (await sockets(host('h1'), k)).length);
+    const streaming = round('E0', (i) => host(['h1', 'h2'][i % 2]!));
+    expect(await stopDaemon(host('h3'))).toBe(0);
+    // Gone, and every socket it had closed: a hand-over, not a crash the others wait out.
+    const { hosts: list } = await status(host('h1'));
+    expect(list.find((h) => h.id === 'h3')).toMatchObject({ alive: false });
+    for (const k of leaving) expect(openAt(await sockets(host('h1'), k)).filter((e) => e.host === 'h3')).toEqual([]);
+    await streaming;
+    const after = await settledOn(['h1', 'h2'], host('h2'));
+    for (const k of leaving) expect(['h1', 'h2']).toContain(after.get(k));
+    await allArrived();
+    for (const k of keys) neverTwoOpen(await sockets(host('h1'), k), [{ at: killIndex.get(k)!, pids: h1Pids }], from.get(k));
   }, 300_000);
 });
