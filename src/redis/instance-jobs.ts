@@ -8,6 +8,9 @@ export interface InstanceJobData {
   instanceKey: string;
 }
 
+/** Least time between two logged errors of one queue (the rest are counted). */
+const ERROR_LOG_EVERY_MS = 10_000;
+
 export type InstanceJobHandler<D> = (job: Job<D>, token: string | undefined) => Promise<void>;
 
 export interface InstanceJobsOptions {
@@ -42,10 +45,12 @@ export class InstanceJobs<D extends InstanceJobData> {
   private worker: Worker<D> | undefined;
   private readonly handlers = new Map<string, InstanceJobHandler<D>>();
   private closing: Promise<void> | undefined;
+  private warnedAtMs = 0;
+  private unlogged = 0;
 
   constructor(private readonly options: InstanceJobsOptions) {
     this.queue = instanceJobsQueue<D>(options.connection, options.prefix, options.name);
-    this.queue.on('error', (err) => options.log.warn({ err, queue: options.name }, 'queue error'));
+    this.queue.on('error', (err) => this.warn(err, 'queue error'));
   }
 
   /** Starts taking jobs. Idempotent. */
@@ -60,8 +65,24 @@ export class InstanceJobs<D extends InstanceJobData> {
       stalledInterval: o.stalledIntervalMs,
       maxStalledCount: 1000,
     });
-    this.worker.on('error', (err) => o.log.warn({ err, queue: o.name }, 'queue worker error'));
+    this.worker.on('error', (err) => this.warn(err, 'queue worker error'));
     this.worker.on('failed', (job, err) => o.log.error({ err, queue: o.name, jobId: job?.id }, 'job failed unexpectedly'));
+  }
+
+  /**
+   * While Redis is away or switching master, BullMQ reports an error many
+   * times a second: the first of a streak is logged, then one line every
+   * 10 s with how many were left out.
+   */
+  private warn(err: Error, msg: string): void {
+    const now = Date.now();
+    if (now - this.warnedAtMs < ERROR_LOG_EVERY_MS) {
+      this.unlogged += 1;
+      return;
+    }
+    this.options.log.warn({ err, queue: this.options.name, ...(this.unlogged > 0 ? { alsoSince: this.unlogged } : {}) }, msg);
+    this.warnedAtMs = now;
+    this.unlogged = 0;
   }
 
   /** Routes the instance's jobs to `handler` until the returned function is called. */
