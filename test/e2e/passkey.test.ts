@@ -183,7 +183,7 @@ describe('a number that WhatsApp asks for a passkey before linking', () => {
     expect(request.connection.received.filter((s) => s.tag === 'iq' && JSON.stringify(s).includes('passkey'))).toEqual([]);
     await expectStoppedForPasskey(key, qrInbox, before);
     expect(server.account(PHONE_QR)?.companions.size).toBe(0);
-    if (hasTmux) expect(await dashboardLine(key, 'passkey_required')).toMatch(new RegExp(`^${key}\\s+passkey_required\\s+-\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+-\\s+passkeyRequired: `));
+    if (hasTmux) expect(await dashboardLine(key, 'passkey_required')).toMatch(new RegExp(`^${key}\\s+passkey_required\\s+-\\s+\\S+\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+0\\s+-\\s+passkeyRequired: `));
 
     // The operator changed something on the phone and asks again: a new registration, new QR codes, and this time the link completes.
     const registrationsBefore = registrations().length;
