@@ -22,6 +22,15 @@ type HostAnswer = { id: string; ok: true; result: unknown } | { id: string; ok: 
 
 export type HostCallHandler = (op: string, instanceKey: string, args: unknown, timeoutMs: number) => Promise<unknown>;
 
+/** A list entry as JSON; an entry that is not (written by something else) is skipped. */
+function parseJson<T>(raw: string): T | undefined {
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long one blocking read waits, so closing never waits longer. */
 const BLOCK_S = 1;
 
@@ -85,7 +94,8 @@ export class HostRpc {
         return null;
       });
       if (!got) continue;
-      const call = JSON.parse(got[1]) as HostCall;
+      const call = parseJson<HostCall>(got[1]);
+      if (!call) continue;
       const left = call.deadlineMs - Date.now();
       if (left <= 0) continue;
       void this.run(call, left);
@@ -123,7 +133,8 @@ export class HostRpc {
         return null;
       });
       if (!got) continue;
-      const answer = JSON.parse(got[1]) as HostAnswer;
+      const answer = parseJson<HostAnswer>(got[1]);
+      if (!answer) continue;
       const p = this.pending.get(answer.id);
       if (!p) continue;
       this.pending.delete(answer.id);

@@ -255,7 +255,7 @@ export class Placement {
       const key = [...here].filter((k) => !this.releasing.has(k)).sort().pop();
       if (key) {
         this.lastHandOverMs = Date.now();
-        void this.handOver(key);
+        this.handOver(key).catch((err: unknown) => this.deps.log.warn({ err, instanceId: key }, 'hand-over interrupted: the claim expires and another host takes the number'));
       }
     }
   }
