@@ -28,6 +28,7 @@ import { Redis } from 'ioredis';
 import { startChatwootDouble } from '../test/support/chatwoot-double/index.js';
 import { BENCH_TOKEN, type BenchDaemon, deleteKeys, percentile, sleep, startBenchDaemon } from './bench-daemon.js';
 import { atMost, type Figures } from './bench-figures.js';
+import type { GlobalStatus } from '../src/model/global-status.js';
 
 const HOSTS = Number(process.env.BENCH_FAILOVER_HOSTS ?? 3);
 const NUMBERS = Number(process.env.BENCH_FAILOVER_NUMBERS ?? 100);
@@ -39,21 +40,8 @@ const OFFER_TIMEOUT_MS = 1000;
 /** How long after the kill the run waits for the numbers and messages before it gives up, beyond the TTL. */
 const GIVE_UP_AFTER_TTL_MS = 60_000;
 
-interface StatusInstance {
-  instance: string;
-  host: string | null;
-  state: string;
-  qrAttempts: number;
-}
-interface StatusHost {
-  id: string;
-  alive: boolean;
-  instances: number;
-}
-interface Status {
-  instances: StatusInstance[];
-  hosts: StatusHost[];
-}
+/** What the run reads of `/global-status`. */
+type Status = Pick<GlobalStatus, 'instances' | 'hosts'>;
 
 interface Host {
   id: string;

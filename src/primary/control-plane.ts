@@ -113,11 +113,6 @@ export class ControlPlane {
     }
   }
 
-  /** The slot running the instance on this host. */
-  slotOf(instanceKey: string): number | undefined {
-    return this.assignment.get(instanceKey);
-  }
-
   /** The host and slot running the instance: this host's assignment, or the claim of another. */
   async ownerOf(instanceKey: string): Promise<{ hostId: string; slot: number } | undefined> {
     const slot = this.assignment.get(instanceKey);
@@ -142,11 +137,12 @@ export class ControlPlane {
       : snapshot;
   }
 
-  async list(): Promise<InstanceView[]> {
+  /** Every instance; those other hosts run with their status from `beats` (read here when not given). */
+  async list(beats?: readonly HostBeat[]): Promise<InstanceView[]> {
     const records = await this.deps.registry.list();
     const remote = new Map<string, { hostId: string; slot: number; status?: InstanceStatus }>();
     if (records.some((r) => !this.assignment.has(r.instanceKey))) {
-      for (const h of await this.deps.hosts.live()) {
+      for (const h of beats ?? (await this.deps.hosts.live())) {
         if (h.hostId === this.hostId) continue;
         for (const i of h.instances) remote.set(i.instanceKey, { hostId: h.hostId, slot: i.slot, ...(i.status ? { status: i.status } : {}) });
       }
@@ -170,10 +166,15 @@ export class ControlPlane {
   /** Creates (or starts) the instance; the least-loaded host takes it, this one if it may. */
   async create(request: { accountId: number; inboxId: number; notify?: InstanceRecord['notify'] }): Promise<{ record: InstanceRecord; created: boolean; host?: string; slot?: number }> {
     const { record, created } = await this.deps.registry.upsert(request);
-    await this.placement.tick();
-    this.deps.placement.nudge();
+    await this.placeNow();
     const owner = await this.ownerOf(record.instanceKey);
     return { record, created, ...(owner ? { host: owner.hostId, slot: owner.slot } : {}) };
+  }
+
+  /** A placement pass here, and the other hosts told to make theirs: a number waiting for a host gets one at once. */
+  private async placeNow(): Promise<void> {
+    await this.placement.tick();
+    this.deps.placement.nudge();
   }
 
   /** Checks the instance exists, from the registry's memory: a control call never waits on Redis to know. */
@@ -197,10 +198,7 @@ export class ControlPlane {
     // Already placed: restart its session (after a QR expiry or a halt), wherever it runs.
     const owner = await this.ownerOf(instanceKey);
     if (owner) await this.onOwner(owner.hostId, 'restart', instanceKey, undefined);
-    else {
-      await this.placement.tick();
-      this.deps.placement.nudge();
-    }
+    else await this.placeNow();
     return record;
   }
 

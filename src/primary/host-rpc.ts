@@ -58,7 +58,11 @@ export class HostRpc {
   }
 
   start(): void {
-    this.loops = [this.serve(), this.collect()];
+    const { keys, hostId } = this.deps;
+    this.loops = [
+      this.readLoop<HostCall>(this.calls, keys.hostCalls(hostId), (c) => this.onCall(c)),
+      this.readLoop<HostAnswer>(this.answers, keys.hostAnswers(hostId), (a) => this.onAnswer(a)),
+    ];
   }
 
   /** Calls `op` on `hostId`; rejects with the owner's ControlError, or `timeout`. */
@@ -71,35 +75,35 @@ export class HostRpc {
         reject(new ControlError('timeout', `host ${hostId}, which runs ${instanceKey}, did not answer ${op}`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      const key = this.deps.keys.hostCalls(hostId);
-      this.deps.redis
-        .multi()
-        .rpush(key, JSON.stringify(call))
-        .pexpire(key, Math.max(timeoutMs, 60_000))
-        .exec()
-        .catch((err: unknown) => {
-          clearTimeout(timer);
-          this.pending.delete(id);
-          reject(coerceError(err));
-        });
+      this.push(this.deps.keys.hostCalls(hostId), call, Math.max(timeoutMs, 60_000)).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(coerceError(err));
+      });
     });
   }
 
-  private async serve(): Promise<void> {
-    const key = this.deps.keys.hostCalls(this.deps.hostId);
+  /** Reads `key` on its own blocking connection until closed, handing each JSON entry to `each`. */
+  private async readLoop<T>(connection: Redis, key: string, each: (entry: T) => void): Promise<void> {
     while (!this.closed) {
-      const got = await this.calls.blpop(key, BLOCK_S).catch(async () => {
+      const got = await connection.blpop(key, BLOCK_S).catch(async () => {
         // Redis away or switching master: try again shortly, without spinning.
         await new Promise((r) => setTimeout(r, 200));
         return null;
       });
-      if (!got) continue;
-      const call = parseJson<HostCall>(got[1]);
-      if (!call) continue;
-      const left = call.deadlineMs - Date.now();
-      if (left <= 0) continue;
-      void this.run(call, left);
+      const entry = got ? parseJson<T>(got[1]) : undefined;
+      if (entry) each(entry);
     }
+  }
+
+  /** Appends to a call or answer list, which expires if nobody reads it (its host is down). */
+  private push(key: string, entry: HostCall | HostAnswer, ttlMs: number): Promise<unknown> {
+    return this.deps.redis.multi().rpush(key, JSON.stringify(entry)).pexpire(key, ttlMs).exec();
+  }
+
+  private onCall(call: HostCall): void {
+    const left = call.deadlineMs - Date.now();
+    if (left > 0) void this.run(call, left);
   }
 
   private async run(call: HostCall, timeoutMs: number): Promise<void> {
@@ -115,33 +119,16 @@ export class HostRpc {
         answer = { id: call.id, ok: false, error: { code: 'internal', message: `${call.op} failed; see the log of host ${this.deps.hostId}` } };
       }
     }
-    const key = this.deps.keys.hostAnswers(call.from);
-    await this.deps.redis
-      .multi()
-      .rpush(key, JSON.stringify(answer))
-      .pexpire(key, 60_000)
-      .exec()
-      .catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), from: call.from }, 'could not answer a host call'));
+    await this.push(this.deps.keys.hostAnswers(call.from), answer, 60_000).catch((err: unknown) => this.deps.log.warn({ err: coerceError(err), from: call.from }, 'could not answer a host call'));
   }
 
-  private async collect(): Promise<void> {
-    const key = this.deps.keys.hostAnswers(this.deps.hostId);
-    while (!this.closed) {
-      const got = await this.answers.blpop(key, BLOCK_S).catch(async () => {
-        // Redis away or switching master: try again shortly, without spinning.
-        await new Promise((r) => setTimeout(r, 200));
-        return null;
-      });
-      if (!got) continue;
-      const answer = parseJson<HostAnswer>(got[1]);
-      if (!answer) continue;
-      const p = this.pending.get(answer.id);
-      if (!p) continue;
-      this.pending.delete(answer.id);
-      clearTimeout(p.timer);
-      if (answer.ok) p.resolve(answer.result);
-      else p.reject(new ControlError(isControlCode(answer.error.code) ? answer.error.code : 'internal', answer.error.message));
-    }
+  private onAnswer(answer: HostAnswer): void {
+    const p = this.pending.get(answer.id);
+    if (!p) return;
+    this.pending.delete(answer.id);
+    clearTimeout(p.timer);
+    if (answer.ok) p.resolve(answer.result);
+    else p.reject(new ControlError(isControlCode(answer.error.code) ? answer.error.code : 'internal', answer.error.message));
   }
 
   async close(): Promise<void> {

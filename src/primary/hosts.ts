@@ -20,8 +20,6 @@ export interface HostReport {
   version: string;
   startedAtMs: number;
   authStore: 'file' | 'redis';
-  /** Where its HTTP port listens (for operators; routes work through any host). */
-  listen: string;
   workers: { total: number; ready: number };
   /** Stopping: it hands its numbers over and takes no new ones. */
   draining: boolean;
@@ -56,7 +54,6 @@ export class HostDirectory {
   private readonly nonce = randomBytes(8).toString('hex');
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
-  private last: HostBeat[] = [];
 
   constructor(
     private readonly deps: {
@@ -129,14 +126,7 @@ export class HostDirectory {
 
   /** The live hosts' heartbeats, this one's included. */
   async live(): Promise<HostBeat[]> {
-    const entries = await this.all();
-    this.last = entries.flatMap((e) => (e.beat ? [e.beat] : []));
-    return this.last;
-  }
-
-  /** The heartbeats read by the latest `live` or `all` (no round trip). */
-  get cached(): readonly HostBeat[] {
-    return this.last;
+    return (await this.all()).flatMap((e) => (e.beat ? [e.beat] : []));
   }
 
   /** Every host seen in the last day, alive or not. */
@@ -155,7 +145,6 @@ export class HostDirectory {
       const beat = raw ? (JSON.parse(raw) as HostBeat) : undefined;
       return { hostId: h.hostId, alive: beat !== undefined, lastSeenAtMs: beat?.seenAtMs ?? h.lastSeenAtMs, ...(beat ? { beat } : {}) };
     });
-    this.last = entries.flatMap((e) => (e.beat ? [e.beat] : []));
     return entries.sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
 

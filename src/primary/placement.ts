@@ -111,7 +111,8 @@ export interface PlacementDeps {
  */
 export class Placement {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  /** The pass under way, if any. */
+  private passing: Promise<void> | undefined;
   private again = false;
   private draining = false;
   private lastHandOverMs = 0;
@@ -142,11 +143,11 @@ export class Placement {
 
   /** One pass; a pass asked for while one runs runs once more after it. Never rejects. */
   tick(): Promise<void> {
-    if (this.running) {
+    if (this.passing) {
       this.again = true;
-      return this.running;
+      return this.passing;
     }
-    this.running = (async () => {
+    this.passing = (async () => {
       do {
         this.again = false;
         await this.pass().then(
@@ -161,9 +162,9 @@ export class Placement {
         );
       } while (this.again && !this.draining);
     })().finally(() => {
-      this.running = undefined;
+      this.passing = undefined;
     });
-    return this.running;
+    return this.passing;
   }
 
   private async pass(): Promise<void> {
@@ -295,14 +296,10 @@ export class Placement {
   async drain(stopped: () => Promise<void>): Promise<void> {
     this.draining = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    await this.passing;
     await stopped();
     const all = await this.deps.running();
     for (const key of all) await RELEASE.run(this.deps.redis, [this.deps.keys.placement(key)], [`${this.deps.hostId}/`]);
     this.deps.nudge();
-  }
-
-  close(): void {
-    if (this.timer) clearInterval(this.timer);
   }
 }

@@ -78,7 +78,6 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
       version: VERSION,
       startedAtMs,
       authStore: config.whatsapp.authStore,
-      listen: `${config.server.host}:${config.server.port}`,
       workers: { total: supervisor.count, ready: supervisor.all().filter((w) => w.ready).length },
       draining,
       instances: control.localViews(),

@@ -11,7 +11,9 @@ import type { Supervisor } from './supervisor.js';
  */
 export async function buildGlobalStatus(control: ControlPlane, supervisor: Supervisor, hosts: HostDirectory, version: string): Promise<GlobalStatus> {
   const now = Date.now();
-  const [list, entries] = await Promise.all([control.list(), hosts.all()]);
+  // One read of the heartbeats serves both the hosts and the instances other hosts run.
+  const entries = await hosts.all();
+  const list = await control.list(entries.flatMap((h) => (h.beat ? [h.beat] : [])));
   const instances = list.map((i) => {
     const s = i.status;
     return {

@@ -10,7 +10,7 @@ let redis: Redis;
 let keys: RedisKeys;
 let prefix: string;
 const log = createLogger({ level: 'silent' });
-const report = (): HostReport => ({ pid: process.pid, version: 'test', startedAtMs: Date.now(), authStore: 'redis', listen: '127.0.0.1:0', workers: { total: 1, ready: 1 }, draining: false, instances: [] });
+const report = (): HostReport => ({ pid: process.pid, version: 'test', startedAtMs: Date.now(), authStore: 'redis', workers: { total: 1, ready: 1 }, draining: false, instances: [] });
 
 beforeEach(() => {
   redis = testRedis();
