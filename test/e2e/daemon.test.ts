@@ -182,6 +182,9 @@ describe('the daemon, black box', () => {
     }
     expect(text).toContain(`ponte_instance_state{instance="${key}",state="open"} 1`);
     expect(text).toContain('ponte_workers{ready="true"} 2');
+    const self = (gs.hosts as Array<{ id: string }>)[0]!.id;
+    expect(text).toContain(`ponte_host_up{host="${self}"} 1`);
+    expect(text).toContain(`ponte_host_instances{host="${self}"} 1`);
     expect(text).toMatch(/# TYPE ponte_messages_relayed_total counter/);
 
     const cli = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/instance.ts', 'list'], {
