@@ -102,12 +102,14 @@ function askSentinelForMaster(sentinel: SentinelAddress, name: string, password:
   });
 }
 
+/** REDIS_USER and REDIS_PASSWORD as client options (the data nodes' credentials, not the Sentinels'). */
+function dataCredentials(config: Readonly<Config>): Pick<RedisOptions, 'username' | 'password'> {
+  return { ...(config.redis.username ? { username: config.redis.username } : {}), ...(config.redis.password ? { password: config.redis.password } : {}) };
+}
+
 /** `'master'`, or what the server at `address` is instead ("answers as a replica", "did not answer (…)"). */
 function roleOf(address: SentinelAddress, config: Readonly<Config>): Promise<string> {
-  const credentials: RedisOptions = {};
-  if (config.redis.username) credentials.username = config.redis.username;
-  if (config.redis.password) credentials.password = config.redis.password;
-  return probe(address, credentials, async (client) => {
+  return probe(address, dataCredentials(config), async (client) => {
     const reply = await client.call('ROLE');
     const role = Array.isArray(reply) ? String(reply[0]) : '';
     return role === 'master' ? role : `answers as a ${role === 'slave' ? 'replica' : role || 'server of unknown role'}`;
@@ -201,8 +203,7 @@ export function createRedis(target: RedisTarget, config: Readonly<Config>, overr
         }
       : {}),
     ...overrides,
+    ...dataCredentials(config),
   };
-  if (config.redis.username) options.username = config.redis.username;
-  if (config.redis.password) options.password = config.redis.password;
   return target.kind === 'url' ? new Redis(target.url, options) : new Redis(options);
 }
