@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { AppError, coerceError } from '../lib/errors.js';
 import { parseUrl } from '../lib/parse.js';
 import { redisAnswers, spawnRedisServer } from './redis-server.js';
+import { WatchedSentinelConnector } from './sentinel-connector.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -199,6 +200,7 @@ export function createRedis(target: RedisTarget, config: Readonly<Config>, overr
           // Drop the connection on Sentinel's +switch-master instead of writing on to the old master until
           // Sentinel demotes it (seconds later): what it accepted meanwhile is discarded when it resyncs.
           failoverDetector: true,
+          Connector: WatchedSentinelConnector,
           reconnectOnError: reconnectOnReadOnly,
         }
       : {}),

@@ -6,13 +6,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRedis, RedisConfigError, resolveRedisTarget } from '../../src/redis/connection.js';
 import { freePort } from '../../src/redis/redis-server.js';
+import { until } from '../support/daemon.js';
 import { startSentinelGroup, type SentinelGroup } from '../support/redis-sentinel.js';
+import { startHoldingProxy } from '../support/tcp-proxy.js';
 
 const SENTINEL_PASSWORD = 'sentinel-secret-4711';
 const base = {
@@ -94,6 +97,47 @@ describe('Redis behind Sentinel', () => {
       expect(await client.set('ponte-it:after', '1')).toBe('OK');
     } finally {
       client.disconnect();
+    }
+  }, 60_000);
+
+  // Run last: it kills this group's master.
+  it('a connection looking for the master when Sentinel announces the switch keeps looking, and reaches the new master', async () => {
+    // The client reaches Sentinel through a proxy that can freeze its next question half-way.
+    const proxy = await startHoldingProxy({ host: '127.0.0.1', port: group.sentinelPort });
+    const sentinel = (name: string) => new Redis({ port: group.sentinelPort, host: '127.0.0.1', password: SENTINEL_PASSWORD, connectionName: name });
+    const watch = sentinel('test-watch');
+    const asker = sentinel('test-ask');
+    /** Connections subscribed on Sentinel other than the test's own: the client's +switch-master watchers. */
+    const watchers = async () => String(await asker.call('CLIENT', 'LIST')).split('\n').filter((l) => / sub=[1-9]/.test(l) && !/ name=test-/.test(l)).length;
+    const config = configWith({ ...group.env, REDIS_SENTINELS: `127.0.0.1:${proxy.port}` });
+    const client = createRedis(await resolveRedisTarget(config, log), config);
+    client.on('error', () => undefined);
+    try {
+      await group.replicated();
+      const before = await serverPort(client);
+      await until('the client watching Sentinel for a switch', async () => (await watchers()) > 0 || undefined);
+      await watch.subscribe('+switch-master');
+      const switched = once(watch, 'message');
+
+      proxy.hold();
+      await group.crash(before);
+      // The client lost its master and is asking Sentinel (through the held proxy) where the master is.
+      await until('the client asking Sentinel for the master', () => Promise.resolve(proxy.waiting() > 0 || undefined));
+      await switched;
+      // Whatever watched Sentinel for this client has seen the switch (or was gone with its connection).
+      await until('no watcher of the client left on Sentinel', async () => (await watchers()) === 0 || undefined);
+      proxy.release();
+
+      const promoted = await group.masterPort();
+      expect(promoted).not.toBe(before);
+      expect(await serverPort(client)).toBe(promoted);
+      expect(client.status).toBe('ready');
+      await group.restart(before);
+    } finally {
+      client.disconnect();
+      watch.disconnect();
+      asker.disconnect();
+      await proxy.close();
     }
   }, 60_000);
 });
