@@ -32,7 +32,7 @@ trap cleanup INT TERM
 render='
 const s = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const c = (code, t) => `\x1b[${code}m${t}\x1b[0m`;
-const colour = { open: 32, awaiting_scan: 33, connecting: 36, reconnecting: 33, waiting_lease: 36, starting: 36, stopped: 90, qr_expired: 31, passkey_required: 31, logged_out: 31, halted: 31 };
+const colour = { open: 32, awaiting_scan: 33, connecting: 36, reconnecting: 33, waiting_lease: 36, starting: 36, stopped: 90, qr_expired: 31, passkey_required: 31, logged_out: 31, halted: 31, host_down: 31 };
 const mb = (b) => (b == null ? "-" : `${Math.round(b / 1048576)} MiB`);
 const ago = (sec) => (sec == null ? "-" : sec < 60 ? `${sec}s` : sec < 3600 ? `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, "0")}s` : sec < 86400 ? `${Math.floor(sec / 3600)}h${String(Math.floor(sec / 60) % 60).padStart(2, "0")}m` : `${Math.floor(sec / 86400)}d${String(Math.floor(sec / 3600) % 24).padStart(2, "0")}h`);
 const t = s.totals;

@@ -7,9 +7,10 @@ export interface GlobalStatus {
   /** This host's primary (`host`: its HOST_ID). */
   primary: { host: string; pid: number; uptimeS: number; version: string; cpuS: number };
   /**
-   * Every host on the Redis prefix seen in the last day: `alive` while its
-   * heartbeat is fresh, `draining` while it hands its numbers over before
-   * stopping; `instances` and `open` count the numbers it runs.
+   * Every host on the Redis prefix seen in the last day: `alive` while it
+   * renews its heartbeat (false within seconds of a host dying or freezing,
+   * before its heartbeat expires), `draining` while it hands its numbers over
+   * before stopping; `instances` and `open` count the numbers it runs.
    */
   hosts: Array<{
     id: string;
@@ -33,6 +34,7 @@ export interface GlobalStatus {
     account: number;
     inbox: number;
     desired: 'running' | 'stopped';
+    /** Its session's state, `starting` before the first report, `host_down` while its host has stopped answering. */
     state: string;
     phone: string | null;
     /** The HOST_ID of the host running it (null while it moves). */

@@ -3,8 +3,8 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { GlobalStatus } from '../model/global-status.js';
 import { SESSION_STATES } from '../model/session-state.js';
 
-/** Every state an instance can show: its session's, or `starting` before the first report. */
-const STATES = ['starting', ...SESSION_STATES] as const;
+/** Every state an instance can show: its session's, `starting` before the first report, `host_down` while its host does not answer. */
+const STATES = ['starting', 'host_down', ...SESSION_STATES] as const;
 
 /**
  * Prometheus metrics (prom-client), computed from the same snapshot at each
@@ -101,7 +101,7 @@ export function createMetrics(snapshot: () => Promise<GlobalStatus>): { registry
   });
   new Gauge({
     name: 'ponte_host_up',
-    help: 'Hosts on this Redis prefix: 1 while its heartbeat is fresh, 0 for one seen in the last day that stopped',
+    help: 'Hosts on this Redis prefix: 1 while it renews its heartbeat, 0 for one seen in the last day that stopped or stopped answering',
     labelNames: ['host'],
     registers: [registry],
     collect() {

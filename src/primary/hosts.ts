@@ -36,7 +36,10 @@ export interface HostBeat extends HostReport {
 
 export interface HostEntry {
   hostId: string;
+  /** Its heartbeat is still in Redis: it may hold leases and placements. */
   alive: boolean;
+  /** Its heartbeat was renewed within the last few beats (`answering`). */
+  answering: boolean;
   lastSeenAtMs: number;
   beat?: HostBeat;
 }
@@ -119,9 +122,12 @@ export class HostDirectory {
    * stopped answering is known within seconds, long before its numbers move.
    */
   async answering(hostId: string): Promise<boolean> {
-    const left = await this.deps.redis.pttl(this.deps.keys.host(hostId));
-    if (left < 0) return false;
-    return this.deps.ttlMs - left <= Math.max(3 * this.beatEveryMs, 2000);
+    return this.fresh(await this.deps.redis.pttl(this.deps.keys.host(hostId)));
+  }
+
+  /** Whether a heartbeat with `leftMs` of its TTL left was written within the last few beats. */
+  private fresh(leftMs: number): boolean {
+    return leftMs >= 0 && this.deps.ttlMs - leftMs <= Math.max(3 * this.beatEveryMs, 2000);
   }
 
   /** The live hosts' heartbeats, this one's included. */
@@ -139,11 +145,17 @@ export class HostDirectory {
     const stale = hosts.filter((h) => now - h.lastSeenAtMs > FORGET_AFTER_MS).map((h) => h.hostId);
     if (stale.length > 0) await redis.zrem(keys.hosts, ...stale);
     const current = hosts.filter((h) => !stale.includes(h.hostId));
-    const beats = current.length === 0 ? [] : await redis.mget(...current.map((h) => keys.host(h.hostId)));
+    const read = redis.pipeline();
+    for (const h of current) read.get(keys.host(h.hostId)).pttl(keys.host(h.hostId));
+    const replies = current.length === 0 ? [] : ((await read.exec()) ?? []);
     const entries = current.map((h, i): HostEntry => {
-      const raw = beats[i];
-      const beat = raw ? (JSON.parse(raw) as HostBeat) : undefined;
-      return { hostId: h.hostId, alive: beat !== undefined, lastSeenAtMs: beat?.seenAtMs ?? h.lastSeenAtMs, ...(beat ? { beat } : {}) };
+      const [getErr, raw] = replies[2 * i] ?? [];
+      const [ttlErr, left] = replies[2 * i + 1] ?? [];
+      const failed = getErr ?? ttlErr;
+      if (failed) throw failed;
+      const beat = typeof raw === 'string' ? (JSON.parse(raw) as HostBeat) : undefined;
+      const answering = beat !== undefined && this.fresh(Number(left));
+      return { hostId: h.hostId, alive: beat !== undefined, answering, lastSeenAtMs: beat?.seenAtMs ?? h.lastSeenAtMs, ...(beat ? { beat } : {}) };
     });
     return entries.sort((a, b) => a.hostId.localeCompare(b.hostId));
   }

@@ -9,19 +9,28 @@ import type { Supervisor } from './supervisor.js';
  * host's heartbeat when another host runs it), every host with its health,
  * and this host's own workers.
  */
-export async function buildGlobalStatus(control: ControlPlane, supervisor: Supervisor, hosts: HostDirectory, version: string): Promise<GlobalStatus> {
+export async function buildGlobalStatus(
+  control: Pick<ControlPlane, 'list'>,
+  supervisor: Pick<Supervisor, 'count' | 'all'>,
+  hosts: Pick<HostDirectory, 'all' | 'hostId'>,
+  version: string,
+): Promise<GlobalStatus> {
   const now = Date.now();
   // One read of the heartbeats serves both the hosts and the instances other hosts run.
   const entries = await hosts.all();
   const list = await control.list(entries.flatMap((h) => (h.beat ? [h.beat] : [])));
+  // A host that stopped beating (killed, frozen) still has a heartbeat until its TTL ends; its numbers are not served meanwhile.
+  const silent = new Map(entries.filter((h) => h.alive && !h.answering && h.hostId !== hosts.hostId).map((h) => [h.hostId, h.lastSeenAtMs]));
   const instances = list.map((i) => {
     const s = i.status;
+    const hostSilentSince = i.host === undefined ? undefined : silent.get(i.host);
+    const lastError = hostSilentSince === undefined ? (s?.lastDisconnect ?? null) : `host ${i.host} has not answered since ${new Date(hostSilentSince).toISOString()}; another host opens the number when its lease expires`;
     return {
       instance: i.instanceKey,
       account: i.accountId,
       inbox: i.inboxId,
       desired: i.desired,
-      state: i.desired === 'stopped' ? 'stopped' : (s?.state ?? 'starting'),
+      state: i.desired === 'stopped' ? 'stopped' : hostSilentSince !== undefined ? 'host_down' : (s?.state ?? 'starting'),
       phone: s?.phone ?? null,
       host: i.host ?? null,
       worker: i.slot ?? null,
@@ -29,7 +38,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
       counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: s?.outbound.sent ?? 0, failed: s?.outbound.failed ?? 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
       queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0, held: s?.outbound.held ?? 0 },
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
-      lastError: s?.lastDisconnect ?? null,
+      lastError,
       import: s?.import ? { ...s.import } : null,
       contacts: s?.contacts ? { ...s.contacts } : null,
     };
@@ -41,7 +50,7 @@ export async function buildGlobalStatus(control: ControlPlane, supervisor: Super
     return {
       id: h.hostId,
       self: h.hostId === hosts.hostId,
-      alive: h.alive,
+      alive: h.answering || h.hostId === hosts.hostId,
       draining: b?.draining ?? false,
       pid: b?.pid ?? null,
       version: b?.version ?? null,
