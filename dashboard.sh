@@ -64,7 +64,8 @@ for (const i of s.instances) {
     String(i.counters.received).padStart(7), String(i.counters.relayed).padStart(7), String(i.counters.sent).padStart(7),
     String(i.counters.failed).padStart(5), String(i.counters.parked).padStart(5), String(i.queues.inbound).padStart(5), String(i.queues.outbound).padStart(5),
     " " + (i.lastMessageAt ? i.lastMessageAt.replace("T", " ").slice(0, 19) : "-"),
-  ].join(" ") + (i.lastError && i.state !== "open" ? c(90, "  " + i.lastError) : ""));
+  ].join(" ") + (i.lastError && i.state !== "open" ? c(90, "  " + i.lastError) : "")
+    + (i.restricted ? c(33, `  ${i.restricted.kind === "cap" ? "new-chat cap" : "reach-out lock"} until ${i.restricted.until.replace("T", " ").slice(0, 16)} UTC`) : ""));
 }
 if (s.instances.length === 0) out.push(c(90, "no instances yet: npm run instance -- create <inbox> <account>"));
 process.stdout.write(out.join("\n") + "\n");

@@ -1,5 +1,5 @@
 /** The shape of `GET /global-status`, which `/metrics` and `dashboard.sh` read too. */
-import type { ContactsRunStatus, HistoryImportStatus } from './instance.js';
+import type { ContactsRunStatus, HistoryImportStatus, SendRestriction } from './instance.js';
 
 /** `GET /global-status`: built from snapshots the workers push, never by touching sockets. */
 export interface GlobalStatus {
@@ -45,6 +45,8 @@ export interface GlobalStatus {
     counters: { received: number; relayed: number; sent: number; failed: number; retried: number; parked: number };
     /** `held`: agent messages to customers who have not written in 24 h waiting for the send limiter (also counted in `outbound`). */
     queues: { inbound: number; outbound: number; held: number };
+    /** WhatsApp's restriction stopping proactive sends now (`reachout`: its reach-out lock; `cap`: its new-chat cap), until when; null when none. */
+    restricted: { kind: SendRestriction; until: string } | null;
     lastMessageAt: string | null;
     lastError: string | null;
     /** The latest history import (`state` running or done, and its counts); null when there was none. */

@@ -57,6 +57,13 @@ export interface ContactsRunStatus {
 }
 
 /** What a worker reports about one of its instances. */
+/**
+ * What WhatsApp restricts a number with, each stopping proactive sends until
+ * it ends: `reachout`, its reach-out time lock (error 463 or the lock it
+ * announces); `cap`, its cap on new chats for the current cycle.
+ */
+export type SendRestriction = 'reachout' | 'cap';
+
 export interface InstanceStatus {
   instanceKey: string;
   state: SessionState;
@@ -67,8 +74,8 @@ export interface InstanceStatus {
   qrCount: number;
   lastDisconnect?: string;
   inbound: { received: number; relayed: number; parked: number; retried: number; pending: number };
-  /** `held`: messages waiting for the send limiter (proactive sends), part of `pending`. */
-  outbound: { sent: number; failed: number; pending: number; held?: number };
+  /** `held`: messages waiting for the send limiter (proactive sends), part of `pending`; `restricted`: WhatsApp's restriction stopping proactive sends now. */
+  outbound: { sent: number; failed: number; pending: number; held?: number; restricted?: { kind: SendRestriction; untilMs: number } };
   lastMessageAtMs?: number;
   /** The latest history import, when there was one. */
   import?: HistoryImportStatus;

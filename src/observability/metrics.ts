@@ -129,6 +129,16 @@ export function createMetrics(snapshot: () => Promise<GlobalStatus>): { registry
       for (const i of current?.instances ?? []) this.set({ instance: i.instance }, i.queues.held);
     },
   });
+  new Gauge({
+    name: 'ponte_instance_restricted',
+    help: "Whether WhatsApp restricts the number now, stopping proactive sends: 1 for the restriction on (reachout: its reach-out lock; cap: its new-chat cap)",
+    labelNames: ['instance', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const i of current?.instances ?? []) for (const kind of ['reachout', 'cap'] as const) this.set({ instance: i.instance, kind }, i.restricted?.kind === kind ? 1 : 0);
+    },
+  });
   return {
     registry,
     // One snapshot per scrape, read by every metric's collect.

@@ -13,6 +13,7 @@ import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
 import { legacyOutboundQueueName, RETENTION_S, type RedisKeys } from '../redis/keys.js';
+import type { Restriction } from '../redis/send-safety.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
 import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
@@ -25,7 +26,7 @@ import { markdownToWhatsApp } from './markdown.js';
 import { type ConversationJobData, outboundEvent, scheduleConversations } from './outbound-queue.js';
 import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
 import { type OutboundEvent, type OutboundHead, OutboundStore } from './outbound-store.js';
-import { lockReason, SafeSending } from './safe-sending.js';
+import { type NewChatCapInfo, REACHOUT_REFUSAL, restrictionReason, SafeSending, utcTime } from './safe-sending.js';
 import { StatusReporter } from './status-reporter.js';
 import { UnreadMessages } from './unread.js';
 
@@ -134,6 +135,10 @@ export class OutboundConsumer {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly draining = new Set<Promise<void>>();
+  /** WhatsApp ids of the parts being sent now, until they are recorded. */
+  private readonly sending = new Set<string>();
+  /** Error acks for parts still being sent (id → code): on a fast link WhatsApp refuses a part before its send returns. */
+  private readonly earlyErrorAcks = new Map<string, string>();
 
   constructor(private readonly deps: OutboundDeps) {
     const q = deps.config.queue;
@@ -355,17 +360,26 @@ export class OutboundConsumer {
       // Remembered before the options reach the customer: an answer may come back at once.
       if (bot?.question && i === bot.question.step) await this.rememberQuestion(j, bot.question.options, step.poll ? { waId: id, values: step.poll.values, secret: secret! } : undefined);
       let sent: WAMessage | undefined;
+      this.sending.add(id);
       try {
-        sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
-      } catch (err) {
-        throw isDisconnect(err) ? new WhatsAppNotConnected('the socket closed during the send', { cause: err }) : err;
+        try {
+          sent = await socket.sendMessage(jid, part.content, { messageId: id, ...(i === 0 && quoted ? { quoted } : {}) });
+        } catch (err) {
+          throw isDisconnect(err) ? new WhatsAppNotConnected('the socket closed during the send', { cause: err }) : err;
+        } finally {
+          if (part.file) await rm(part.file, { force: true });
+        }
+        const waId = sent?.key.id ?? id;
+        if (step.poll) await this.keepPollSecret(waId, step.poll.values, sent?.message?.messageContextInfo?.messageSecret ?? secret!);
+        await this.records.recordSent({ messageId: j.messageId, conversationId: j.conversationId, part: i, jid }, waId, sent?.message ? proto.Message.encode(sent.message).finish() : undefined);
+        done[String(i)] = waId;
       } finally {
-        if (part.file) await rm(part.file, { force: true });
+        this.sending.delete(id);
       }
-      const waId = sent?.key.id ?? id;
-      if (step.poll) await this.keepPollSecret(waId, step.poll.values, sent?.message?.messageContextInfo?.messageSecret ?? secret!);
-      await this.records.recordSent({ messageId: j.messageId, conversationId: j.conversationId, part: i, jid }, waId, sent?.message ? proto.Message.encode(sent.message).finish() : undefined);
-      done[String(i)] = waId;
+      // WhatsApp refused the part before it was recorded (its error ack came with the send itself): the refusal applies now.
+      const early = this.earlyErrorAcks.get(id);
+      this.earlyErrorAcks.delete(id);
+      if (early !== undefined && done[String(i)] !== undefined) await this.onErrorAck(done[String(i)]!, early);
     }
     if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
     if (this.deps.config.outbound.markRead) await this.markRead(socket, j.conversationId);
@@ -386,33 +400,75 @@ export class OutboundConsumer {
     return this.safety.store.heldCount();
   }
 
+  /** WhatsApp's restriction stopping proactive sends now, if any. */
+  restriction(): ReturnType<SafeSending['store']['restriction']> {
+    return this.safety.store.restriction();
+  }
+
   /**
-   * WhatsApp refused a sent part for a limit (an error ack with 463 or 479):
-   * the message is marked failed with words an agent understands, proactive
-   * sends stop until the lock ends, and the notify conversation hears of it once.
+   * WhatsApp took a sent part, then refused it (an error ack): the message is
+   * marked failed with words an agent understands. A refusal for the reach-out
+   * lock (463) also stops proactive sends until the lock ends, and the notify
+   * conversation hears of it once; any other code (479: the stanza did not
+   * validate) concerns that message alone.
    */
-  async onLimitRefusal(waId: string, code: string): Promise<void> {
-    const part = await this.records.partOf(waId);
-    if (!part) return;
-    await this.reachoutLock(undefined);
-    const until = (await this.safety.store.lockedUntil()) ?? Date.now() + this.deps.config.safety.lockDefaultMs;
-    this.deps.log.warn({ messageId: part.messageId, code }, 'WhatsApp refused a message for a limit');
-    if (await this.records.refuse(part.messageId, part.conversationId, lockReason(until))) {
+  async onErrorAck(waId: string, code: string): Promise<void> {
+    const part = (await this.records.partOf(waId)) ?? (this.sending.has(waId) ? undefined : await this.records.partOf(waId));
+    if (!part) {
+      // Still being sent: the send applies it once the part is recorded.
+      if (this.sending.has(waId)) this.earlyErrorAcks.set(waId, code);
+      return;
+    }
+    let reason: string;
+    if (code === REACHOUT_REFUSAL) {
+      await this.restrict('reachout', undefined);
+      reason = restrictionReason('reachout', (await this.safety.store.restriction())?.untilMs ?? Date.now() + this.deps.config.safety.lockDefaultMs);
+      this.deps.log.warn({ messageId: part.messageId, code }, 'WhatsApp refused a message for its reach-out lock');
+    } else {
+      reason = `WhatsApp refused this message (error ${code}); it was not delivered. Send it again`;
+      this.deps.log.warn({ messageId: part.messageId, code }, 'WhatsApp refused a message');
+    }
+    if (await this.records.refuse(part.messageId, part.conversationId, reason)) {
       await this.deps.redis.hincrby(this.deps.keys.stats(this.deps.instanceKey), 'failed', 1);
       this.reporter.request(part.messageId);
     }
   }
 
-  /** WhatsApp's reach-out lock (`connection.update` `reachoutTimeLock`, or a refusal): proactive sends stop until `untilMs` (unknown: REACHOUT_LOCK_DEFAULT_MS). */
-  async reachoutLock(untilMs: number | undefined): Promise<void> {
-    if (!(await this.safety.lock(untilMs))) return;
-    const until = (await this.safety.store.lockedUntil()) ?? Date.now();
-    this.deps.alert?.(`WhatsApp is restricting this number from starting new chats until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')} UTC. Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
+  /** WhatsApp's reach-out lock (`connection.update` `reachoutTimeLock`): proactive sends stop until `untilMs` (unknown: REACHOUT_LOCK_DEFAULT_MS); `lifted`: it is over. */
+  async reachoutLock(untilMs: number | undefined, lifted = false): Promise<void> {
+    if (lifted) await this.safety.store.unlock('reachout');
+    else await this.restrict('reachout', untilMs);
   }
 
-  /** WhatsApp lifted its reach-out lock. */
-  async reachoutUnlocked(): Promise<void> {
-    await this.safety.store.unlock();
+  /**
+   * WhatsApp's count of the number's new chats in the current cycle
+   * (`message-capping.update`): capped, proactive sends stop until the cycle
+   * ends and operators are told once; a warning that the cap is near is
+   * passed on once per cycle; otherwise a cap that was on is lifted.
+   */
+  async newChatCap(info: NewChatCapInfo): Promise<void> {
+    const endS = Number(info.cycle_end_timestamp);
+    const untilMs = Number.isFinite(endS) && endS > 0 ? endS * 1000 : undefined;
+    const used = info.used_quota !== undefined && info.total_quota !== undefined ? ` (${info.used_quota} of ${info.total_quota} used)` : '';
+    const status = info.capping_status;
+    if (status === 'CAPPED') {
+      await this.restrict('cap', untilMs, used);
+      return;
+    }
+    await this.safety.store.unlock('cap');
+    if (status !== 'FIRST_WARNING' && status !== 'SECOND_WARNING') return;
+    const ends = untilMs ?? Date.now() + 24 * 3600_000;
+    if (!(await this.safety.store.firstTime(`cap:${status}:${ends}`, ends - Date.now()))) return;
+    this.deps.log.warn({ status, used: info.used_quota, quota: info.total_quota }, 'WhatsApp warns that the number nears its limit of new chats');
+    this.deps.alert?.(`WhatsApp warns that this number is close to its limit of new chats${used}; the count starts again ${utcTime(ends)} UTC. Once it is reached, Ponte stops messages to customers who have not written in 24 h until then; replies to customers still go.`);
+  }
+
+  /** Proactive sends stop for `kind` until `untilMs`; the notify conversation is told when the restriction is new. */
+  private async restrict(kind: Restriction, untilMs: number | undefined, detail = ''): Promise<void> {
+    if (!(await this.safety.lock(kind, untilMs))) return;
+    const until = utcTime((await this.safety.store.restriction())?.untilMs ?? Date.now());
+    const what = kind === 'cap' ? `WhatsApp's limit of new chats for this number is reached${detail}, until ${until} UTC.` : `WhatsApp is restricting this number from starting new chats until ${until} UTC.`;
+    this.deps.alert?.(`${what} Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
   }
 
   /** The bot's question, so the customer's answer (a number, a title, a vote on its poll) comes back as the option it chose. */

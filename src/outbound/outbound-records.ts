@@ -71,8 +71,9 @@ return 1
 `);
 
 /**
- * WhatsApp took a part, then refused it for a limit (an error ack, 463): the
- * one case a sent message becomes failed. Final: no later tick raises it.
+ * WhatsApp took a part, then refused it (an error ack: 463 for its reach-out
+ * lock, or another code): the one case a sent message becomes failed. Final:
+ * no later tick raises it.
  * KEYS: state hash, unreported set. ARGV: conversation id, message id, reason, ttl.
  */
 const REFUSE = new LuaScript<number>('OutRefuse', `

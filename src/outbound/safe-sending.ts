@@ -1,23 +1,39 @@
-/** Decides whether an agent message goes now, waits for the limiter, or is refused (opt-out, WhatsApp's reach-out lock); and the typing pause. */
+/** Decides whether an agent message goes now, waits for the limiter, or is refused (opt-out, WhatsApp's reach-out lock or new-chat cap); and the typing pause. */
 import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../redis/keys.js';
-import { OptOuts, REPLY_WINDOW_MS, SendSafetyStore } from '../redis/send-safety.js';
+import { OptOuts, REPLY_WINDOW_MS, type Restriction, SendSafetyStore } from '../redis/send-safety.js';
 import type { OutboundJob } from './inbox-events.js';
 
 export type SafetyDecision = { action: 'go' } | { action: 'hold'; waitMs: number } | { action: 'refuse'; reason: string };
 
-export const OPTED_OUT_REASON = 'the customer opted out of WhatsApp messages (they wrote an opt-out keyword); it goes again once they write';
+/** WhatsApp's error ack for a send its reach-out time lock forbids (the number may not start new chats). */
+export const REACHOUT_REFUSAL = '463';
 
-/** Words for an agent: why a proactive message did not go during a reach-out lock. */
-export function lockReason(untilMs: number): string {
-  return `WhatsApp is temporarily restricting this number from starting new chats (until ${hhmm(untilMs)} UTC); the message was not delivered`;
+/** What Ponte reads of WhatsApp's count of the number's new chats (Baileys' `message-capping.update`). */
+export interface NewChatCapInfo {
+  total_quota?: number;
+  used_quota?: number;
+  /** Unix seconds, as a string. */
+  cycle_end_timestamp?: string;
+  /** `NONE`, `FIRST_WARNING`, `SECOND_WARNING` or `CAPPED`. */
+  capping_status?: string;
 }
 
-function hhmm(ms: number): string {
-  return new Date(ms).toISOString().slice(11, 16);
+export const OPTED_OUT_REASON = 'the customer opted out of WhatsApp messages (they wrote an opt-out keyword); it goes again once they write';
+
+/** Words for an agent: why a proactive message did not go while WhatsApp restricts the number. */
+export function restrictionReason(kind: Restriction, untilMs: number): string {
+  if (kind === 'cap') return `WhatsApp's limit of new chats for this number is reached (until ${utcTime(untilMs)} UTC); the message was not delivered`;
+  return `WhatsApp is temporarily restricting this number from starting new chats (until ${utcTime(untilMs)} UTC); the message was not delivered`;
+}
+
+/** `HH:MM` within the next 24 h, else `YYYY-MM-DD HH:MM`. */
+export function utcTime(ms: number, nowMs = Date.now()): string {
+  const iso = new Date(ms).toISOString();
+  return ms - nowMs < 24 * 3600_000 ? iso.slice(11, 16) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
 }
 
 /** How long "typing…" shows before a message: proportional to its text, 1 to 3 s. */
@@ -33,7 +49,7 @@ const JID = /@(s\.whatsapp\.net|lid)$/;
  * nor are messages to groups.
  * Order of the checks: an opted-out customer gets nothing (their writing
  * again lifts the opt-out); a proactive message during WhatsApp's reach-out
- * lock is refused at once; otherwise it takes a limiter slot or waits for
+ * lock or new-chat cap is refused at once; otherwise it takes a limiter slot or waits for
  * one. A message that passed once passes again (a retry, a typing pause).
  */
 export class SafeSending {
@@ -68,10 +84,10 @@ export class SafeSending {
       await store.markPassed(j.messageId);
       return { action: 'go' };
     }
-    const until = await store.lockedUntil(nowMs);
-    if (until !== undefined) {
+    const restricted = await store.restriction(nowMs);
+    if (restricted) {
       await store.release(j.messageId);
-      return { action: 'refuse', reason: lockReason(until) };
+      return { action: 'refuse', reason: restrictionReason(restricted.kind, restricted.untilMs) };
     }
     const s = this.deps.config.safety;
     const spacing = s.spacingMs.max > s.spacingMs.min ? randomInt(s.spacingMs.min, s.spacingMs.max + 1) : s.spacingMs.min;
@@ -96,8 +112,8 @@ export class SafeSending {
     return { compose: started === nowMs, waitMs: Math.max(0, started + typingMs(j.content) - nowMs) };
   }
 
-  /** WhatsApp refused a send for a limit, or announced its reach-out lock. True when the lock is new (operators are told once). */
-  lock(untilMs: number | undefined, nowMs = Date.now()): Promise<boolean> {
-    return this.store.lock(untilMs ?? nowMs + this.deps.config.safety.lockDefaultMs, untilMs !== undefined, nowMs);
+  /** WhatsApp restricts the number (a refused send, an announced lock or cap), until `untilMs` when it says. True when the restriction is new (operators are told once). */
+  lock(kind: Restriction, untilMs: number | undefined, nowMs = Date.now()): Promise<boolean> {
+    return this.store.lock(kind, untilMs ?? nowMs + this.deps.config.safety.lockDefaultMs, untilMs !== undefined, nowMs);
   }
 }

@@ -37,6 +37,7 @@ export async function buildGlobalStatus(
       qrAttempts: s?.qrCount ?? 0,
       counters: { received: s?.inbound.received ?? 0, relayed: s?.inbound.relayed ?? 0, sent: s?.outbound.sent ?? 0, failed: s?.outbound.failed ?? 0, retried: s?.inbound.retried ?? 0, parked: s?.inbound.parked ?? 0 },
       queues: { inbound: s?.inbound.pending ?? 0, outbound: s?.outbound.pending ?? 0, held: s?.outbound.held ?? 0 },
+      restricted: s?.outbound.restricted ? { kind: s.outbound.restricted.kind, until: new Date(s.outbound.restricted.untilMs).toISOString() } : null,
       lastMessageAt: s?.lastMessageAtMs ? new Date(s.lastMessageAtMs).toISOString() : null,
       lastError,
       import: s?.import ? { ...s.import } : null,

@@ -1,5 +1,6 @@
-/** What keeps a number safe, in Redis per instance: customers' last messages, opt-outs, the proactive-send limiter and WhatsApp's reach-out lock. */
+/** What keeps a number safe, in Redis per instance: customers' last messages, opt-outs, the proactive-send limiter and WhatsApp's restrictions. */
 import type { Redis } from 'ioredis';
+import type { SendRestriction as Restriction } from '../model/instance.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript } from './scripts.js';
 
@@ -48,8 +49,10 @@ redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[6]))
 return 0
 `);
 
+export type { SendRestriction as Restriction } from '../model/instance.js';
+
 /**
- * Starts or extends the reach-out lock; 1 when no lock was on (a new lock: operators are told).
+ * Starts or extends a restriction; 1 when it was not on (a new one: operators are told).
  * An exact end (WhatsApp's own) replaces an estimated one. KEYS: lock. ARGV: until ms, now ms, '1' when exact.
  */
 const LOCK = new LuaScript<number>('SafetyLock', `
@@ -133,20 +136,30 @@ export class SendSafetyStore {
     return this.redis.zcard(this.key('held'));
   }
 
-  /** WhatsApp refused a send for a limit: proactive sends stop until `untilMs`. True when this starts a lock (not one already on). */
-  async lock(untilMs: number, exact: boolean, nowMs = Date.now()): Promise<boolean> {
-    return (await LOCK.run(this.redis, [this.key('lock')], [String(Math.round(untilMs)), String(nowMs), exact ? '1' : '0'])) === 1;
+  private restrictionKey(kind: Restriction): string {
+    return this.key(kind === 'reachout' ? 'lock' : 'cap');
   }
 
-  /** WhatsApp says the lock is over. */
-  async unlock(): Promise<void> {
-    await this.redis.del(this.key('lock'));
+  /** WhatsApp restricts the number: proactive sends stop until `untilMs`. True when this starts the restriction (not one already on). */
+  async lock(kind: Restriction, untilMs: number, exact: boolean, nowMs = Date.now()): Promise<boolean> {
+    return (await LOCK.run(this.redis, [this.restrictionKey(kind)], [String(Math.round(untilMs)), String(nowMs), exact ? '1' : '0'])) === 1;
   }
 
-  /** Until when proactive sends are stopped; undefined: they are not. */
-  async lockedUntil(nowMs = Date.now()): Promise<number | undefined> {
-    const v = Number((await this.redis.get(this.key('lock'))) ?? 0);
-    return v > nowMs ? v : undefined;
+  /** WhatsApp says the restriction is over. */
+  async unlock(kind: Restriction): Promise<void> {
+    await this.redis.del(this.restrictionKey(kind));
+  }
+
+  /** The restriction that stops proactive sends now (the one that ends last when both are on); undefined: none. */
+  async restriction(nowMs = Date.now()): Promise<{ kind: Restriction; untilMs: number } | undefined> {
+    const [reachout, cap] = (await this.redis.mget(this.restrictionKey('reachout'), this.restrictionKey('cap'))).map((v) => Number(v ?? 0));
+    const r = reachout! >= cap! ? { kind: 'reachout' as const, untilMs: reachout! } : { kind: 'cap' as const, untilMs: cap! };
+    return r.untilMs > nowMs ? r : undefined;
+  }
+
+  /** True the first time it is called for `mark` within `ttlMs` (a warning operators hear once). */
+  async firstTime(mark: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.key(`told:${mark}`), '1', 'PX', Math.max(1000, Math.round(ttlMs)), 'NX')) === 'OK';
   }
 
   /** When the composing indicator of a message was shown (its send waits until then plus the typing time). */

@@ -157,11 +157,26 @@ export function createSandboxDriver(deps: {
       return Promise.resolve({ ok: true });
     },
     'sandbox.limits': (key, args) => {
-      const ms = Number(args.reachoutLockMs);
-      if (!Number.isFinite(ms) || ms < 0) throw new ControlError('bad_request', 'reachoutLockMs: must be a number of ms, 0 or more');
-      if (ms === 0) reachout.delete(key);
-      else reachout.set(key, Date.now() + ms);
-      return Promise.resolve({ ok: true, ...(ms > 0 ? { until: new Date(Date.now() + ms).toISOString() } : {}) });
+      const answer: { ok: true; until?: string; cycleEnds?: string } = { ok: true };
+      if (args.reachoutLockMs !== undefined) {
+        const ms = Number(args.reachoutLockMs);
+        if (!Number.isFinite(ms) || ms < 0) throw new ControlError('bad_request', 'reachoutLockMs: must be a number of ms, 0 or more');
+        if (ms === 0) reachout.delete(key);
+        else reachout.set(key, Date.now() + ms);
+        if (ms > 0) answer.until = new Date(Date.now() + ms).toISOString();
+      }
+      if (args.newChatCap !== undefined) {
+        const cap = args.newChatCap as { status: string; used?: number; quota?: number; cycleEndsInMs?: number };
+        const endsMs = Date.now() + (cap.cycleEndsInMs ?? 24 * 3600_000);
+        socketOf(key).announceNewChatCap({
+          capping_status: cap.status,
+          cycle_end_timestamp: String(Math.floor(endsMs / 1000)),
+          ...(cap.used !== undefined ? { used_quota: cap.used } : {}),
+          ...(cap.quota !== undefined ? { total_quota: cap.quota } : {}),
+        });
+        answer.cycleEnds = new Date(Math.floor(endsMs / 1000) * 1000).toISOString();
+      }
+      return Promise.resolve(answer);
     },
     'sandbox.disconnect': (key, args) => {
       const reason = String(args.reason) as SandboxDisconnect;

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import {
   type AnyMessageContent,
   type AuthenticationCreds,
+  type BaileysEventMap,
   type Contact,
   type WAMessage,
   type WAMessageKey,
@@ -210,6 +211,12 @@ export class SandboxSocket implements WaSocket {
     this.ev.emit('messages.update', [{ key: { remoteJid, id, fromMe: true }, update: { status: value } }]);
   }
 
+  /** WhatsApp's count of the number's new chats, as a live socket announces it (`message-capping.update`). */
+  announceNewChatCap(info: { capping_status: string; cycle_end_timestamp: string; used_quota?: number; total_quota?: number }): void {
+    if (this.closed) return;
+    this.ev.emit('message-capping.update', info as BaileysEventMap['message-capping.update']);
+  }
+
   disconnect(reason: SandboxDisconnect): void {
     this.end(closeError(SANDBOX_DISCONNECTS[reason], `sandbox: ${reason}`));
   }
@@ -250,7 +257,8 @@ export class SandboxSocket implements WaSocket {
   /**
    * As a live socket answers a send during the reach-out lock: the send
    * resolves, then the lock arrives (`connection.update` `reachoutTimeLock`)
-   * and the error ack (`messages.update` status ERROR, stub ['463']). The
+   * and the error ack (`messages.update` status ERROR, stub ['463', text] as
+   * rc14 emits it). The
    * message reaches no one (not in the outbox).
    */
   private refuseForLimit(jid: string, id: string, untilMs: number): Promise<WAMessage> {
@@ -259,7 +267,7 @@ export class SandboxSocket implements WaSocket {
     setTimeout(() => {
       if (this.closed) return;
       this.ev.emit('connection.update', { reachoutTimeLock: { isActive: true, timeEnforcementEnds: new Date(untilMs) } });
-      this.ev.emit('messages.update', [{ key: { remoteJid: jid, id, fromMe: true }, update: { status: proto.WebMessageInfo.Status.ERROR, messageStubParameters: ['463'] } }]);
+      this.ev.emit('messages.update', [{ key: { remoteJid: jid, id, fromMe: true }, update: { status: proto.WebMessageInfo.Status.ERROR, messageStubParameters: ['463', 'Your account has been restricted'] } }]);
     }, 20).unref();
     return Promise.resolve(msg);
   }

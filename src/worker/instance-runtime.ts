@@ -33,9 +33,6 @@ import { waContacts } from './session-contacts.js';
 import { SessionHistory } from './session-history.js';
 import { SessionInbound } from './session-inbound.js';
 
-/** WhatsApp's error acks for a limit: 463 (reach-out time lock, the number may not start new chats) and 479 (new-chat cap). */
-const LIMIT_ERRORS: ReadonlySet<string> = new Set(['463', '479']);
-
 export interface InstanceRuntimeDeps {
   config: Readonly<Config>;
   redis: Redis;
@@ -210,10 +207,9 @@ export class InstanceRuntime {
     socket.ev.on('messages.update', (updates) => {
       for (const { key, update } of updates) {
         if (!key.fromMe || !key.id || typeof update.status !== 'number') continue;
-        // An error ack for a limit (463: reach-out time lock, 479: new-chat cap): WhatsApp took the send, then refused it.
+        // An error ack (status ERROR, the code first in the stub): WhatsApp took the send, then refused it.
         const stub = (update as { messageStubParameters?: unknown }).messageStubParameters;
-        const code = Number(update.status) === 0 && Array.isArray(stub) ? stub.map(String).find((p) => LIMIT_ERRORS.has(p)) : undefined;
-        if (code !== undefined) this.limitRefusal(key.id, String(code));
+        if (Number(update.status) === 0) this.errorAck(key.id, Array.isArray(stub) && stub.length > 0 ? String(stub[0]) : 'unknown');
         else this.receipt(key.id, update.status);
       }
     });
@@ -221,8 +217,10 @@ export class InstanceRuntime {
       const lock = u.reachoutTimeLock;
       if (!lock) return;
       const until = lock.timeEnforcementEnds ? new Date(lock.timeEnforcementEnds).getTime() : undefined;
-      const p = lock.isActive ? this.outbound.reachoutLock(until !== undefined && Number.isFinite(until) ? until : undefined) : this.outbound.reachoutUnlocked();
-      void p.catch((err: unknown) => log.warn({ err: coerceError(err) }, 'could not record the reach-out lock'));
+      void this.outbound.reachoutLock(until !== undefined && Number.isFinite(until) ? until : undefined, !lock.isActive).catch((err: unknown) => log.warn({ err: coerceError(err) }, 'could not record the reach-out lock'));
+    });
+    socket.ev.on('message-capping.update', (info) => {
+      void this.outbound.newChatCap(info).catch((err: unknown) => log.warn({ err: coerceError(err) }, "could not record WhatsApp's new-chat cap"));
     });
     socket.ev.on('groups.update', (updates) => {
       for (const u of updates) {
@@ -266,8 +264,8 @@ export class InstanceRuntime {
     return ignored.includes('all') || ignored.includes(this.instanceKey);
   }
 
-  private limitRefusal(waId: string, code: string): void {
-    void this.outbound.onLimitRefusal(waId, code).catch((err: unknown) => this.log.warn({ err: coerceError(err), waId }, 'could not record a refused send'));
+  private errorAck(waId: string, code: string): void {
+    void this.outbound.onErrorAck(waId, code).catch((err: unknown) => this.log.warn({ err: coerceError(err), waId }, 'could not record a refused send'));
   }
 
   private receipt(waId: string, status: number): void {
@@ -323,7 +321,7 @@ export class InstanceRuntime {
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending, outPending, outStats, historyImport, contactsRun, held] = await Promise.all([
+    const [stats, pending, outPending, outStats, historyImport, contactsRun, held, restricted] = await Promise.all([
       this.pipeline.store.stats(),
       this.pipeline.store.depth(),
       this.outbound.pending(),
@@ -331,6 +329,7 @@ export class InstanceRuntime {
       this.pipeline.history.status(),
       this.pipeline.names.status(),
       this.outbound.held(),
+      this.outbound.restriction(),
     ]);
     const s = this.session;
     return {
@@ -341,7 +340,7 @@ export class InstanceRuntime {
       qrCount: s.qrCount,
       ...(s.lastDisconnect ? { lastDisconnect: s.lastDisconnect } : {}),
       inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
-      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending, held },
+      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending, held, ...(restricted ? { restricted } : {}) },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
       ...(historyImport ? { import: historyImport } : {}),
       ...(contactsRun ? { contacts: contactsRun } : {}),

@@ -54,6 +54,10 @@ describe('safe sending, black box', () => {
     const { json } = await api(daemon, 'GET', '/global-status');
     return (json.instances as Array<{ instance: string; queues: { held: number } }>).find((i) => i.instance === key)?.queues.held ?? 0;
   };
+  const restriction = async (key: string) => {
+    const { json } = await api(daemon, 'GET', '/global-status');
+    return (json.instances as Array<{ instance: string; restricted: { kind: string; until: string } | null }>).find((i) => i.instance === key)?.restricted ?? null;
+  };
   const message = (conv: number, id: number) => double.messages(accountId, conv).find((m) => m.id === id);
 
   async function customerWrites(key: string, from: string, text: string, id: string): Promise<number> {
@@ -137,6 +141,53 @@ describe('safe sending, black box', () => {
     const alerts = double.messages(accountId, notifyConv).filter((m) => (m.content ?? '').includes(key) && (m.content ?? '').includes('restricting this number'));
     expect(alerts).toHaveLength(1);
   }, 90_000);
+
+  it("WhatsApp's new-chat cap: a warning passed on once; capped, proactive messages fail with its reason and one alert while replies go; lifted, they go again", async () => {
+    const key = await link('5511933330004');
+    const inbox = Number(key.split('-')[1]);
+    const limits = (newChatCap: Record<string, unknown>) => api(daemon, 'POST', `/sandbox/instances/${key}/limits`, { newChatCap });
+    const alertsWith = (text: string) => double.messages(accountId, notifyConv).filter((m) => (m.content ?? '').includes(key) && (m.content ?? '').includes(text));
+    const customer = await customerWrites(key, '5511960000004', 'Boa tarde', 'SAFEIN4');
+
+    expect((await limits({ status: 'FIRST_WARNING', used: 40, quota: 50, cycleEndsInMs: 6 * 3600_000 })).status).toBe(200);
+    expect((await limits({ status: 'FIRST_WARNING', used: 41, quota: 50, cycleEndsInMs: 6 * 3600_000 })).status).toBe(200);
+    await until('the warning in the notify conversation', () => Promise.resolve(alertsWith('close to its limit of new chats (40 of 50 used)').length === 1), daemon);
+    // A warning stops nothing.
+    const warned = await agentStarted(inbox, '5511972000001');
+    const m1 = double.createAgentMessage(accountId, warned, { content: 'Novidade 1' });
+    await until('the proactive message sent during the warning', () => Promise.resolve(message(warned, m1.id)?.status === 'sent'), daemon);
+
+    expect((await limits({ status: 'CAPPED', used: 50, quota: 50, cycleEndsInMs: 6 * 3600_000 })).status).toBe(200);
+    await until('the cap in /global-status', async () => (await restriction(key))?.kind === 'cap', daemon);
+    const capped = await agentStarted(inbox, '5511972000002');
+    const m2 = double.createAgentMessage(accountId, capped, { content: 'Novidade 2' });
+    const failed = await until('the proactive message failed', () => Promise.resolve(message(capped, m2.id)?.status === 'failed' && message(capped, m2.id)), daemon);
+    expect(String(failed.content_attributes.external_error)).toMatch(/^WhatsApp's limit of new chats for this number is reached \(until \d\d:\d\d UTC\); the message was not delivered$/);
+    expect((await outbox(key)).some((e) => e.text === 'Novidade 2')).toBe(false);
+    const r = double.createAgentMessage(accountId, customer, { content: 'Boa tarde! Diga.' });
+    await until('the reply sent', () => Promise.resolve(message(customer, r.id)?.status === 'sent'), daemon);
+    await until('the cap in the notify conversation', () => Promise.resolve(alertsWith("WhatsApp's limit of new chats for this number is reached (50 of 50 used)").length === 1), daemon);
+
+    // The next cycle: WhatsApp says the cap is off, and proactive messages go again.
+    expect((await limits({ status: 'NONE', used: 0, quota: 50 })).status).toBe(200);
+    await until('the cap lifted in /global-status', async () => (await restriction(key)) === null, daemon);
+    const after = await agentStarted(inbox, '5511972000003');
+    const m3 = double.createAgentMessage(accountId, after, { content: 'Novidade 3' });
+    await until('the proactive message sent after the cap', () => Promise.resolve(message(after, m3.id)?.status === 'sent'), daemon);
+    expect(alertsWith("limit of new chats for this number is reached")).toHaveLength(1);
+    expect(alertsWith('close to its limit')).toHaveLength(1);
+  }, 90_000);
+
+  it('the sandbox refuses a limits request that names nothing, or a cap status WhatsApp does not send', async () => {
+    const key = (await api(daemon, 'GET', '/global-status')).json.instances as Array<{ instance: string }>;
+    const any = key[0]!.instance;
+    const empty = await api(daemon, 'POST', `/sandbox/instances/${any}/limits`, {});
+    expect(empty.status).toBe(400);
+    expect(JSON.stringify(empty.json)).toContain('give reachoutLockMs, newChatCap or both');
+    const bad = await api(daemon, 'POST', `/sandbox/instances/${any}/limits`, { newChatCap: { status: 'FULL' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toContain('newChatCap.status');
+  });
 
   it('an opted-out customer gets one answer, the label, and no proactive message until they write again', async () => {
     const key = await link('5511933330003');

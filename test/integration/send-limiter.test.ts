@@ -52,15 +52,23 @@ describe('send limiter', () => {
     expect(await s.take('b@s.whatsapp.net', 'b2', limits, 4000, t0 + 4000)).toBe(0);
   });
 
-  it('starts a reach-out lock once, lets an exact end replace an estimate, and ends it', async () => {
+  it('starts a restriction once, lets an exact end replace an estimate, ends it; the later of the lock and the cap applies', async () => {
     const s = new SendSafetyStore(redis, keys, '1-4');
     const now = Date.now();
-    expect(await s.lock(now + 3_600_000, false, now)).toBe(true);
-    expect(await s.lock(now + 3_600_000, false, now)).toBe(false);
-    expect(await s.lock(now + 600_000, true, now)).toBe(false);
-    expect(await s.lockedUntil(now)).toBe(now + 600_000);
-    await s.unlock();
-    expect(await s.lockedUntil(now)).toBeUndefined();
+    expect(await s.lock('reachout', now + 3_600_000, false, now)).toBe(true);
+    expect(await s.lock('reachout', now + 3_600_000, false, now)).toBe(false);
+    expect(await s.lock('reachout', now + 600_000, true, now)).toBe(false);
+    expect(await s.restriction(now)).toEqual({ kind: 'reachout', untilMs: now + 600_000 });
+    // The new-chat cap is a restriction of its own: new once, and the one that ends last is shown.
+    expect(await s.lock('cap', now + 7_200_000, true, now)).toBe(true);
+    expect(await s.restriction(now)).toEqual({ kind: 'cap', untilMs: now + 7_200_000 });
+    await s.unlock('cap');
+    expect(await s.restriction(now)).toEqual({ kind: 'reachout', untilMs: now + 600_000 });
+    await s.unlock('reachout');
+    expect(await s.restriction(now)).toBeUndefined();
+    // A warning is passed on once.
+    expect(await s.firstTime('cap:FIRST_WARNING:1', 60_000)).toBe(true);
+    expect(await s.firstTime('cap:FIRST_WARNING:1', 60_000)).toBe(false);
   });
 
   it('records opt-outs per chat: new once, ended by writing again', async () => {

@@ -27,7 +27,21 @@ const CreateSchema = z
   })
   .refine((b) => (b.inbox === undefined) !== (b.name === undefined), { message: 'give either inbox (an existing API inbox to link) or name (a new API inbox to create), not both', path: ['inbox'] });
 const PhoneSchema = z.object({ phone: z.string().regex(/^\+?[\d\s()-]{8,20}$/, 'must be a phone number with country code') });
-const LimitsSchema = z.object({ reachoutLockMs: z.number().int().min(0, 'must be 0 (no lock) or more').max(7 * 24 * 3600_000, 'must be at most 7 days') });
+const LimitsSchema = z
+  .object({
+    reachoutLockMs: z.number().int().min(0, 'must be 0 (no lock) or more').max(7 * 24 * 3600_000, 'must be at most 7 days').optional(),
+    newChatCap: z
+      .object({
+        status: z.enum(['NONE', 'FIRST_WARNING', 'SECOND_WARNING', 'CAPPED']),
+        used: z.number().int().min(0).optional(),
+        quota: z.number().int().min(0).optional(),
+        cycleEndsInMs: z.number().int().min(0).max(31 * 24 * 3600_000, 'must be at most 31 days').optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((b) => b.reachoutLockMs !== undefined || b.newChatCap !== undefined, { message: 'give reachoutLockMs, newChatCap or both', path: ['reachoutLockMs'] });
 const ReceiptSchema = z.object({ id: z.string().min(1, 'is required'), status: z.enum(['delivered', 'read']) });
 const CallSchema = z.object({
   from: z.string().regex(/^\+?[\d\s()-]{8,20}$|@(s\.whatsapp\.net|lid)$/, 'must be a phone number or a JID'),
@@ -221,7 +235,8 @@ export function operatorRoutes(deps: OperatorRoutesDeps): Router {
     router.post('/sandbox/instances/:instance/disconnect', admin, json, async (req, res) => {
       res.json(await deps.control.call(param(req, 'instance'), 'sandbox.disconnect', parse(DisconnectSchema, req.body)));
     });
-    // WhatsApp's reach-out lock: for `reachoutLockMs`, sends to chats that did not write in 24 h are refused with 463 (0 lifts it).
+    // WhatsApp's reach-out lock: for `reachoutLockMs`, sends to chats that did not write in 24 h are refused with 463 (0 lifts it);
+    // `newChatCap`: WhatsApp's count of new chats as it announces it (`message-capping.update`).
     router.post('/sandbox/instances/:instance/limits', admin, json, async (req, res) => {
       res.json(await deps.control.call(param(req, 'instance'), 'sandbox.limits', parse(LimitsSchema, req.body)));
     });

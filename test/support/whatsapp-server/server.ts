@@ -83,6 +83,8 @@ export class WhatsAppServer implements PeerNetwork {
   private readonly linking: Linking;
   private nextConnectionId = 1;
   private nextTag = 1;
+  /** `<from phone>><to phone>` → the error code its messages are refused with (`refuseMessages`). */
+  private readonly refusals = new Map<string, string>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -239,6 +241,29 @@ export class WhatsAppServer implements PeerNetwork {
     return conn;
   }
 
+  /**
+   * From now on, each message `phone`'s companions send to `to` (a phone
+   * number) is answered with `<ack class="message" error="<code>">` and
+   * reaches no one, as WhatsApp refuses a send (463: the reach-out lock, 479:
+   * a stanza that did not validate). `undefined` ends it.
+   */
+  refuseMessages(phone: string, to: string, code: string | undefined): void {
+    const key = `${digits(phone)}>${digits(to)}`;
+    if (code === undefined) this.refusals.delete(key);
+    else this.refusals.set(key, code);
+  }
+
+  /**
+   * Sends `<notification type="mex">` with `<update op_name>` and `data` as its
+   * JSON payload to the live connection of `phone`, as WhatsApp announces
+   * account state (`NotificationUserReachoutTimelockUpdate`, `MessageCappingInfoNotification`).
+   */
+  notifyMex(phone: string, opName: string, data: Record<string, unknown>): void {
+    this.liveConnection(phone).send(
+      node('notification', { from: 's.whatsapp.net', type: 'mex', id: this.tag(), t: unixSeconds() }, [node('update', { op_name: opName }, Buffer.from(JSON.stringify({ data })))]),
+    );
+  }
+
   /** Sends queued stanzas and `<ib><offline count=N>` to a logged-in connection (done by itself unless `autoOffline: false`). */
   goOnline(conn: ClientConnection): void {
     const companion = conn.companion;
@@ -382,9 +407,16 @@ export class WhatsAppServer implements PeerNetwork {
     if (companion && jid === companion.pnJid) companion.linked = false;
   }
 
+  /** The phone number behind a JID, PN or LID, of someone on the server. */
+  private phoneOf(jid: string | undefined): string | undefined {
+    const who = this.directory.lookup(jid);
+    return who?.kind === 'account' ? who.account.phone : who?.kind === 'peer' ? who.peer.phone : undefined;
+  }
+
   private async onClientMessage(conn: ClientConnection, stanza: BinaryNode): Promise<void> {
-    conn.send(node('ack', { class: 'message', id: stanza.attrs.id, from: stanza.attrs.to, t: unixSeconds() }));
-    if (!conn.companion) return;
+    const refusal = conn.companion ? this.refusals.get(`${conn.companion.account.phone}>${this.phoneOf(stanza.attrs.to)}`) : undefined;
+    conn.send(node('ack', { class: 'message', id: stanza.attrs.id, from: stanza.attrs.to, t: unixSeconds(), ...(refusal ? { error: refusal } : {}) }));
+    if (!conn.companion || refusal) return;
     for (const error of await routeClientMessage(this.directory, conn.companion, stanza)) this.recordError(conn.id, error);
   }
 
