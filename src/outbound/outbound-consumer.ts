@@ -24,7 +24,7 @@ import { BotQuestions } from '../redis/bot-questions.js';
 import { type BotRendering, renderBot } from './bot-render.js';
 import { markdownToWhatsApp } from './markdown.js';
 import { type ConversationJobData, outboundEvent, scheduleConversations } from './outbound-queue.js';
-import { OutboundRecords, WA_RECEIPT_STATUS } from './outbound-records.js';
+import { OutboundRecords, type SentPart, WA_RECEIPT_STATUS } from './outbound-records.js';
 import { type OutboundEvent, type OutboundHead, OutboundStore } from './outbound-store.js';
 import { type NewChatCapInfo, REACHOUT_REFUSAL, restrictionReason, SafeSending, utcTime } from './safe-sending.js';
 import { StatusReporter } from './status-reporter.js';
@@ -137,8 +137,11 @@ export class OutboundConsumer {
   private readonly draining = new Set<Promise<void>>();
   /** WhatsApp ids of the parts being sent now, until they are recorded. */
   private readonly sending = new Set<string>();
-  /** Error acks for parts still being sent (id → code): on a fast link WhatsApp refuses a part before its send returns. */
-  private readonly earlyErrorAcks = new Map<string, string>();
+  /**
+   * What WhatsApp said of parts still being sent (an error ack's code, the
+   * highest receipt): on a fast link its answer comes before the send returns.
+   */
+  private readonly early = new Map<string, { code?: string; status?: number }>();
 
   constructor(private readonly deps: OutboundDeps) {
     const q = deps.config.queue;
@@ -376,10 +379,12 @@ export class OutboundConsumer {
       } finally {
         this.sending.delete(id);
       }
-      // WhatsApp refused the part before it was recorded (its error ack came with the send itself): the refusal applies now.
-      const early = this.earlyErrorAcks.get(id);
-      this.earlyErrorAcks.delete(id);
-      if (early !== undefined && done[String(i)] !== undefined) await this.onErrorAck(done[String(i)]!, early);
+      // WhatsApp answered before the part was recorded: its refusal or receipt applies now.
+      const early = this.early.get(id);
+      this.early.delete(id);
+      const waId = done[String(i)];
+      if (early?.code !== undefined && waId) await this.onErrorAck(waId, early.code);
+      else if (early?.status !== undefined && waId) await this.onReceipt(waId, early.status);
     }
     if (await this.records.raise(j.messageId, j.conversationId, 'sent')) this.reporter.request(j.messageId);
     if (this.deps.config.outbound.markRead) await this.markRead(socket, j.conversationId);
@@ -413,12 +418,8 @@ export class OutboundConsumer {
    * validate) concerns that message alone.
    */
   async onErrorAck(waId: string, code: string): Promise<void> {
-    const part = (await this.records.partOf(waId)) ?? (this.sending.has(waId) ? undefined : await this.records.partOf(waId));
-    if (!part) {
-      // Still being sent: the send applies it once the part is recorded.
-      if (this.sending.has(waId)) this.earlyErrorAcks.set(waId, code);
-      return;
-    }
+    const part = await this.sentPart(waId, { code });
+    if (!part) return;
     let reason: string;
     if (code === REACHOUT_REFUSAL) {
       await this.restrict('reachout', undefined);
@@ -556,9 +557,22 @@ export class OutboundConsumer {
   }
 
   /** A WhatsApp receipt (or the status of an own echo) for a sent part: the message shows the lowest status of its parts, never going back. */
+  /**
+   * The recorded part WhatsApp answered about; undefined for a message that is
+   * not Ponte's, or for a part still being sent, whose answer is then kept for
+   * the send to apply once the part is recorded (a refusal wins over a receipt).
+   */
+  private async sentPart(waId: string, answer: { code?: string; status?: number }): Promise<SentPart | undefined> {
+    const part = (await this.records.partOf(waId)) ?? (this.sending.has(waId) ? undefined : await this.records.partOf(waId));
+    if (part || !this.sending.has(waId)) return part;
+    const kept = this.early.get(waId) ?? {};
+    this.early.set(waId, kept.code !== undefined ? kept : answer.code !== undefined ? { code: answer.code } : { status: Math.max(kept.status ?? 0, answer.status ?? 0) });
+    return undefined;
+  }
+
   async onReceipt(waId: string, waStatus: number): Promise<void> {
     if (!WA_RECEIPT_STATUS[waStatus]) return;
-    const part = await this.records.partOf(waId);
+    const part = await this.sentPart(waId, { status: waStatus });
     if (!part) return;
     const status: CwMessageStatus | undefined = await this.records.receipt(part, waStatus);
     if (status && (await this.records.raise(part.messageId, part.conversationId, status))) this.reporter.request(part.messageId);
