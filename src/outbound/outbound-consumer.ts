@@ -363,6 +363,7 @@ export class OutboundConsumer {
       // Remembered before the options reach the customer: an answer may come back at once.
       if (bot?.question && i === bot.question.step) await this.rememberQuestion(j, bot.question.options, step.poll ? { waId: id, values: step.poll.values, secret: secret! } : undefined);
       let sent: WAMessage | undefined;
+      let early: { code?: string; status?: number } | undefined;
       this.sending.add(id);
       try {
         try {
@@ -378,10 +379,10 @@ export class OutboundConsumer {
         done[String(i)] = waId;
       } finally {
         this.sending.delete(id);
+        early = this.early.get(id);
+        this.early.delete(id);
       }
       // WhatsApp answered before the part was recorded: its refusal or receipt applies now.
-      const early = this.early.get(id);
-      this.early.delete(id);
       const waId = done[String(i)];
       if (early?.code !== undefined && waId) await this.onErrorAck(waId, early.code);
       else if (early?.status !== undefined && waId) await this.onReceipt(waId, early.status);
@@ -556,7 +557,6 @@ export class OutboundConsumer {
     return body ? proto.Message.decode(body) : undefined;
   }
 
-  /** A WhatsApp receipt (or the status of an own echo) for a sent part: the message shows the lowest status of its parts, never going back. */
   /**
    * The recorded part WhatsApp answered about; undefined for a message that is
    * not Ponte's, or for a part still being sent, whose answer is then kept for
@@ -570,6 +570,7 @@ export class OutboundConsumer {
     return undefined;
   }
 
+  /** A WhatsApp receipt (or the status of an own echo) for a sent part: the message shows the lowest status of its parts, never going back. */
   async onReceipt(waId: string, waStatus: number): Promise<void> {
     if (!WA_RECEIPT_STATUS[waStatus]) return;
     const part = await this.sentPart(waId, { status: waStatus });
