@@ -56,7 +56,6 @@ export interface ContactsRunStatus {
   errors: number;
 }
 
-/** What a worker reports about one of its instances. */
 /**
  * What WhatsApp restricts a number with, each stopping proactive sends until
  * it ends: `reachout`, its reach-out time lock (error 463 or the lock it
@@ -64,6 +63,7 @@ export interface ContactsRunStatus {
  */
 export type SendRestriction = 'reachout' | 'cap';
 
+/** What a worker reports about one of its instances. */
 export interface InstanceStatus {
   instanceKey: string;
   state: SessionState;

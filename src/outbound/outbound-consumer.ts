@@ -13,13 +13,13 @@ import { AppError, coerceError } from '../lib/errors.js';
 import { brazilianVariants, digitsOf } from '../lib/phone.js';
 import type { Logger } from '../observability/logger.js';
 import { legacyOutboundQueueName, RETENTION_S, type RedisKeys } from '../redis/keys.js';
-import type { Restriction } from '../redis/send-safety.js';
 import type { InstanceJobs } from '../redis/instance-jobs.js';
 import type { WhatsAppSession } from '../whatsapp/session.js';
 import type { WaSocket } from '../whatsapp/socket.js';
 import { AttachmentFetchError, type AttachmentFetcher } from './attachment-fetch.js';
 import type { OutboundAttachment, OutboundJob } from './inbox-events.js';
 import type { BotOption, BotOptionsStyle } from '../model/bot-question.js';
+import type { SendRestriction } from '../model/instance.js';
 import { BotQuestions } from '../redis/bot-questions.js';
 import { type BotRendering, renderBot } from './bot-render.js';
 import { markdownToWhatsApp } from './markdown.js';
@@ -423,8 +423,7 @@ export class OutboundConsumer {
     if (!part) return;
     let reason: string;
     if (code === REACHOUT_REFUSAL) {
-      await this.restrict('reachout', undefined);
-      reason = restrictionReason('reachout', (await this.safety.store.restriction())?.untilMs ?? Date.now() + this.deps.config.safety.lockDefaultMs);
+      reason = restrictionReason('reachout', await this.restrict('reachout', undefined));
       this.deps.log.warn({ messageId: part.messageId, code }, 'WhatsApp refused a message for its reach-out lock');
     } else {
       reason = `WhatsApp refused this message (error ${code}); it was not delivered. Send it again`;
@@ -465,12 +464,18 @@ export class OutboundConsumer {
     this.deps.alert?.(`WhatsApp warns that this number is close to its limit of new chats${used}; the count starts again ${utcTime(ends)} UTC. Once it is reached, Ponte stops messages to customers who have not written in 24 h until then; replies to customers still go.`);
   }
 
-  /** Proactive sends stop for `kind` until `untilMs`; the notify conversation is told when the restriction is new. */
-  private async restrict(kind: Restriction, untilMs: number | undefined, detail = ''): Promise<void> {
-    if (!(await this.safety.lock(kind, untilMs))) return;
-    const until = utcTime((await this.safety.store.restriction())?.untilMs ?? Date.now());
+  /**
+   * Proactive sends stop for `kind` until `untilMs`; the notify conversation is
+   * told when the restriction is new. Resolves with when proactive sends may go again.
+   */
+  private async restrict(kind: SendRestriction, untilMs: number | undefined, detail = ''): Promise<number> {
+    const isNew = await this.safety.lock(kind, untilMs);
+    const endsMs = (await this.safety.store.restriction())?.untilMs ?? untilMs ?? Date.now() + this.deps.config.safety.lockDefaultMs;
+    if (!isNew) return endsMs;
+    const until = utcTime(endsMs);
     const what = kind === 'cap' ? `WhatsApp's limit of new chats for this number is reached${detail}, until ${until} UTC.` : `WhatsApp is restricting this number from starting new chats until ${until} UTC.`;
     this.deps.alert?.(`${what} Ponte stops messages to customers who have not written in 24 h until then (they fail with that reason); replies to customers still go.`);
+    return endsMs;
   }
 
   /** The bot's question, so the customer's answer (a number, a title, a vote on its poll) comes back as the option it chose. */
@@ -563,8 +568,11 @@ export class OutboundConsumer {
    * the send to apply once the part is recorded (a refusal wins over a receipt).
    */
   private async sentPart(waId: string, answer: { code?: string; status?: number }): Promise<SentPart | undefined> {
-    const part = (await this.records.partOf(waId)) ?? (this.sending.has(waId) ? undefined : await this.records.partOf(waId));
-    if (part || !this.sending.has(waId)) return part;
+    const wasSending = this.sending.has(waId);
+    const part = await this.records.partOf(waId);
+    if (part || !wasSending) return part;
+    // Recorded while it was read: the send has already looked for early answers, so this one is applied here.
+    if (!this.sending.has(waId)) return this.records.partOf(waId);
     const kept = this.early.get(waId) ?? {};
     this.early.set(waId, kept.code !== undefined ? kept : answer.code !== undefined ? { code: answer.code } : { status: Math.max(kept.status ?? 0, answer.status ?? 0) });
     return undefined;

@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisKeys } from '../redis/keys.js';
-import { OptOuts, REPLY_WINDOW_MS, type Restriction, SendSafetyStore } from '../redis/send-safety.js';
+import type { SendRestriction } from '../model/instance.js';
+import { OptOuts, REPLY_WINDOW_MS, SendSafetyStore } from '../redis/send-safety.js';
 import type { OutboundJob } from './inbox-events.js';
 
 export type SafetyDecision = { action: 'go' } | { action: 'hold'; waitMs: number } | { action: 'refuse'; reason: string };
@@ -25,7 +26,7 @@ export interface NewChatCapInfo {
 export const OPTED_OUT_REASON = 'the customer opted out of WhatsApp messages (they wrote an opt-out keyword); it goes again once they write';
 
 /** Words for an agent: why a proactive message did not go while WhatsApp restricts the number. */
-export function restrictionReason(kind: Restriction, untilMs: number): string {
+export function restrictionReason(kind: SendRestriction, untilMs: number): string {
   if (kind === 'cap') return `WhatsApp's limit of new chats for this number is reached (until ${utcTime(untilMs)} UTC); the message was not delivered`;
   return `WhatsApp is temporarily restricting this number from starting new chats (until ${utcTime(untilMs)} UTC); the message was not delivered`;
 }
@@ -113,7 +114,7 @@ export class SafeSending {
   }
 
   /** WhatsApp restricts the number (a refused send, an announced lock or cap), until `untilMs` when it says. True when the restriction is new (operators are told once). */
-  lock(kind: Restriction, untilMs: number | undefined, nowMs = Date.now()): Promise<boolean> {
+  lock(kind: SendRestriction, untilMs: number | undefined, nowMs = Date.now()): Promise<boolean> {
     return this.store.lock(kind, untilMs ?? nowMs + this.deps.config.safety.lockDefaultMs, untilMs !== undefined, nowMs);
   }
 }

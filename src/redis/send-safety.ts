@@ -1,6 +1,6 @@
 /** What keeps a number safe, in Redis per instance: customers' last messages, opt-outs, the proactive-send limiter and WhatsApp's restrictions. */
 import type { Redis } from 'ioredis';
-import type { SendRestriction as Restriction } from '../model/instance.js';
+import type { SendRestriction } from '../model/instance.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript } from './scripts.js';
 
@@ -48,8 +48,6 @@ if spacing > 0 then redis.call('SET', KEYS[3], now + spacing, 'PX', spacing + 10
 redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[6]))
 return 0
 `);
-
-export type { SendRestriction as Restriction } from '../model/instance.js';
 
 /**
  * Starts or extends a restriction; 1 when it was not on (a new one: operators are told).
@@ -136,22 +134,22 @@ export class SendSafetyStore {
     return this.redis.zcard(this.key('held'));
   }
 
-  private restrictionKey(kind: Restriction): string {
+  private restrictionKey(kind: SendRestriction): string {
     return this.key(kind === 'reachout' ? 'lock' : 'cap');
   }
 
   /** WhatsApp restricts the number: proactive sends stop until `untilMs`. True when this starts the restriction (not one already on). */
-  async lock(kind: Restriction, untilMs: number, exact: boolean, nowMs = Date.now()): Promise<boolean> {
+  async lock(kind: SendRestriction, untilMs: number, exact: boolean, nowMs = Date.now()): Promise<boolean> {
     return (await LOCK.run(this.redis, [this.restrictionKey(kind)], [String(Math.round(untilMs)), String(nowMs), exact ? '1' : '0'])) === 1;
   }
 
   /** WhatsApp says the restriction is over. */
-  async unlock(kind: Restriction): Promise<void> {
+  async unlock(kind: SendRestriction): Promise<void> {
     await this.redis.del(this.restrictionKey(kind));
   }
 
   /** The restriction that stops proactive sends now (the one that ends last when both are on); undefined: none. */
-  async restriction(nowMs = Date.now()): Promise<{ kind: Restriction; untilMs: number } | undefined> {
+  async restriction(nowMs = Date.now()): Promise<{ kind: SendRestriction; untilMs: number } | undefined> {
     const [reachout, cap] = (await this.redis.mget(this.restrictionKey('reachout'), this.restrictionKey('cap'))).map((v) => Number(v ?? 0));
     const r = reachout! >= cap! ? { kind: 'reachout' as const, untilMs: reachout! } : { kind: 'cap' as const, untilMs: cap! };
     return r.untilMs > nowMs ? r : undefined;

@@ -167,14 +167,15 @@ export function createSandboxDriver(deps: {
       }
       if (args.newChatCap !== undefined) {
         const cap = args.newChatCap as { status: string; used?: number; quota?: number; cycleEndsInMs?: number };
-        const endsMs = Date.now() + (cap.cycleEndsInMs ?? 24 * 3600_000);
+        // WhatsApp gives the cycle's end in whole Unix seconds.
+        const endsS = Math.floor((Date.now() + (cap.cycleEndsInMs ?? 24 * 3600_000)) / 1000);
         socketOf(key).announceNewChatCap({
           capping_status: cap.status,
-          cycle_end_timestamp: String(Math.floor(endsMs / 1000)),
+          cycle_end_timestamp: String(endsS),
           ...(cap.used !== undefined ? { used_quota: cap.used } : {}),
           ...(cap.quota !== undefined ? { total_quota: cap.quota } : {}),
         });
-        answer.cycleEnds = new Date(Math.floor(endsMs / 1000) * 1000).toISOString();
+        answer.cycleEnds = new Date(endsS * 1000).toISOString();
       }
       return Promise.resolve(answer);
     },
