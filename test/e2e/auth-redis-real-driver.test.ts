@@ -8,17 +8,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import type { proto } from '@whiskeysockets/baileys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { api, type Daemon, killDaemon, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { linkByQr, loginsOf, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { api, type Daemon, instanceStatus, killDaemon, until } from '../support/daemon.js';
+import { SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { linkByQr, loginsOf, realDriverEnv, startRealDriverDaemon, textOf } from '../support/real-whatsapp.js';
 import { randomPrefix, testRedis } from '../support/redis.js';
 import { quietLibsignal, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
 const PHONE = '5511933330101';
-const textOf = (m: proto.IMessage | null | undefined) => m?.conversation ?? m?.extendedTextMessage?.text ?? undefined;
 
 describe('auth state in Redis, one number moving between two daemons', () => {
   let server: WhatsAppServer;
@@ -33,21 +31,15 @@ describe('auth state in Redis, one number moving between two daemons', () => {
   let loudLibsignal: (() => void) | undefined;
 
   const envFor = (sessions: string, hostId: string) =>
-    daemonEnv(
+    realDriverEnv(
       { double, sessions, prefix },
       {
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
         HOST_ID: hostId,
         AUTH_STORE: 'redis',
         AUTH_STORE_KEY: sealKey,
         // The dead daemon's lease runs out soon, so the other one takes the number within seconds.
         INSTANCE_LEASE_TTL_MS: '3000',
         BAILEYS_RECONNECT_DELAY_MS: '250',
-        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
-        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'error',
-        NODE_ENV: 'test',
       },
     );
   const start = async (hostId: string): Promise<Daemon> => {
@@ -58,10 +50,7 @@ describe('auth state in Redis, one number moving between two daemons', () => {
     double.setInboxWebhook(inboxId, `${d.base}/webhook/chatwoot/${key}?token=${SECRET}`);
     return d;
   };
-  const stateOf = async (d: Daemon): Promise<{ state?: string; qrAttempts?: number; host?: string | null } | undefined> => {
-    const { json } = await api(d, 'GET', '/global-status');
-    return (json.instances as Array<{ instance: string; state: string; qrAttempts: number; host: string | null }>).find((i) => i.instance === key);
-  };
+  const stateOf = (d: Daemon) => instanceStatus(d, key);
   const allMessages = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));
 
   beforeAll(async () => {
@@ -137,8 +126,7 @@ describe('auth state in Redis, one number moving between two daemons', () => {
     const wrong = await startRealDriverDaemon(server, { ...envFor(sessions, 'host-c'), AUTH_STORE_KEY: randomBytes(32).toString('hex') }, { detached: true });
     daemons.push(wrong);
     const halted = await until('halted', async () => {
-      const { json } = await api(wrong, 'GET', '/global-status');
-      const i = (json.instances as Array<{ instance: string; state: string; lastError: string | null; qrAttempts: number }>).find((x) => x.instance === key);
+      const i = await instanceStatus(wrong, key);
       // The state travels at once, the rest of the status with the next report.
       return i?.state === 'halted' && i.lastError ? i : undefined;
     }, wrong);

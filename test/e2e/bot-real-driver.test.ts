@@ -11,8 +11,8 @@ import { aesEncryptGCM, hmacSign, proto } from '@whiskeysockets/baileys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { api, type Daemon, instanceStatus, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { linkByQr, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { linkByQr, realDriverEnv, startRealDriverDaemon } from '../support/real-whatsapp.js';
 import { randomPrefix } from '../support/redis.js';
 import { quietLibsignal, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
@@ -40,20 +40,7 @@ describe('a bot question as a poll on the Baileys driver, against a loopback Wha
     server = await startWhatsAppServer();
     double = await startChatwootDouble();
     sessions = await tempDir('ponte-e2e-bots-real-');
-    const env = daemonEnv(
-      { double, sessions, prefix },
-      {
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
-        BOT_OPTIONS_STYLE: 'poll',
-        SHUTDOWN_TIMEOUT_MS: '15000',
-        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
-        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
-        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-        NODE_ENV: 'test',
-      },
-    );
+    const env = realDriverEnv({ double, sessions, prefix }, { BOT_OPTIONS_STYLE: 'poll', SHUTDOWN_TIMEOUT_MS: '15000' });
     daemon = await startRealDriverDaemon(server, env);
   }, 90_000);
 

@@ -11,7 +11,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, type Daemon, startDaemon, stopDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { daemonEnv, linkSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { chatwootApi, daemonEnv, linkSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
 import { randomPrefix } from '../support/redis.js';
 
 type QrDecoder = (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null;
@@ -72,14 +72,7 @@ describe('the erga command, black box', () => {
 
   afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
-  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
-      method,
-      headers: { api_access_token: double.token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const cw = (method: string, path: string, body?: unknown) => chatwootApi(double, accountId, method, path, body);
 
   /** A conversation as an agent (or a website visitor) would make it: any phone typed into the contact. */
   async function typedConversation(phone: string, inboxId: number): Promise<number> {

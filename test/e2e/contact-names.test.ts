@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
-import { daemonEnv, scanSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { chatwootApi, daemonEnv, scanSandbox, SECRET, startConversation, tearDown, tempDir } from '../support/e2e.js';
 import { randomPrefix } from '../support/redis.js';
 
 const SIGNING = 'account-webhook-signing-secret';
@@ -55,14 +55,7 @@ describe('contact names from WhatsApp, black box', () => {
 
   afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
-  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
-      method,
-      headers: { api_access_token: double.token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const cw = (method: string, path: string, body?: unknown) => chatwootApi(double, accountId, method, path, body);
 
   const contactOf = (phone: string) => double.contacts(accountId).find((c) => c.phone_number === `+${phone}`);
   const contactsOf = async (): Promise<ContactsStatus | null> => ((await instanceStatus(daemon, key)) as unknown as { contacts: ContactsStatus | null } | undefined)?.contacts ?? null;
@@ -120,8 +113,7 @@ describe('contact names from WhatsApp, black box', () => {
 
   it('erga contacts creates the contacts with no conversation, once', async () => {
     const sourceId = 'src-operator';
-    const c = (await cw('POST', '/contacts', { inbox_id: site, name: 'Operador', phone_number: '+5521911110000', source_id: sourceId })) as { payload: { contact: { id: number } } };
-    const here = ((await cw('POST', '/conversations', { source_id: sourceId, inbox_id: site, contact_id: c.payload.contact.id })) as { id: number }).id;
+    const here = await startConversation(double, accountId, { inbox: site, name: 'Operador', phone: '+5521911110000', sourceId });
     const conversationsBefore = double.conversations(accountId).length;
 
     double.createAgentMessage(accountId, here, { content: `erga contacts ${inbox}`, private: true, userId: ana });

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
 import { api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
-import { daemonEnv, scanSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { daemonEnv, scanSandbox, SECRET, startConversation, tearDown, tempDir } from '../support/e2e.js';
 import { randomPrefix } from '../support/redis.js';
 
 const TZ = 'America/Sao_Paulo';
@@ -83,21 +83,9 @@ describe('the history import, black box', () => {
 
   afterAll(() => tearDown({ daemons: [daemon], close: [double], prefix, dir: sessions }));
 
-  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
-      method,
-      headers: { api_access_token: double.token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  }
-
   /** A website conversation (where operators read progress). */
   async function siteConversation(phone: string): Promise<number> {
-    const sourceId = `src-${phone}`;
-    const c = (await cw('POST', '/contacts', { inbox_id: site, name: `Operador ${phone}`, phone_number: phone, source_id: sourceId })) as { payload: { contact: { id: number } } };
-    const conv = (await cw('POST', '/conversations', { source_id: sourceId, inbox_id: site, contact_id: c.payload.contact.id })) as { id: number };
-    return conv.id;
+    return startConversation(double, accountId, { inbox: site, name: `Operador ${phone}`, phone, sourceId: `src-${phone}` });
   }
 
   const all = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));

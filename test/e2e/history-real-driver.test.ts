@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
 import { api, type Daemon, instanceStatus, until } from '../support/daemon.js';
-import { daemonEnv, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { currentQr, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { tearDown, tempDir } from '../support/e2e.js';
+import { currentQr, realDriverEnv, startRealDriverDaemon } from '../support/real-whatsapp.js';
 import { randomPrefix } from '../support/redis.js';
 import { quietLibsignal, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
@@ -29,21 +29,7 @@ describe('the history import on the Baileys driver, against a loopback WhatsApp'
     server = await startWhatsAppServer();
     double = await startChatwootDouble({ webhooksEnabled: false });
     sessions = await tempDir('ponte-e2e-hist-real-');
-    const env = daemonEnv(
-      { double, sessions, prefix },
-      {
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
-        TZ: 'UTC',
-        HISTORY_IMPORT_DAYS: '7',
-        SHUTDOWN_TIMEOUT_MS: '15000',
-        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
-        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
-        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-        NODE_ENV: 'test',
-      },
-    );
+    const env = realDriverEnv({ double, sessions, prefix }, { TZ: 'UTC', HISTORY_IMPORT_DAYS: '7', SHUTDOWN_TIMEOUT_MS: '15000' });
     daemon = await startRealDriverDaemon(server, env);
   }, 90_000);
 

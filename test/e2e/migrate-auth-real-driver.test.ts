@@ -10,17 +10,15 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { proto } from '@whiskeysockets/baileys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { api, type Daemon, stopDaemon, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { linkByQr, loginsOf, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { api, type Daemon, instanceStatus, stopDaemon, until } from '../support/daemon.js';
+import { SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { linkByQr, loginsOf, realDriverEnv, startRealDriverDaemon, textOf } from '../support/real-whatsapp.js';
 import { randomPrefix, testRedis } from '../support/redis.js';
 import { quietLibsignal, type SimulatedPeer, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
 const PHONE = '5511933330202';
-const textOf = (m: proto.IMessage | null | undefined) => m?.conversation ?? m?.extendedTextMessage?.text ?? undefined;
 
 describe('migrate-auth: one linked number moved between the file and the Redis store', () => {
   let server: WhatsAppServer;
@@ -36,21 +34,7 @@ describe('migrate-auth: one linked number moved between the file and the Redis s
   let ana: SimulatedPeer;
   let loudLibsignal: (() => void) | undefined;
 
-  const envFor = (authStore: 'file' | 'redis') =>
-    daemonEnv(
-      { double, sessions, prefix },
-      {
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
-        AUTH_STORE: authStore,
-        AUTH_STORE_KEY: sealKey,
-        BAILEYS_RECONNECT_DELAY_MS: '250',
-        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
-        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'error',
-        NODE_ENV: 'test',
-      },
-    );
+  const envFor = (authStore: 'file' | 'redis') => realDriverEnv({ double, sessions, prefix }, { AUTH_STORE: authStore, AUTH_STORE_KEY: sealKey, BAILEYS_RECONNECT_DELAY_MS: '250' });
   const start = async (authStore: 'file' | 'redis'): Promise<Daemon> => {
     const d = await startRealDriverDaemon(server, envFor(authStore));
     daemons.push(d);
@@ -68,10 +52,7 @@ describe('migrate-auth: one linked number moved between the file and the Redis s
       return { code: e.code, stdout: e.stdout ?? '' };
     }
   };
-  const stateOf = async (d: Daemon): Promise<{ state?: string; qrAttempts?: number } | undefined> => {
-    const { json } = await api(d, 'GET', '/global-status');
-    return (json.instances as Array<{ instance: string; state: string; qrAttempts: number }>).find((i) => i.instance === key);
-  };
+  const stateOf = (d: Daemon) => instanceStatus(d, key);
   const allMessages = (): CwMessageRecord[] => double.conversations(accountId).flatMap((c) => double.messages(accountId, c.id));
   const inRedis = async (): Promise<{ creds: string | null; keys: Record<string, string> }> => {
     const redis = testRedis();

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
 import { ADMIN, api, type Daemon, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { currentQr, loginsOf, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
+import { currentQr, loginsOf, realDriverEnv, startRealDriverDaemon } from '../support/real-whatsapp.js';
 import { randomPrefix } from '../support/redis.js';
 import { PasskeyRequiredError, quietLibsignal, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
@@ -57,20 +57,14 @@ describe('a number that WhatsApp asks for a passkey before linking', () => {
     accountId = double.addAccount().id;
     agentId = double.addUser({ name: 'Ana', email: AGENT }).id;
     sessions = await tempDir('ponte-e2e-passkey-');
-    const env = daemonEnv(
+    const env = realDriverEnv(
       { double, sessions, prefix },
       {
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
         BAILEYS_RECONNECT_DELAY_MS: String(RECONNECT_DELAY_MS),
         CHATWOOT_ACCOUNT_WEBHOOK_SECRET: SIGNING,
         WEBHOOK_AUTHORIZED_AGENT_EMAILS: AGENT,
         SHUTDOWN_TIMEOUT_MS: '15000',
-        SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
         BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'silent',
-        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-        NODE_ENV: 'test',
       },
     );
     daemon = await startRealDriverDaemon(server, env);

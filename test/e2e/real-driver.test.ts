@@ -14,12 +14,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import type { proto } from '@whiskeysockets/baileys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwContactRecord, type CwMessageRecord } from '../support/chatwoot-double/index.js';
 import { api, type Daemon, instanceStatus, stopDaemon, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { linkByPairingCode, linkByQr, loginsOf, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
+import { linkByPairingCode, linkByQr, loginsOf, realDriverEnv, startRealDriverDaemon, textOf } from '../support/real-whatsapp.js';
 import { randomPrefix } from '../support/redis.js';
 import { type CompanionDevice, quietLibsignal, type SimulatedPeer, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
@@ -40,7 +39,6 @@ interface GlobalStatusInstance {
   counters: { sent: number };
 }
 
-const textOf = (m: proto.IMessage | null | undefined) => m?.conversation ?? m?.extendedTextMessage?.text ?? undefined;
 const RANK = { failed: 0, sent: 1, delivered: 2, read: 3 } as const;
 
 /** The daemon's JSON log lines in these output chunks (a line cut at the first chunk's start is skipped). */
@@ -90,20 +88,13 @@ describe('the daemon on the Baileys driver, against a loopback WhatsApp', () => 
     double = await startChatwootDouble();
     accountId = double.addAccount().id;
     sessions = await tempDir('ponte-e2e-real-');
-    env = daemonEnv(
+    env = realDriverEnv(
       { double, sessions, prefix },
       {
-        // The Baileys driver (`startRealDriverDaemon` sets it), which shows no sandbox QRs.
-        WHATSAPP_DRIVER: undefined,
-        SANDBOX_QR_INTERVAL_MS: undefined,
-        MAX_WORKERS: '1',
         BAILEYS_RECONNECT_DELAY_MS: String(RECONNECT_DELAY_MS),
         SHUTDOWN_TIMEOUT_MS: '15000',
         // `info` at least: the restore check reads the session-state lines.
         SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'info',
-        BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
-        CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
-        NODE_ENV: 'test',
       },
     );
     daemon = await startRealDriverDaemon(server, env);

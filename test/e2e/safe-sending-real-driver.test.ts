@@ -7,17 +7,15 @@
  * (`MessageCappingInfoNotification`), stop proactive sends with a reason and
  * one alert while replies to customers go, until WhatsApp lifts them.
  */
-import type { proto } from '@whiskeysockets/baileys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startChatwootDouble, type ChatwootDouble, type CwMessageRecord } from '../support/chatwoot-double/index.js';
-import { api, type Daemon, until } from '../support/daemon.js';
-import { daemonEnv, SECRET, tearDown, tempDir, VERBOSE } from '../support/e2e.js';
-import { linkByQr, startRealDriverDaemon } from '../support/real-whatsapp.js';
+import { api, type Daemon, instanceStatus, until } from '../support/daemon.js';
+import { SECRET, startConversation, tearDown, tempDir } from '../support/e2e.js';
+import { linkByQr, realDriverEnv, startRealDriverDaemon, textOf } from '../support/real-whatsapp.js';
 import { randomPrefix } from '../support/redis.js';
 import { quietLibsignal, type SimulatedPeer, startWhatsAppServer, type WhatsAppServer } from '../support/whatsapp-server/index.js';
 
 const PHONE = '5511933330303';
-const textOf = (m: proto.IMessage | null | undefined) => m?.conversation ?? m?.extendedTextMessage?.text ?? undefined;
 
 describe('WhatsApp refusals and restrictions on the Baileys driver', () => {
   let server: WhatsAppServer;
@@ -34,15 +32,6 @@ describe('WhatsApp refusals and restrictions on the Baileys driver', () => {
   let strangers = 0;
   let loudLibsignal: (() => void) | undefined;
 
-  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
-      method,
-      headers: { api_access_token: double.token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  }
-
   /** The phone number of the next stranger. */
   const nextStranger = () => `55119710003${String(strangers + 1).padStart(2, '0')}`;
 
@@ -51,10 +40,8 @@ describe('WhatsApp refusals and restrictions on the Baileys driver', () => {
     const phone = nextStranger();
     strangers += 1;
     const peer = server.addPeer({ phone, pushName: `Cliente ${strangers}` });
-    const sourceId = `${phone}@s.whatsapp.net`;
-    const c = (await cw('POST', '/contacts', { inbox_id: inboxId, name: `Cliente ${strangers}`, phone_number: `+${phone}`, source_id: sourceId })) as { payload: { contact: { id: number } } };
-    const conv = (await cw('POST', '/conversations', { source_id: sourceId, inbox_id: inboxId, contact_id: c.payload.contact.id })) as { id: number };
-    return { peer, conv: conv.id };
+    const conv = await startConversation(double, accountId, { inbox: inboxId, name: `Cliente ${strangers}`, phone: `+${phone}`, sourceId: `${phone}@s.whatsapp.net` });
+    return { peer, conv };
   }
 
   const message = (conv: number, id: number): CwMessageRecord | undefined => double.messages(accountId, conv).find((m) => m.id === id);
@@ -64,8 +51,7 @@ describe('WhatsApp refusals and restrictions on the Baileys driver', () => {
     return typeof reason === 'string' ? reason : '';
   };
   const received = (peer: SimulatedPeer, text: string) => peer.messages.items.some((m) => textOf(m.message) === text);
-  const restricted = async () =>
-    ((await api(daemon, 'GET', '/global-status')).json.instances as Array<{ instance: string; restricted: { kind: string; until: string } | null }>).find((i) => i.instance === key)?.restricted ?? null;
+  const restricted = async () => (await instanceStatus(daemon, key))?.restricted ?? null;
   const alerts = (text: string) => double.messages(accountId, notifyConv).filter((m) => (m.content ?? '').includes(key) && (m.content ?? '').includes(text));
 
   /** An agent writes `text` to a new stranger; resolves once Chatwoot shows it `status`. */
@@ -84,27 +70,13 @@ describe('WhatsApp refusals and restrictions on the Baileys driver', () => {
     const site = double.addInbox({ accountId, name: 'Site' }).id;
     inboxId = double.addInbox({ accountId, name: 'WhatsApp Loja' }).id;
     key = `${accountId}-${inboxId}`;
-    const c = (await cw('POST', '/contacts', { inbox_id: site, name: 'Operações', source_id: 'ops' })) as { payload: { contact: { id: number } } };
-    notifyConv = ((await cw('POST', '/conversations', { source_id: 'ops', inbox_id: site, contact_id: c.payload.contact.id })) as { id: number }).id;
+    notifyConv = await startConversation(double, accountId, { inbox: site, name: 'Operações', sourceId: 'ops' });
     sessions = await tempDir('ponte-e2e-safe-real-');
-    daemon = await startRealDriverDaemon(
-      server,
-      daemonEnv(
-        { double, sessions, prefix },
-        {
-          WHATSAPP_DRIVER: undefined,
-          SANDBOX_QR_INTERVAL_MS: undefined,
-          MAX_WORKERS: '1',
-          SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
-          BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'error',
-          NODE_ENV: 'test',
-        },
-      ),
-    );
+    daemon = await startRealDriverDaemon(server, realDriverEnv({ double, sessions, prefix }));
     double.setInboxWebhook(inboxId, `${daemon.base}/webhook/chatwoot/${key}?token=${SECRET}`);
     expect((await api(daemon, 'POST', '/admin/instances', { inbox: inboxId, account: accountId, notify: { account: accountId, conversation: notifyConv } })).status).toBe(201);
     await linkByQr(daemon, server, key, PHONE);
-    await until('open', async () => ((await api(daemon, 'GET', '/global-status')).json.instances as Array<{ instance: string; state: string }>).some((i) => i.instance === key && i.state === 'open'), daemon);
+    await until('open', async () => (await instanceStatus(daemon, key))?.state === 'open', daemon);
     // A customer who writes: the agent's answers to her are replies, never restricted.
     ana = server.addPeer({ phone: '5511987650303', pushName: 'Ana' });
     const hello = await ana.sendText(server.account(PHONE)!, 'Oi, queria falar com vocês');

@@ -3,6 +3,7 @@
  * process for black-box tests, and talks to it over HTTP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { GlobalStatus } from '../../src/model/global-status.js';
 import { freePort } from '../../src/redis/redis-server.js';
 
 export const ADMIN = 'e2e-admin-token-0123456789';
@@ -97,11 +98,8 @@ export async function api(d: Daemon, method: string, path: string, body?: unknow
   return { status: res.status, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-export interface StatusInstance {
-  instance: string;
-  worker: number | null;
-  state?: string;
-}
+/** One instance as `GET /global-status` shows it. */
+export type StatusInstance = GlobalStatus['instances'][number];
 
 export async function instanceStatus(d: Daemon, key: string): Promise<StatusInstance | undefined> {
   const { json } = await api(d, 'GET', '/global-status');

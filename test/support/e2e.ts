@@ -56,6 +56,23 @@ export function daemonEnv(world: DaemonWorld, overrides: Record<string, string |
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
+/** A call to the Chatwoot double's REST API under its access token, as an integration makes it; resolves with the JSON answer. */
+export async function chatwootApi(double: ChatwootDouble, accountId: number, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
+    method,
+    headers: { api_access_token: double.token, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** A contact of `inbox` (under `sourceId`) and a conversation with them, as an agent starts one in Chatwoot; resolves with the conversation's id. */
+export async function startConversation(double: ChatwootDouble, accountId: number, o: { inbox: number; name: string; sourceId: string; phone?: string }): Promise<number> {
+  const c = (await chatwootApi(double, accountId, 'POST', '/contacts', { inbox_id: o.inbox, name: o.name, ...(o.phone ? { phone_number: o.phone } : {}), source_id: o.sourceId })) as { payload: { contact: { id: number } } };
+  const conv = (await chatwootApi(double, accountId, 'POST', '/conversations', { source_id: o.sourceId, inbox_id: o.inbox, contact_id: c.payload.contact.id })) as { id: number };
+  return conv.id;
+}
+
 /** Waits for the sandbox instance `key` to show a QR, scans it as `phone`, and waits until it is open. */
 export async function scanSandbox(d: Daemon, key: string, phone: string): Promise<void> {
   await until(`a QR for ${key}`, async () => (await instanceStatus(d, key))?.state === 'awaiting_scan', d);

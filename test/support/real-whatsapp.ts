@@ -6,8 +6,31 @@
  * number (QR read from the admin API and scanned by the server's phone side,
  * or a pairing code typed on the phone).
  */
+import type { proto } from '@whiskeysockets/baileys';
 import { api, type Daemon, type DaemonOptions, startDaemon, until } from './daemon.js';
+import { daemonEnv, type DaemonWorld, VERBOSE } from './e2e.js';
 import { type ClientConnection, type CompanionDevice, preloadEnv, preloadNodeArgs, type WhatsAppServer } from './whatsapp-server/index.js';
+
+/** The text of a WhatsApp message a phone received (plain or extended text), undefined for other kinds. */
+export const textOf = (m: proto.IMessage | null | undefined): string | undefined => m?.conversation ?? m?.extendedTextMessage?.text ?? undefined;
+
+/**
+ * The environment of a daemon on `world` for `startRealDriverDaemon` (which
+ * sets the driver; no sandbox QR interval): one worker, warnings only unless
+ * PONTE_TEST_LOG=1, with `overrides` on top (`undefined` leaves a variable out).
+ */
+export function realDriverEnv(world: DaemonWorld, overrides: Record<string, string | undefined> = {}): Record<string, string> {
+  return daemonEnv(world, {
+    WHATSAPP_DRIVER: undefined,
+    SANDBOX_QR_INTERVAL_MS: undefined,
+    MAX_WORKERS: '1',
+    SERVER_LOG_LEVEL: VERBOSE ? 'debug' : 'warn',
+    BAILEYS_LOG_LEVEL_INSTANCE: VERBOSE ? 'debug' : 'warn',
+    CHATWOOT_QUEUE_WORKER_LOG_LEVEL: 'warn',
+    NODE_ENV: 'test',
+    ...overrides,
+  });
+}
 
 /**
  * Starts the daemon with the Baileys driver, its sockets (in every worker)
