@@ -6,9 +6,9 @@
  * label, and no proactive message; "typing…" precedes each agent message.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, api, type Daemon, startDaemon, until } from '../support/daemon.js';
+import { ADMIN, api, type Daemon, instanceStatus, startDaemon, until } from '../support/daemon.js';
 import { startChatwootDouble, type ChatwootDouble } from '../support/chatwoot-double/index.js';
-import { daemonEnv, scanSandbox, SECRET, tearDown, tempDir } from '../support/e2e.js';
+import { daemonEnv, scanSandbox, SECRET, startConversation, tearDown, tempDir } from '../support/e2e.js';
 import { randomPrefix } from '../support/redis.js';
 import type { OutboxEntry } from '../../src/sandbox/schemas.js';
 
@@ -23,21 +23,10 @@ describe('safe sending, black box', () => {
   let site: number;
   let notifyConv: number;
 
-  async function cw(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`${double.url}/api/v1/accounts/${accountId}${path}`, {
-      method,
-      headers: { api_access_token: double.token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  }
-
   /** A conversation an agent starts in `inbox` with a customer who never wrote. */
   async function agentStarted(inbox: number, phone: string): Promise<number> {
     const sourceId = inbox === site ? `src-${phone}` : `${phone}@s.whatsapp.net`;
-    const c = (await cw('POST', '/contacts', { inbox_id: inbox, name: `Cliente ${phone}`, phone_number: `+${phone}`, source_id: sourceId })) as { payload: { contact: { id: number } } };
-    const conv = (await cw('POST', '/conversations', { source_id: sourceId, inbox_id: inbox, contact_id: c.payload.contact.id })) as { id: number };
-    return conv.id;
+    return startConversation(double, accountId, { inbox, name: `Cliente ${phone}`, phone: `+${phone}`, sourceId });
   }
 
   async function link(phone: string): Promise<string> {
@@ -50,14 +39,8 @@ describe('safe sending, black box', () => {
   }
 
   const outbox = async (key: string) => ((await api(daemon, 'GET', `/sandbox/instances/${key}/outbox`)).json.messages as OutboxEntry[]) ?? [];
-  const held = async (key: string) => {
-    const { json } = await api(daemon, 'GET', '/global-status');
-    return (json.instances as Array<{ instance: string; queues: { held: number } }>).find((i) => i.instance === key)?.queues.held ?? 0;
-  };
-  const restriction = async (key: string) => {
-    const { json } = await api(daemon, 'GET', '/global-status');
-    return (json.instances as Array<{ instance: string; restricted: { kind: string; until: string } | null }>).find((i) => i.instance === key)?.restricted ?? null;
-  };
+  const held = async (key: string) => (await instanceStatus(daemon, key))?.queues.held ?? 0;
+  const restriction = async (key: string) => (await instanceStatus(daemon, key))?.restricted ?? null;
   const message = (conv: number, id: number) => double.messages(accountId, conv).find((m) => m.id === id);
 
   async function customerWrites(key: string, from: string, text: string, id: string): Promise<number> {
@@ -159,6 +142,9 @@ describe('safe sending, black box', () => {
 
     expect((await limits({ status: 'CAPPED', used: 50, quota: 50, cycleEndsInMs: 6 * 3600_000 })).status).toBe(200);
     await until('the cap in /global-status', async () => (await restriction(key))?.kind === 'cap', daemon);
+    const metrics = await fetch(`${daemon.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.text());
+    expect(metrics).toContain(`ponte_instance_restricted{instance="${key}",kind="cap"} 1`);
+    expect(metrics).toContain(`ponte_instance_restricted{instance="${key}",kind="reachout"} 0`);
     const capped = await agentStarted(inbox, '5511972000002');
     const m2 = double.createAgentMessage(accountId, capped, { content: 'Novidade 2' });
     const failed = await until('the proactive message failed', () => Promise.resolve(message(capped, m2.id)?.status === 'failed' && message(capped, m2.id)), daemon);
@@ -179,8 +165,9 @@ describe('safe sending, black box', () => {
   }, 90_000);
 
   it('the sandbox refuses a limits request that names nothing, or a cap status WhatsApp does not send', async () => {
-    const key = (await api(daemon, 'GET', '/global-status')).json.instances as Array<{ instance: string }>;
-    const any = key[0]!.instance;
+    // Any instance the earlier cases linked.
+    const [linked] = (await api(daemon, 'GET', '/global-status')).json.instances as Array<{ instance: string }>;
+    const any = linked!.instance;
     const empty = await api(daemon, 'POST', `/sandbox/instances/${any}/limits`, {});
     expect(empty.status).toBe(400);
     expect(JSON.stringify(empty.json)).toContain('give reachoutLockMs, newChatCap or both');
