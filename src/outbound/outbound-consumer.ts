@@ -401,14 +401,9 @@ export class OutboundConsumer {
     if (typing.waitMs > 0) throw new OutboundHeld(typing.waitMs);
   }
 
-  /** Messages held by the limiter, over every conversation. */
-  held(): Promise<number> {
-    return this.safety.store.heldCount();
-  }
-
-  /** WhatsApp's restriction stopping proactive sends now, if any. */
-  restriction(): ReturnType<SafeSending['store']['restriction']> {
-    return this.safety.store.restriction();
+  /** Messages held by the limiter, over every conversation, and WhatsApp's restriction stopping proactive sends now, if any. */
+  safetyStatus(): ReturnType<SafeSending['store']['status']> {
+    return this.safety.store.status();
   }
 
   /**

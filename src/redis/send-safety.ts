@@ -70,6 +70,13 @@ export interface SendLimits {
   newChatsPerHour: number;
 }
 
+/** Of the reach-out lock's and the cap's ends (`restrictionKey` order), the later one if it is still to come. */
+function pickRestriction(values: ReadonlyArray<string | null>, nowMs: number): { kind: SendRestriction; untilMs: number } | undefined {
+  const [reachout = 0, cap = 0] = values.map((v) => Number(v ?? 0));
+  const r = reachout >= cap ? { kind: 'reachout' as const, untilMs: reachout } : { kind: 'cap' as const, untilMs: cap };
+  return r.untilMs > nowMs ? r : undefined;
+}
+
 /** Per-instance safety records. Every process of every host shares them through Redis. */
 export class SendSafetyStore {
   constructor(
@@ -128,10 +135,22 @@ export class SendSafetyStore {
     await this.redis.zrem(this.key('held'), String(messageId));
   }
 
-  /** Messages waiting for the limiter (entries older than a day are dropped: their conversations went away). */
-  async heldCount(): Promise<number> {
-    await this.redis.zremrangebyscore(this.key('held'), '-inf', Date.now() - REPLY_WINDOW_MS);
-    return this.redis.zcard(this.key('held'));
+  /**
+   * What the status shows, in one round trip: the messages waiting for the
+   * limiter (entries older than a day are dropped: their conversations went
+   * away) and the restriction on now.
+   */
+  async status(nowMs = Date.now()): Promise<{ held: number; restricted?: { kind: SendRestriction; untilMs: number } }> {
+    const replies = await this.redis
+      .pipeline()
+      .zremrangebyscore(this.key('held'), '-inf', nowMs - REPLY_WINDOW_MS)
+      .zcard(this.key('held'))
+      .mget(this.restrictionKey('reachout'), this.restrictionKey('cap'))
+      .exec();
+    const failed = replies?.find(([err]) => err)?.[0];
+    if (!replies || failed) throw failed ?? new Error('the status pipeline was not run');
+    const restricted = pickRestriction(replies[2]![1] as Array<string | null>, nowMs);
+    return { held: Number(replies[1]![1]), ...(restricted ? { restricted } : {}) };
   }
 
   private restrictionKey(kind: SendRestriction): string {
@@ -150,9 +169,7 @@ export class SendSafetyStore {
 
   /** The restriction that stops proactive sends now (the one that ends last when both are on); undefined: none. */
   async restriction(nowMs = Date.now()): Promise<{ kind: SendRestriction; untilMs: number } | undefined> {
-    const [reachout, cap] = (await this.redis.mget(this.restrictionKey('reachout'), this.restrictionKey('cap'))).map((v) => Number(v ?? 0));
-    const r = reachout! >= cap! ? { kind: 'reachout' as const, untilMs: reachout! } : { kind: 'cap' as const, untilMs: cap! };
-    return r.untilMs > nowMs ? r : undefined;
+    return pickRestriction(await this.redis.mget(this.restrictionKey('reachout'), this.restrictionKey('cap')), nowMs);
   }
 
   /** True the first time it is called for `mark` within `ttlMs` (a warning operators hear once). */

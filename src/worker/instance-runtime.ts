@@ -321,15 +321,14 @@ export class InstanceRuntime {
   }
 
   async status(): Promise<InstanceStatus> {
-    const [stats, pending, outPending, outStats, historyImport, contactsRun, held, restricted] = await Promise.all([
+    const [stats, pending, outPending, outStats, historyImport, contactsRun, safety] = await Promise.all([
       this.pipeline.store.stats(),
       this.pipeline.store.depth(),
       this.outbound.pending(),
       this.deps.redis.hmget(this.deps.keys.stats(this.instanceKey), 'sent', 'failed'),
       this.pipeline.history.status(),
       this.pipeline.names.status(),
-      this.outbound.held(),
-      this.outbound.restriction(),
+      this.outbound.safetyStatus(),
     ]);
     const s = this.session;
     return {
@@ -340,7 +339,7 @@ export class InstanceRuntime {
       qrCount: s.qrCount,
       ...(s.lastDisconnect ? { lastDisconnect: s.lastDisconnect } : {}),
       inbound: { received: stats.received, relayed: stats.relayed, parked: stats.parked, retried: stats.retried, pending },
-      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending, held, ...(restricted ? { restricted } : {}) },
+      outbound: { sent: Number(outStats[0] ?? 0), failed: Number(outStats[1] ?? 0), pending: outPending, ...safety },
       ...(this.lastMessageAtMs ? { lastMessageAtMs: this.lastMessageAtMs } : {}),
       ...(historyImport ? { import: historyImport } : {}),
       ...(contactsRun ? { contacts: contactsRun } : {}),

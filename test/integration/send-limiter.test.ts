@@ -62,6 +62,10 @@ describe('send limiter', () => {
     // The new-chat cap is a restriction of its own: new once, and the one that ends last is shown.
     expect(await s.lock('cap', now + 7_200_000, true, now)).toBe(true);
     expect(await s.restriction(now)).toEqual({ kind: 'cap', untilMs: now + 7_200_000 });
+    // The status reads it with the held count in one go.
+    await s.hold(41);
+    expect(await s.status(now)).toEqual({ held: 1, restricted: { kind: 'cap', untilMs: now + 7_200_000 } });
+    await s.release(41);
     await s.unlock('cap');
     expect(await s.restriction(now)).toEqual({ kind: 'reachout', untilMs: now + 600_000 });
     await s.unlock('reachout');
