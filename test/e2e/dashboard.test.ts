@@ -76,6 +76,9 @@ describe.skipIf(!hasTmux)('dashboard.sh under tmux', () => {
     expect(instancesHead).toBeGreaterThan(hostsHead);
     expect(screen).toMatch(new RegExp(`^${HOST} \\*\\s+alive\\s+1\\s+1\\s+2/2\\s+\\d+[smhd]`, 'm'));
     expect(screen).toMatch(new RegExp(`^${key}\\s+open\\s+\\+5511944443333\\s+${HOST}\\s+[01]\\s+\\d`, 'm'));
+    // WhatsApp's new-chat cap shows beside the instance, with its end.
+    expect((await api(daemon, 'POST', `/sandbox/instances/${key}/limits`, { newChatCap: { status: 'CAPPED', cycleEndsInMs: 3600_000 } })).status).toBe(200);
+    await until('the cap on the dashboard', () => Promise.resolve(new RegExp(`^${key}\\s+open .*new-chat cap until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC`, 'm').test(pane(name)) || undefined));
 
     tmux('send-keys', '-t', name, 'C-c');
     await until('the dashboard to exit', () => Promise.resolve(!alive(name)));
