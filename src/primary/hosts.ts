@@ -38,7 +38,7 @@ export interface HostEntry {
   hostId: string;
   /** Its heartbeat is still in Redis: it may hold leases and placements. */
   alive: boolean;
-  /** Its heartbeat was renewed within the last few beats (`answering`). */
+  /** Its heartbeat was renewed within the last few beats, as `answering()` tells. */
   answering: boolean;
   lastSeenAtMs: number;
   beat?: HostBeat;
